@@ -1,0 +1,202 @@
+/**
+ * `deno task bench-file [--size 1G] [--rounds 3]`: times a loopback File-TCP
+ * transfer against the baseline `nc` with `md5sum` on both ends, run side by
+ * side in the same run, and prints the ratio and both tools' peak memory.
+ *
+ * Baseline: `tee >(md5sum) < FILE | nc -N` into `nc -l | tee OUT | md5sum`.
+ * Ours: `tcp/file_client.ts` into `tcp/file_server.ts`, each a process.
+ * It runs with --allow-all because Deno grants /proc (peak memory) only so.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parseFlags, parseSizeFlag, runMain } from "../lib/cli.ts";
+import { UserError } from "../lib/errors.ts";
+import { formatBytes } from "../lib/format.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Peak resident memory (VmHWM) of a process in bytes, or 0 once it is gone. */
+async function peakRss(pid: number): Promise<number> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Watches a process's peak memory until `done` settles. */
+async function watchPeak(pid: number, done: Promise<unknown>): Promise<number> {
+  let peak = 0;
+  let finished = false;
+  done.finally(() => finished = true);
+  while (!finished) {
+    peak = Math.max(peak, await peakRss(pid));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return peak;
+}
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function baseline(file: string, out: string): Promise<number> {
+  const port = await freePort();
+  // nc prints nothing when it listens; give it a moment before sending.
+  const rx = new Deno.Command("bash", {
+    args: ["-c", `nc -l 127.0.0.1 ${port} | tee '${out}' | md5sum`],
+    stdout: "piped",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 300));
+  const start = performance.now();
+  const tx = await new Deno.Command("bash", {
+    args: ["-c", `tee >(md5sum >&2) < '${file}' | nc -N 127.0.0.1 ${port}`],
+    stderr: "piped",
+  }).output();
+  const got = await rx.output();
+  const seconds = (performance.now() - start) / 1000;
+  const sent = new TextDecoder().decode(tx.stderr).split(" ")[0];
+  const received = new TextDecoder().decode(got.stdout).split(" ")[0];
+  if (sent !== received || sent.length !== 32) {
+    throw new UserError(`Baseline MD5s differ: ${sent} and ${received}`);
+  }
+  return seconds;
+}
+
+interface OursResult {
+  seconds: number;
+  clientPeak: number;
+  serverPeak: number;
+}
+
+async function ours(file: string, dir: string): Promise<OursResult> {
+  const server = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env=INIT_CWD",
+      join(ROOT, "tcp/file_server.ts"),
+      "--port",
+      "0",
+      "--dir",
+      dir,
+      "--overwrite",
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("listening on")) {
+    const { value, done } = await reader.read();
+    if (done) throw new UserError(`File server did not start: ${text}`);
+    text += value;
+  }
+  const port = /listening on [^:]+:(\d+)/.exec(text)![1];
+  try {
+    return await timeClient(file, port, server.pid);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+    await reader.cancel();
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile) await Deno.remove(join(dir, e.name));
+    }
+  }
+}
+
+async function timeClient(file: string, port: string, serverPid: number): Promise<OursResult> {
+  const start = performance.now();
+  const client = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-env=INIT_CWD",
+      join(ROOT, "tcp/file_client.ts"),
+      "--port",
+      port,
+      file,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const exit = client.output();
+  const clientPeak = watchPeak(client.pid, exit);
+  const out = await exit;
+  const seconds = (performance.now() - start) / 1000;
+  if (out.code !== 0) throw new UserError("File client failed");
+  const serverPeak = await peakRss(serverPid);
+  return { seconds, clientPeak: await clientPeak, serverPeak };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+const FLAGS = {
+  size: { type: "string", default: "1G", value: "SIZE", help: "size of the test file" },
+  rounds: { type: "string", default: "3", value: "N", help: "rounds of each, alternating" },
+  tmp: {
+    type: "string",
+    default: "",
+    value: "DIR",
+    help: "where the file and copies go (default the system temp dir; /dev/shm takes the disk out)",
+  },
+} as const;
+
+runMain(async () => {
+  const { flags } = parseFlags(Deno.args, FLAGS, {
+    usage: "deno task bench-file",
+    summary: "Time File-TCP against nc + md5sum on loopback, side by side.",
+  });
+  const size = parseSizeFlag("size", flags.size);
+  const rounds = Number(flags.rounds);
+  for (const tool of ["nc", "md5sum", "tee", "head"]) {
+    const ok = await new Deno.Command("bash", { args: ["-c", `command -v ${tool}`] }).output();
+    if (ok.code !== 0) throw new UserError(`${tool} is not installed (apt-get install netcat-openbsd)`);
+  }
+  const work = await Deno.makeTempDir({ prefix: "bench-file-", dir: flags.tmp || undefined });
+  try {
+    const file = join(work, "payload.bin");
+    await new Deno.Command("bash", {
+      args: ["-c", `head -c ${size} /dev/urandom > '${file}'`],
+    }).output();
+    const recv = join(work, "recv");
+    await Deno.mkdir(recv);
+    const base: number[] = [];
+    const mine: OursResult[] = [];
+    console.log(
+      `Moving ${formatBytes(size)} over loopback, ${rounds} rounds each, alternating, in ${work}`,
+    );
+    for (let i = 0; i < rounds; i++) {
+      base.push(await baseline(file, join(work, "nc-out.bin")));
+      await Deno.remove(join(work, "nc-out.bin"));
+      mine.push(await ours(file, recv));
+      console.log(
+        `round ${i + 1}: nc+md5sum ${base[i].toFixed(2)} s, file-tcp ${mine[i].seconds.toFixed(2)} s`,
+      );
+    }
+    const b = median(base);
+    const o = median(mine.map((m) => m.seconds));
+    const clientPeak = Math.max(...mine.map((m) => m.clientPeak));
+    const serverPeak = Math.max(...mine.map((m) => m.serverPeak));
+    console.log(`median: nc+md5sum ${b.toFixed(2)} s, file-tcp ${o.toFixed(2)} s`);
+    console.log(`ratio: ${(o / b).toFixed(2)}x the baseline's time (target at most 1.3x)`);
+    console.log(
+      `peak memory: client ${formatBytes(clientPeak)}, server ${formatBytes(serverPeak)} ` +
+        `(target under 200 MB each)`,
+    );
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});

@@ -1,0 +1,195 @@
+/**
+ * Test helpers: temporary directories, random files, a TCP relay that can
+ * corrupt or cut a stream, and running a tool as a user would.
+ */
+import { join } from "node:path";
+import { FrameDecoder, HEADER_LENGTH, writeHeader } from "../lib/frame.ts";
+import { DATA_PREFIX, MsgType, SERVER_LIMITS } from "../lib/file_protocol.ts";
+import { writeAll } from "../lib/io.ts";
+
+/** The repository root. */
+export const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A temporary directory removed when disposed. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "sockets-test-" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Writes `size` pseudo-random bytes (seeded) to `path`. */
+export async function randomFile(path: string, size: number, seed = 1): Promise<Uint8Array> {
+  const data = new Uint8Array(size);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    data[i] = x & 0xff;
+  }
+  await Deno.writeFile(path, data);
+  return data;
+}
+
+/** Options of {@link startRelay}. */
+export interface RelayOptions {
+  /** Flip one byte in the data of DATA frames for which this returns true. */
+  corrupt?: (index: number, attempt: number) => boolean;
+  /** Cut both directions after this many client-to-server bytes. */
+  cutAfter?: number;
+  /** Stop forwarding (but keep the connections open) after this many bytes. */
+  stallAfter?: number;
+}
+
+/** A TCP relay between a client and a file server, for fault injection. */
+export interface Relay extends AsyncDisposable {
+  port: number;
+  /** DATA frames corrupted so far. */
+  corrupted: number;
+  /** Closes the relay and its connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a relay on loopback that forwards to `target`. It decodes the
+ * client's frames so it can flip a byte inside chosen chunks, as a faulty
+ * network path or memory would.
+ */
+export function startRelay(target: number, options: RelayOptions = {}): Relay {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const attempts = new Map<number, number>();
+  const tasks: Promise<void>[] = [];
+  const stalls = new Set<() => void>();
+  const relay: Relay = {
+    port: (listener.addr as Deno.NetAddr).port,
+    corrupted: 0,
+    async close() {
+      listener.close();
+      for (const c of conns) closeQuietly(c);
+      for (const release of stalls) release();
+      await Promise.allSettled(tasks);
+    },
+    [Symbol.asyncDispose]() {
+      return this.close();
+    },
+  };
+  tasks.push(
+    (async () => {
+      for await (const client of listener) {
+        const server = await Deno.connect({ hostname: "127.0.0.1", port: target });
+        conns.add(client);
+        conns.add(server);
+        const closed = Promise.withResolvers<void>();
+        const cut = () => {
+          closeQuietly(client);
+          closeQuietly(server);
+          closed.resolve();
+        };
+        stalls.add(closed.resolve);
+        // Server to client: forwarded as is.
+        tasks.push(server.readable.pipeTo(client.writable).catch(() => {}).finally(cut));
+        // Client to server: frame by frame, so chunks can be corrupted.
+        tasks.push(
+          (async () => {
+            const dec = new FrameDecoder(SERVER_LIMITS);
+            const buf = new Uint8Array(256 * 1024);
+            let forwarded = 0;
+            while (true) {
+              const n = await client.read(buf);
+              if (n === null) break;
+              dec.push(buf.subarray(0, n));
+              for (let f = dec.next(); f; f = dec.next()) {
+                const out = new Uint8Array(HEADER_LENGTH + f.payload.length);
+                writeHeader(out, f.type, f.payload.length);
+                out.set(f.payload, HEADER_LENGTH);
+                if (f.type === MsgType.DATA && f.payload.length > DATA_PREFIX) {
+                  const index = new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0);
+                  const attempt = attempts.get(index) ?? 0;
+                  attempts.set(index, attempt + 1);
+                  if (options.corrupt?.(index, attempt)) {
+                    out[HEADER_LENGTH + DATA_PREFIX + 7] ^= 0x20;
+                    relay.corrupted++;
+                  }
+                }
+                if (options.cutAfter !== undefined && forwarded + out.length > options.cutAfter) {
+                  await writeAll(server, out.subarray(0, options.cutAfter - forwarded));
+                  cut();
+                  return;
+                }
+                if (
+                  options.stallAfter !== undefined && forwarded + out.length > options.stallAfter
+                ) {
+                  await writeAll(server, out.subarray(0, options.stallAfter - forwarded));
+                  await closed.promise; // until the relay or the server closes
+                  return;
+                }
+                await writeAll(server, out);
+                forwarded += out.length;
+              }
+            }
+            await server.closeWrite().catch(() => {});
+          })().catch(() => {}).finally(cut),
+        );
+      }
+    })().catch(() => {}),
+  );
+  return relay;
+}
+
+function closeQuietly(c: Deno.Conn) {
+  try {
+    c.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** Result of running a tool as a subprocess. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run` on a tool with the given permissions and arguments. */
+export async function runTool(
+  script: string,
+  args: string[],
+  options: { permissions?: string[]; cwd?: string; env?: Record<string, string> } = {},
+): Promise<RunResult> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(options.permissions ?? ["-A"]), join(ROOT, script), ...args],
+    cwd: options.cwd ?? ROOT,
+    env: options.env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  });
+  const out = await cmd.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Asserts a tool failed the way users should see: one line, no stack trace. */
+export function oneLineError(r: RunResult): string {
+  const lines = r.stderr.trim().split("\n");
+  if (r.code === 0) throw new Error(`Expected failure, got exit 0: ${r.stdout}`);
+  if (lines.length !== 1 || /^\s+at /m.test(r.stderr)) {
+    throw new Error(`Expected one error line, got:\n${r.stderr}`);
+  }
+  return lines[0];
+}
+
+/** Polls `predicate` until true or `ms` pass. */
+export async function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > until) throw new Error("Timed out waiting");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
