@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { parseFlags, parseSizeFlag, runMain } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { formatBytes } from "../lib/format.ts";
+import { freePort } from "../lib/net.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -39,15 +40,8 @@ async function watchPeak(pid: number, done: Promise<unknown>): Promise<number> {
   return peak;
 }
 
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 async function baseline(file: string, out: string): Promise<number> {
-  const port = await freePort();
+  const port = freePort();
   // nc prints nothing when it listens; give it a moment before sending.
   const rx = new Deno.Command("bash", {
     args: ["-c", `nc -l 127.0.0.1 ${port} | tee '${out}' | md5sum`],
@@ -163,7 +157,9 @@ runMain(async () => {
   const rounds = Number(flags.rounds);
   for (const tool of ["nc", "md5sum", "tee", "head"]) {
     const ok = await new Deno.Command("bash", { args: ["-c", `command -v ${tool}`] }).output();
-    if (ok.code !== 0) throw new UserError(`${tool} is not installed (apt-get install netcat-openbsd)`);
+    if (ok.code !== 0) {
+      throw new UserError(`${tool} is not installed (apt-get install netcat-openbsd)`);
+    }
   }
   const work = await Deno.makeTempDir({ prefix: "bench-file-", dir: flags.tmp || undefined });
   try {
@@ -183,7 +179,9 @@ runMain(async () => {
       await Deno.remove(join(work, "nc-out.bin"));
       mine.push(await ours(file, recv));
       console.log(
-        `round ${i + 1}: nc+md5sum ${base[i].toFixed(2)} s, file-tcp ${mine[i].seconds.toFixed(2)} s`,
+        `round ${i + 1}: nc+md5sum ${base[i].toFixed(2)} s, file-tcp ${
+          mine[i].seconds.toFixed(2)
+        } s`,
       );
     }
     const b = median(base);

@@ -125,6 +125,7 @@ export function encodeError(message: string): Uint8Array {
 
 /** Decodes an ERROR payload to text, replacing control characters. */
 export function decodeError(payload: Uint8Array): string {
+  // deno-lint-ignore no-control-regex
   return new TextDecoder().decode(payload).replace(/[\x00-\x1f\x7f]/g, "?");
 }
 

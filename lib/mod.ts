@@ -16,3 +16,4 @@ export * from "./cli.ts";
 export * from "./io.ts";
 export * from "./framed_conn.ts";
 export * from "./progress.ts";
+export * from "./net.ts";

@@ -27,6 +27,7 @@ import {
 } from "../lib/file_protocol.ts";
 import { HEADER_LENGTH } from "../lib/frame.ts";
 import { readFrames } from "../lib/framed_conn.ts";
+import { connectTo } from "../lib/net.ts";
 import { readAt, readFullSync, writeAll } from "../lib/io.ts";
 import { md5, Md5Stream } from "../lib/md5.ts";
 import { formatBytes, formatRate } from "../lib/format.ts";
@@ -97,15 +98,6 @@ async function openInput(path: string): Promise<{ file: Deno.FsFile; size: numbe
     return { file: await Deno.open(path, { read: true }), size: info.size };
   } catch (err) {
     throw new UserError(describeError(err, `Cannot read ${path}`));
-  }
-}
-
-/** Connects to a server, with errors a user can act on. */
-export async function connectTo(host: string, port: number): Promise<Deno.TcpConn> {
-  try {
-    return await Deno.connect({ hostname: host, port, transport: "tcp" });
-  } catch (err) {
-    throw new UserError(describeError(err, `Could not connect to ${host}:${port}`));
   }
 }
 

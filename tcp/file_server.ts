@@ -20,6 +20,7 @@ import {
   SERVER_LIMITS,
 } from "../lib/file_protocol.ts";
 import { readFrames } from "../lib/framed_conn.ts";
+import { listenTcp } from "../lib/net.ts";
 import { writeAll } from "../lib/io.ts";
 import { md5, Md5Stream } from "../lib/md5.ts";
 import { safeBaseName } from "../lib/names.ts";
@@ -95,15 +96,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   const dir = options.dir;
   await checkDirectory(dir);
   const log = options.log ?? ((line: string) => console.log(line));
-  let listener: Deno.Listener;
-  try {
-    listener = Deno.listen({ hostname: host, port: options.port, transport: "tcp" });
-  } catch (err) {
-    if (err instanceof Deno.errors.AddrInUse) {
-      throw new UserError(`Port ${options.port} on ${host} is already in use`);
-    }
-    throw new UserError(describeError(err, `Could not listen on ${host}:${options.port}`));
-  }
+  const listener = listenTcp(host, options.port);
   const settings: Settings = {
     dir,
     maxSize: options.maxSize ?? DEFAULT_MAX_SIZE,

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { oneLineError, randomFile, ROOT, runTool, tempDir } from "./helpers.ts";
 import { startFileServer } from "../tcp/file_server.ts";
+import { freePort } from "../lib/net.ts";
 
 const SERVER = "tcp/file_server.ts";
 const CLIENT = "tcp/file_client.ts";
@@ -16,13 +17,6 @@ const isRoot = Deno.uid() === 0;
 
 function client(args: string[], env?: Record<string, string>) {
   return runTool(CLIENT, args, { permissions: CLIENT_PERMS, env });
-}
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Starts the server CLI and waits for its "listening on" line. */
@@ -79,7 +73,7 @@ Deno.test("CLI: the client sends chamber.mp4 by default", async () => {
 
 Deno.test("CLI: missing file, directory and bad flags give one-line errors", async () => {
   await using src = await tempDir();
-  const port = String(await freePort());
+  const port = String(freePort());
   assert.equal(
     oneLineError(await client(["--port", port, join(src.path, "nope.mp4")])),
     `error: File ${join(src.path, "nope.mp4")} does not exist`,
@@ -112,7 +106,7 @@ Deno.test({
 });
 
 Deno.test("CLI: connection refused and unknown host", async () => {
-  const port = String(await freePort());
+  const port = String(freePort());
   assert.equal(
     oneLineError(await client(["--port", port])),
     `error: Could not connect to 127.0.0.1:${port}: connection refused (is the server running?)`,
