@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { FrameDecoder, HEADER_LENGTH, writeHeader } from "../lib/frame.ts";
 import { DATA_PREFIX, MsgType, SERVER_LIMITS } from "../lib/file_protocol.ts";
 import { writeAll } from "../lib/io.ts";
+import { encodeWavHeader, parseWavHeader } from "../lib/wav.ts";
+import { ToneGenerator } from "../lib/tone.ts";
 
 /** The repository root. */
 export const ROOT = new URL("..", import.meta.url).pathname;
@@ -192,4 +194,29 @@ export async function waitFor(predicate: () => boolean, ms = 5000): Promise<void
     if (Date.now() > until) throw new Error("Timed out waiting");
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Reads a 16-bit PCM WAV file into its info and samples. */
+export async function readWav(path: string) {
+  const bytes = await Deno.readFile(path);
+  const info = parseWavHeader(bytes, path);
+  const data = bytes.slice(info.dataOffset, info.dataOffset + info.dataLength);
+  return { info, size: bytes.length, samples: new Int16Array(data.buffer, 0, data.length >> 1) };
+}
+
+/** Writes `seconds` of a tone as a mono 16-bit WAV file. */
+export async function writeToneWav(path: string, hz: number, seconds: number, rate = 44100) {
+  const samples = new ToneGenerator(hz, rate, 1).next(Math.round(seconds * rate));
+  const header = encodeWavHeader(rate, 1, samples.byteLength);
+  const out = new Uint8Array(header.length + samples.byteLength);
+  out.set(header);
+  out.set(new Uint8Array(samples.buffer), header.length);
+  await Deno.writeFile(path, out);
+  return samples;
+}
+
+/** The loud part of a recording: from the first sample over `threshold`, skipping `settle`. */
+export function loudPart(samples: Int16Array, threshold = 1000, settle = 2048): Int16Array {
+  const start = samples.findIndex((s) => Math.abs(s) > threshold);
+  return start < 0 ? new Int16Array(0) : samples.subarray(start + settle);
 }

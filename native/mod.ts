@@ -1,0 +1,6 @@
+/**
+ * Native bindings: PortAudio through Deno FFI.
+ *
+ * @module
+ */
+export * from "./portaudio/mod.ts";

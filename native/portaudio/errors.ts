@@ -1,0 +1,43 @@
+/**
+ * Typed errors of the PortAudio binding.
+ *
+ * @module
+ */
+import { UserError } from "../../lib/errors.ts";
+
+/** PortAudio error codes this binding treats specially (portaudio.h, PaErrorCode). */
+export const PaErrorCode = {
+  paNoError: 0,
+  paInvalidChannelCount: -9998,
+  paInvalidSampleRate: -9997,
+  paInvalidDevice: -9996,
+  paSampleFormatNotSupported: -9994,
+  paBadIODeviceCombination: -9993,
+  paDeviceUnavailable: -9985,
+  paOutputUnderflowed: -9980,
+  paInputOverflowed: -9981,
+  paNotInitialized: -10000,
+} as const;
+
+/** A PortAudio call failed; carries PortAudio's error code and text. */
+export class PortAudioError extends UserError {
+  /** PortAudio's PaError code (negative). */
+  readonly code: number;
+  /** The function that failed, e.g. `Pa_OpenStream`. */
+  readonly call: string;
+
+  constructor(call: string, code: number, text: string, context?: string) {
+    super(`${context ?? `PortAudio ${call} failed`}: ${text} (PortAudio error ${code})`);
+    this.name = "PortAudioError";
+    this.code = code;
+    this.call = call;
+  }
+}
+
+/** The PortAudio library could not be loaded. */
+export class PortAudioLoadError extends UserError {
+  constructor(message: string) {
+    super(message);
+    this.name = "PortAudioLoadError";
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * A private PulseAudio server for tests: two null sinks, `mic` and `spk`,
+ * under its own XDG_RUNTIME_DIR. PortAudio's ALSA `default` device reaches
+ * it through the pulse plugin, so `PULSE_SOURCE=mic.monitor` is a
+ * microphone and `PULSE_SINK=spk` a speaker.
+ */
+import { join } from "node:path";
+
+/** Why the sound tests cannot run here, or `null` if they can. */
+export async function soundUnavailable(): Promise<string | null> {
+  for (const tool of ["pulseaudio", "paplay", "parecord"]) {
+    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).output();
+    if (r.code !== 0) {
+      return `${tool} is not installed (apt-get install pulseaudio pulseaudio-utils)`;
+    }
+  }
+  try {
+    Deno.dlopen("libportaudio.so.2", { Pa_GetVersion: { parameters: [], result: "i32" } }).close();
+  } catch {
+    return "libportaudio2 is not installed";
+  }
+  return null;
+}
+
+/**
+ * Registers a test that needs the sound server: skipped with a printed
+ * reason where PulseAudio or PortAudio is missing, except under CI, where
+ * it runs and a missing dependency fails it.
+ */
+export function soundTest(name: string, fn: (pulse: Pulse) => Promise<void>): void {
+  Deno.test(name, async (t) => {
+    const why = await soundUnavailable();
+    if (why) {
+      if (Deno.env.get("CI") === "true") throw new Error(`Sound test cannot run under CI: ${why}`);
+      console.log(`skipped: ${why}`);
+      return;
+    }
+    await using pulse = await startPulse();
+    void t;
+    await fn(pulse);
+  });
+}
+
+/** A running private PulseAudio. */
+export interface Pulse extends AsyncDisposable {
+  /** Environment for a process that should use it (add PULSE_SOURCE / PULSE_SINK). */
+  env: Record<string, string>;
+}
+
+/** Starts a private PulseAudio and waits until it answers. */
+export async function startPulse(): Promise<Pulse> {
+  const runtime = await Deno.makeTempDir({ prefix: "pulse-test-" });
+  await Deno.chmod(runtime, 0o700);
+  const env = {
+    XDG_RUNTIME_DIR: runtime,
+    PULSE_SERVER: `unix:${join(runtime, "pulse", "native")}`,
+    HOME: runtime,
+  };
+  const child = new Deno.Command("pulseaudio", {
+    args: [
+      "-n",
+      "--daemonize=no",
+      "--exit-idle-time=-1",
+      "--disable-shm=yes",
+      "--load=module-native-protocol-unix",
+      "--load=module-null-sink sink_name=mic",
+      "--load=module-null-sink sink_name=spk",
+    ],
+    env,
+    stdout: "null",
+    stderr: "null",
+    stdin: "null",
+  }).spawn();
+  const until = Date.now() + 10_000;
+  while (true) {
+    const r = await new Deno.Command("pactl", {
+      args: ["info"],
+      env,
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    if (r.code === 0) break;
+    if (Date.now() > until) {
+      child.kill("SIGKILL");
+      await child.status;
+      throw new Error("PulseAudio did not start within 10 s");
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    env,
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      await Deno.remove(runtime, { recursive: true }).catch(() => {});
+    },
+  };
+}
