@@ -1,7 +1,8 @@
 /**
  * `deno task demo`: the toolkit's main jobs on loopback with embedded
- * defaults. Starts a file server in a temporary directory, sends
- * `chamber.mp4` to it, and prints what arrived and its MD5.
+ * defaults. Sends `chamber.mp4` to a file server in a temporary directory
+ * and prints what arrived and its MD5; then streams a tone over Audio-TCP
+ * to a WAV file and prints the client's summary.
  *
  * @module
  */
@@ -11,6 +12,12 @@ import { Md5Stream } from "./lib/md5.ts";
 import { formatBytes } from "./lib/format.ts";
 import { startFileServer } from "./tcp/file_server.ts";
 import { sendFile, summarize } from "./tcp/file_client.ts";
+import { startAudioTcpServer } from "./tcp/audio_server.ts";
+import { runAudioTcpClient } from "./tcp/audio_client.ts";
+import { openSource } from "./lib/audio_io.ts";
+import { DEFAULT_SPEC } from "./lib/audio_spec.ts";
+import { summaryText } from "./lib/stream_report.ts";
+import { estimateFrequency } from "./lib/tone.ts";
 
 async function fileDemo(): Promise<void> {
   console.log("== File-TCP: chamber.mp4 to a server on loopback, MD5 on every chunk");
@@ -38,6 +45,35 @@ async function fileDemo(): Promise<void> {
   }
 }
 
+async function audioTcpDemo(): Promise<void> {
+  console.log(
+    "\n== Audio-TCP: 3 s of a 440 Hz tone streamed on loopback to a WAV sink, MD5 per block",
+  );
+  const dir = await Deno.makeTempDir({ prefix: "sockets-demo-" });
+  try {
+    const source = await openSource("tone:440", DEFAULT_SPEC);
+    await using server = startAudioTcpServer({ port: 0, source, log: console.log });
+    console.log(`server: listening on 127.0.0.1:${server.addr.port}, ${source.label}`);
+    const wav = join(dir, "received.wav");
+    const report = await runAudioTcpClient({
+      port: server.addr.port,
+      output: wav,
+      duration: 3,
+      status: false,
+    });
+    console.log(summaryText(report));
+    const bytes = await Deno.readFile(wav);
+    const samples = new Int16Array(bytes.slice(44).buffer);
+    console.log(
+      `arrived: ${samples.length} samples (${(samples.length / 44100).toFixed(2)} s) at ` +
+        `${estimateFrequency(samples, 44100).toFixed(1)} Hz`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 runMain(async () => {
   await fileDemo();
+  await audioTcpDemo();
 });

@@ -6,7 +6,7 @@ import { encodeFrame } from "../lib/frame.ts";
 import { encodeJson, MsgType } from "../lib/file_protocol.ts";
 import { md5, toHex } from "../lib/md5.ts";
 import { writeAll } from "../lib/io.ts";
-import { randomFile, startRelay, tempDir } from "./helpers.ts";
+import { corruptChunks, randomFile, startRelay, tempDir } from "./helpers.ts";
 
 const quiet = { log: () => {} };
 
@@ -51,7 +51,9 @@ Deno.test("corrupted chunks are asked for again and the file still arrives ident
   await using dst = await tempDir();
   await using srv = await server(dst.path);
   // Corrupt every 5th chunk on its first two sends.
-  await using relay = startRelay(srv.addr.port, { corrupt: (i, n) => i % 5 === 0 && n < 2 });
+  await using relay = startRelay(srv.addr.port, {
+    corrupt: corruptChunks((i, n) => i % 5 === 0 && n < 2),
+  });
   const data = await randomFile(join(src.path, "f.bin"), 40 * 1024, 7);
   const r = await sendFile({ port: relay.port, path: join(src.path, "f.bin"), chunkSize: 1024 });
   assert.deepEqual(await Deno.readFile(join(dst.path, "received-f.bin")), data);
@@ -64,7 +66,7 @@ Deno.test("a chunk that keeps failing fails the transfer with a clear error", as
   await using src = await tempDir();
   await using dst = await tempDir();
   await using srv = await server(dst.path);
-  await using relay = startRelay(srv.addr.port, { corrupt: (i) => i === 3 });
+  await using relay = startRelay(srv.addr.port, { corrupt: corruptChunks((i) => i === 3) });
   await randomFile(join(src.path, "f.bin"), 8 * 1024);
   await assert.rejects(
     sendFile({ port: relay.port, path: join(src.path, "f.bin"), chunkSize: 1024 }),

@@ -3,7 +3,7 @@
  * corrupt or cut a stream, and running a tool as a user would.
  */
 import { join } from "node:path";
-import { FrameDecoder, HEADER_LENGTH, writeHeader } from "../lib/frame.ts";
+import { FrameDecoder, type FrameLimits, HEADER_LENGTH, writeHeader } from "../lib/frame.ts";
 import { DATA_PREFIX, MsgType, SERVER_LIMITS } from "../lib/file_protocol.ts";
 import { writeAll } from "../lib/io.ts";
 import { encodeWavHeader, parseWavHeader } from "../lib/wav.ts";
@@ -39,32 +39,38 @@ export async function randomFile(path: string, size: number, seed = 1): Promise<
 
 /** Options of {@link startRelay}. */
 export interface RelayOptions {
-  /** Flip one byte in the data of DATA frames for which this returns true. */
-  corrupt?: (index: number, attempt: number) => boolean;
-  /** Cut both directions after this many client-to-server bytes. */
+  /** Which direction is decoded frame by frame (the other is copied as is). */
+  inspect?: "toServer" | "toClient";
+  /** Frame limits of the inspected direction (default: the file server's). */
+  limits?: FrameLimits;
+  /**
+   * Called for each frame of the inspected direction; returns the offset in
+   * the payload of a byte to flip, or null to forward it intact.
+   */
+  corrupt?: (type: number, payload: Uint8Array) => number | null;
+  /** Cut both directions after this many inspected-direction bytes. */
   cutAfter?: number;
   /** Stop forwarding (but keep the connections open) after this many bytes. */
   stallAfter?: number;
 }
 
-/** A TCP relay between a client and a file server, for fault injection. */
+/** A TCP relay between a client and a server, for fault injection. */
 export interface Relay extends AsyncDisposable {
   port: number;
-  /** DATA frames corrupted so far. */
+  /** Frames corrupted so far. */
   corrupted: number;
   /** Closes the relay and its connections. */
   close(): Promise<void>;
 }
 
 /**
- * Starts a relay on loopback that forwards to `target`. It decodes the
- * client's frames so it can flip a byte inside chosen chunks, as a faulty
- * network path or memory would.
+ * Starts a relay on loopback that forwards to `target`. It decodes one
+ * direction's frames so it can flip a byte inside chosen frames, as a
+ * faulty path or memory would, or cut or stall the stream.
  */
 export function startRelay(target: number, options: RelayOptions = {}): Relay {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
-  const attempts = new Map<number, number>();
   const tasks: Promise<void>[] = [];
   const stalls = new Set<() => void>();
   const relay: Relay = {
@@ -93,54 +99,71 @@ export function startRelay(target: number, options: RelayOptions = {}): Relay {
           closed.resolve();
         };
         stalls.add(closed.resolve);
-        // Server to client: forwarded as is.
-        tasks.push(server.readable.pipeTo(client.writable).catch(() => {}).finally(cut));
-        // Client to server: frame by frame, so chunks can be corrupted.
+        const toClient = options.inspect === "toClient";
+        const [from, to] = toClient ? [server, client] : [client, server];
+        // The other direction: forwarded as is.
+        tasks.push(
+          (toClient ? client : server).readable
+            .pipeTo((toClient ? server : client).writable).catch(() => {}).finally(cut),
+        );
         tasks.push(
           (async () => {
-            const dec = new FrameDecoder(SERVER_LIMITS);
+            const dec = new FrameDecoder(options.limits ?? SERVER_LIMITS);
             const buf = new Uint8Array(256 * 1024);
             let forwarded = 0;
             while (true) {
-              const n = await client.read(buf);
+              const n = await from.read(buf);
               if (n === null) break;
               dec.push(buf.subarray(0, n));
               for (let f = dec.next(); f; f = dec.next()) {
                 const out = new Uint8Array(HEADER_LENGTH + f.payload.length);
                 writeHeader(out, f.type, f.payload.length);
                 out.set(f.payload, HEADER_LENGTH);
-                if (f.type === MsgType.DATA && f.payload.length > DATA_PREFIX) {
-                  const index = new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0);
-                  const attempt = attempts.get(index) ?? 0;
-                  attempts.set(index, attempt + 1);
-                  if (options.corrupt?.(index, attempt)) {
-                    out[HEADER_LENGTH + DATA_PREFIX + 7] ^= 0x20;
-                    relay.corrupted++;
-                  }
+                const at = options.corrupt?.(f.type, f.payload) ?? null;
+                if (at !== null) {
+                  out[HEADER_LENGTH + at] ^= 0x20;
+                  relay.corrupted++;
                 }
                 if (options.cutAfter !== undefined && forwarded + out.length > options.cutAfter) {
-                  await writeAll(server, out.subarray(0, options.cutAfter - forwarded));
+                  await writeAll(to, out.subarray(0, options.cutAfter - forwarded));
                   cut();
                   return;
                 }
                 if (
                   options.stallAfter !== undefined && forwarded + out.length > options.stallAfter
                 ) {
-                  await writeAll(server, out.subarray(0, options.stallAfter - forwarded));
-                  await closed.promise; // until the relay or the server closes
+                  await writeAll(to, out.subarray(0, options.stallAfter - forwarded));
+                  await closed.promise; // until the relay or a peer closes
                   return;
                 }
-                await writeAll(server, out);
+                await writeAll(to, out);
                 forwarded += out.length;
               }
             }
-            await server.closeWrite().catch(() => {});
+            await to.closeWrite().catch(() => {});
           })().catch(() => {}).finally(cut),
         );
       }
     })().catch(() => {}),
   );
   return relay;
+}
+
+/**
+ * A `corrupt` callback for the file protocol: flips a byte in the data of
+ * DATA frames for which `choose(index, attempt)` is true.
+ */
+export function corruptChunks(
+  choose: (index: number, attempt: number) => boolean,
+): RelayOptions["corrupt"] {
+  const attempts = new Map<number, number>();
+  return (type, payload) => {
+    if (type !== MsgType.DATA || payload.length <= DATA_PREFIX) return null;
+    const index = new DataView(payload.buffer, payload.byteOffset).getUint32(0);
+    const attempt = attempts.get(index) ?? 0;
+    attempts.set(index, attempt + 1);
+    return choose(index, attempt) ? DATA_PREFIX + 7 : null;
+  };
 }
 
 function closeQuietly(c: Deno.Conn) {
@@ -219,4 +242,56 @@ export async function writeToneWav(path: string, hz: number, seconds: number, ra
 export function loudPart(samples: Int16Array, threshold = 1000, settle = 2048): Int16Array {
   const start = samples.findIndex((s) => Math.abs(s) > threshold);
   return start < 0 ? new Int16Array(0) : samples.subarray(start + settle);
+}
+
+/** Writes `seconds` of seeded noise (every block unique) as a mono 16-bit WAV. */
+export async function writeNoiseWav(path: string, seconds: number, rate = 44100, seed = 9) {
+  const n = Math.round(seconds * rate);
+  const samples = new Int16Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    samples[i] = x % 8000;
+  }
+  const header = encodeWavHeader(rate, 1, samples.byteLength);
+  const out = new Uint8Array(header.length + samples.byteLength);
+  out.set(header);
+  out.set(new Uint8Array(samples.buffer), header.length);
+  await Deno.writeFile(path, out);
+  return samples;
+}
+
+/**
+ * Where a recording starts in its source, in blocks: the recording's first
+ * block matched against each source block. -1 if none matches.
+ */
+export function alignBlocks(source: Int16Array, recording: Int16Array, block: number): number {
+  const first = recording.subarray(0, block);
+  for (let k = 0; (k + 1) * block <= source.length; k++) {
+    const s = source.subarray(k * block, (k + 1) * block);
+    if (s.every((v, i) => v === first[i])) return k;
+  }
+  return -1;
+}
+
+/** Compares a recording with its source block by block, from block `start`. */
+export function compareBlocks(
+  source: Int16Array,
+  recording: Int16Array,
+  block: number,
+  start: number,
+): { same: number; different: number[] } {
+  let same = 0;
+  const different: number[] = [];
+  for (let b = 0; (b + 1) * block <= recording.length; b++) {
+    const at = (start + b) * block;
+    if (at + block > source.length) break;
+    const r = recording.subarray(b * block, (b + 1) * block);
+    const s = source.subarray(at, at + block);
+    if (r.every((v, i) => v === s[i])) same++;
+    else different.push(b);
+  }
+  return { same, different };
 }
