@@ -2,7 +2,8 @@
  * `deno task demo`: the toolkit's main jobs on loopback with embedded
  * defaults. Sends `chamber.mp4` to a file server in a temporary directory
  * and prints what arrived and its MD5; then streams a tone over Audio-TCP
- * to a WAV file and prints the client's summary.
+ * to a WAV file, and over Audio-UDP through a relay that drops 5% of
+ * datagrams, printing each client's summary.
  *
  * @module
  */
@@ -18,6 +19,9 @@ import { openSource } from "./lib/audio_io.ts";
 import { DEFAULT_SPEC } from "./lib/audio_spec.ts";
 import { summaryText } from "./lib/stream_report.ts";
 import { estimateFrequency } from "./lib/tone.ts";
+import { startAudioUdpServer } from "./udp/audio_server.ts";
+import { runAudioUdpClient } from "./udp/audio_client.ts";
+import { startUdpRelay } from "./udp/relay.ts";
 
 async function fileDemo(): Promise<void> {
   console.log("== File-TCP: chamber.mp4 to a server on loopback, MD5 on every chunk");
@@ -73,7 +77,34 @@ async function audioTcpDemo(): Promise<void> {
   }
 }
 
+async function audioUdpDemo(): Promise<void> {
+  console.log(
+    "\n== Audio-UDP: 3 s of a tone through a relay that drops 5% of datagrams, MD5 per block",
+  );
+  const dir = await Deno.makeTempDir({ prefix: "sockets-demo-" });
+  try {
+    const source = await openSource("tone:440", { ...DEFAULT_SPEC, block: 1024 });
+    await using server = startAudioUdpServer({ port: 0, source, log: console.log });
+    await using relay = startUdpRelay({ port: 0, target: server.addr, impair: { loss: 0.05 } });
+    console.log(
+      `server: udp ${server.addr.port}; relay: udp ${relay.addr.port}, dropping 5% at random`,
+    );
+    const report = await runAudioUdpClient({
+      port: relay.addr.port,
+      output: join(dir, "received.wav"),
+      duration: 3,
+      status: false,
+    });
+    console.log(summaryText(report));
+    const c = relay.model.counters;
+    console.log(`relay: ${c.seen} datagrams, ${c.dropped} dropped`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 runMain(async () => {
   await fileDemo();
   await audioTcpDemo();
+  await audioUdpDemo();
 });

@@ -126,9 +126,16 @@ export class Playout implements AsyncDisposable {
     this.#push({ samples, captured });
   }
 
-  /** Conceals one block that will not arrive (a transport's own decision). */
-  missing(captured: number): void {
-    this.stats.lost++;
+  /**
+   * Queues a block for the sink as it is (for a transport that orders and
+   * counts blocks itself, like the UDP jitter buffer).
+   */
+  play(samples: Int16Array, captured: number): void {
+    this.#push({ samples, captured });
+  }
+
+  /** Queues a concealment in place of a block captured at `captured`. */
+  conceal(captured: number): void {
     this.#push({ samples: null, captured });
   }
 
