@@ -3,7 +3,8 @@
  * defaults. Sends `chamber.mp4` to a file server in a temporary directory
  * and prints what arrived and its MD5; then streams a tone over Audio-TCP
  * to a WAV file, and over Audio-UDP through a relay that drops 5% of
- * datagrams, printing each client's summary.
+ * datagrams, printing each client's summary; and ends with a short
+ * TCP-versus-UDP comparison at 0% and 5% loss.
  *
  * @module
  */
@@ -22,6 +23,8 @@ import { estimateFrequency } from "./lib/tone.ts";
 import { startAudioUdpServer } from "./udp/audio_server.ts";
 import { runAudioUdpClient } from "./udp/audio_client.ts";
 import { startUdpRelay } from "./udp/relay.ts";
+import { compare } from "./bench/compare.ts";
+import { markdownTable } from "./lib/compare.ts";
 
 async function fileDemo(): Promise<void> {
   console.log("== File-TCP: chamber.mp4 to a server on loopback, MD5 on every chunk");
@@ -103,8 +106,27 @@ async function audioUdpDemo(): Promise<void> {
   }
 }
 
+async function compareDemo(): Promise<void> {
+  console.log("\n== TCP versus UDP: 2 s of each at 0% and 5% packet loss");
+  const dir = await Deno.makeTempDir({ prefix: "sockets-demo-" });
+  try {
+    const rows = await compare({
+      seconds: 2,
+      losses: [0, 0.05],
+      block: 1024,
+      outDir: dir,
+      log: (line) => console.log(line),
+    });
+    console.log(markdownTable(rows));
+    console.log("(deno task compare runs the full comparison and writes a chart)");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 runMain(async () => {
   await fileDemo();
   await audioTcpDemo();
   await audioUdpDemo();
+  await compareDemo();
 });

@@ -174,12 +174,12 @@ export function runMain(main: () => Promise<void | number>): void {
  * Calls `stop` on the first Ctrl-C or SIGTERM; a second one exits at once.
  * Returns a function that removes the handlers.
  */
-export function onShutdown(stop: () => void): () => void {
+export function onShutdown(stop: () => void | Promise<void>): () => void {
   let stopping = false;
   const handler = () => {
     if (stopping) Deno.exit(130);
     stopping = true;
-    stop();
+    void stop();
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, handler);

@@ -14,8 +14,8 @@ export interface LatencySummary {
   max: number;
 }
 
-/** The client report (`--report FILE.json`). */
-export interface StreamReport {
+/** The fields every client report has. */
+export interface StreamReportFields {
   transport: "tcp" | "udp";
   blocks_received: number;
   blocks_lost: number;
@@ -26,6 +26,10 @@ export interface StreamReport {
   duration_s: number;
   reconnects: number;
   latency_ms: LatencySummary;
+}
+
+/** The client report (`--report FILE.json`): the common fields and a transport's own. */
+export interface StreamReport extends StreamReportFields {
   [extra: string]: unknown;
 }
 

@@ -47,7 +47,9 @@ runMain(async () => {
       `(${blockMs(s).toFixed(1)} ms)`,
   );
   let stop = false;
-  const off = onShutdown(() => stop = true);
+  const off = onShutdown(() => {
+    stop = true;
+  });
   const maxBlocks = Math.ceil((seconds * s.rate) / s.block);
   let blocks = 0;
   let peak = 0;

@@ -1,0 +1,257 @@
+/**
+ * `deno task compare [--seconds 10] [--loss 0,0.01,0.05,0.1] [--block 1024] [--out DIR]`:
+ * streams the same tone over Audio-TCP and Audio-UDP at each loss rate and
+ * writes `DIR/compare.json`, `DIR/compare.md` and `DIR/compare.svg`.
+ *
+ * Loss is real packet loss. As root with `ip` and `nft`, server and client
+ * run in two network namespaces joined by a veth pair and nftables drops
+ * packets at random on both hosts, for both transports, so TCP's own
+ * retransmission runs. Otherwise UDP goes through the impairment relay on
+ * loopback, and TCP rows at non-zero loss are reported as not measured,
+ * never estimated.
+ *
+ * The TCP client runs with no latency bound (it plays every block, as TCP
+ * delivers them), so its percentiles show what head-of-line blocking costs;
+ * the UDP client runs with its default jitter target.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { onShutdown, parseFlags, parseSecondsFlag, resolveUserPath, runMain } from "../lib/cli.ts";
+import { UserError } from "../lib/errors.ts";
+import { parseProbability } from "../lib/impairment.ts";
+import {
+  type CompareRow,
+  latencyChart,
+  type LossMethod,
+  markdownTable,
+  sanityProblems,
+} from "../lib/compare.ts";
+import type { StreamReport } from "../lib/stream_report.ts";
+import { startUdpRelay } from "../udp/relay.ts";
+import { createLossyNetwork, type LossyNetwork, netnsUnavailable, SERVER_IP } from "./netns.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
+
+/** Options of {@link compare}. */
+export interface CompareOptions {
+  seconds: number;
+  losses: number[];
+  block: number;
+  outDir: string;
+  /** Progress lines (default stdout). */
+  log?: (line: string) => void;
+  /** Use the namespace network when it is available (default true). */
+  useNetns?: boolean;
+}
+
+/** Child processes running now, so an interrupted run can stop them. */
+const children = new Set<Deno.ChildProcess>();
+
+/** Runs a tool, in a namespace if given, and returns the child process. */
+function spawn(ns: string | undefined, script: string, args: string[]): Deno.ChildProcess {
+  const deno = [Deno.execPath(), "run", ...PERMS, join(ROOT, script), ...args];
+  const [cmd, ...rest] = ns ? ["ip", "netns", "exec", ns, ...deno] : deno;
+  const child = new Deno.Command(cmd, {
+    args: rest,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  children.add(child);
+  child.status.finally(() => children.delete(child));
+  return child;
+}
+
+/** Waits for a server's "listening on" line and returns its port. */
+async function listening(child: Deno.ChildProcess): Promise<{ port: number; rest: Promise<void> }> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("listening on")) {
+    const r = await reader.read();
+    if (r.done) {
+      const err = await new Response(child.stderr).text();
+      throw new UserError(`Server did not start: ${(out + err).trim()}`);
+    }
+    out += r.value;
+  }
+  const rest = (async () => {
+    while (!(await reader.read()).done);
+  })();
+  return { port: Number(/listening on [^:]+:(\d+)/.exec(out)![1]), rest };
+}
+
+async function stopChild(child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  await child.status;
+  await child.stderr.cancel().catch(() => {});
+}
+
+/** One transport at one loss rate. */
+async function runOne(
+  transport: "tcp" | "udp",
+  loss: number,
+  o: CompareOptions,
+  net: LossyNetwork | undefined,
+): Promise<CompareRow> {
+  const base = { transport, loss, block: o.block, seconds: o.seconds };
+  let method: LossMethod = net ? "netns+nftables" : loss === 0 ? "loopback" : "udp relay";
+  if (!net && transport === "tcp" && loss > 0) {
+    return {
+      ...base,
+      method: "not measured",
+      measured: false,
+      wire_bytes: null,
+      note: "TCP loss needs root with ip and nft (network namespaces and nftables)",
+    };
+  }
+  const host = net ? SERVER_IP : "127.0.0.1";
+  await net?.setLoss(loss);
+  const server = spawn(net?.server, `${transport}/audio_server.ts`, [
+    "--host",
+    host,
+    "--port",
+    net ? String(4444) : "0",
+    "--input",
+    "tone",
+    "--block",
+    String(o.block),
+  ]);
+  let relay;
+  try {
+    const { port } = await listening(server);
+    let target = port;
+    if (!net && transport === "udp" && loss > 0) {
+      relay = startUdpRelay({
+        port: 0,
+        target: { transport: "udp", hostname: "127.0.0.1", port },
+        impair: { loss },
+        seed: 1 + Math.round(loss * 1000),
+      });
+      target = relay.addr.port;
+      method = "udp relay";
+    }
+    const reportPath = join(o.outDir, `.report-${transport}-${loss}.json`);
+    const before = await net?.clientBytes();
+    const client = spawn(net?.client, `${transport}/audio_client.ts`, [
+      "--host",
+      host,
+      "--port",
+      String(target),
+      "--output",
+      "null",
+      "--duration",
+      String(o.seconds),
+      "--report",
+      reportPath,
+      ...(transport === "tcp" ? ["--latency", "600000"] : []),
+    ]);
+    const out = await client.output();
+    if (out.code !== 0) {
+      throw new UserError(
+        `${transport} client failed at ${loss * 100}% loss: ${
+          new TextDecoder().decode(out.stderr).trim()
+        }`,
+      );
+    }
+    const { transport: _, ...report }: StreamReport = JSON.parse(
+      await Deno.readTextFile(reportPath),
+    );
+    await Deno.remove(reportPath);
+    const after = await net?.clientBytes();
+    let wire: number | null = null;
+    if (before && after) wire = after.rx - before.rx + after.tx - before.tx;
+    return { ...base, method, measured: true, ...report, wire_bytes: wire };
+  } finally {
+    await relay?.close();
+    await stopChild(server);
+  }
+}
+
+/** Runs the whole comparison and writes its three files. Returns the rows. */
+export async function compare(o: CompareOptions): Promise<CompareRow[]> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  await Deno.mkdir(o.outDir, { recursive: true });
+  const why = o.useNetns === false ? "not asked for" : await netnsUnavailable();
+  const net = why ? undefined : await createLossyNetwork();
+  // Ctrl-C or SIGTERM: stop the tools and remove the namespaces before exiting.
+  const off = onShutdown(async () => {
+    for (const c of children) {
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
+    await net?.close();
+    Deno.exit(130);
+  });
+  log(
+    net
+      ? `loss by nftables in network namespaces ${net.server} and ${net.client}`
+      : `no network namespaces (${why}): UDP loss by the impairment relay, TCP loss not measured`,
+  );
+  const rows: CompareRow[] = [];
+  try {
+    for (const loss of o.losses) {
+      for (const transport of ["tcp", "udp"] as const) {
+        log(`${transport} at ${+(loss * 100).toFixed(2)}% loss, ${o.seconds} s ...`);
+        const row = await runOne(transport, loss, o, net);
+        const problems = sanityProblems(row);
+        if (problems.length) log(`  sanity: ${problems.join("; ")}`);
+        rows.push(row);
+      }
+    }
+  } finally {
+    off();
+    await net?.close();
+  }
+  await Deno.writeTextFile(join(o.outDir, "compare.json"), JSON.stringify(rows, null, 2) + "\n");
+  await Deno.writeTextFile(join(o.outDir, "compare.md"), markdownTable(rows) + "\n");
+  await Deno.writeTextFile(join(o.outDir, "compare.svg"), latencyChart(rows));
+  return rows;
+}
+
+const FLAGS = {
+  seconds: { type: "string", default: "10", value: "S", help: "seconds per run" },
+  loss: {
+    type: "string",
+    default: "0,0.01,0.05,0.1",
+    value: "P,P,...",
+    help: "packet loss rates",
+  },
+  block: { type: "string", default: "1024", value: "FRAMES", help: "frames per block, both" },
+  out: { type: "string", default: "compare-out", value: "DIR", help: "where the results go" },
+} as const;
+
+if (import.meta.main) {
+  runMain(async () => {
+    const { flags } = parseFlags(Deno.args, FLAGS, {
+      usage: "deno task compare",
+      summary: "Compare Audio-TCP and Audio-UDP latency and loss under real packet loss.",
+    });
+    const losses = flags.loss.split(",").map((t) => {
+      const p = parseProbability(t);
+      if (p === null || p >= 1) throw new UserError(`--loss ${t} is not a loss rate below 1`, 2);
+      return p;
+    });
+    const block = Number(flags.block);
+    if (!Number.isInteger(block) || block < 64 || block > 8192) {
+      throw new UserError("--block must be 64 to 8192 frames", 2);
+    }
+    const outDir = resolveUserPath(flags.out);
+    const rows = await compare({
+      seconds: parseSecondsFlag("seconds", flags.seconds),
+      losses,
+      block,
+      outDir,
+    });
+    console.log("\n" + markdownTable(rows));
+    console.log(`\nwrote ${join(outDir, "compare.json")}, compare.md and compare.svg`);
+  });
+}
