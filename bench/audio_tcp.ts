@@ -13,13 +13,12 @@
  */
 import { join } from "node:path";
 import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli.ts";
-import { UserError } from "../lib/errors.ts";
 import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/audio_protocol.ts";
 import { readFrames } from "../lib/framed_conn.ts";
 import { blockMs, DEFAULT_SPEC } from "../lib/audio_spec.ts";
 import type { StreamReport } from "../lib/stream_report.ts";
+import { startServerTool, toolCommand } from "../lib/tool_process.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
 
 /** CPU seconds (user + system) a process has used. */
@@ -29,31 +28,10 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
 }
 
-async function startServer(): Promise<
-  { child: Deno.ChildProcess; port: number; stop(): Promise<void> }
-> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, join(ROOT, "tcp/audio_server.ts"), "--port", "0", "--input", "tone"],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("listening on")) {
-    const r = await reader.read();
-    if (r.done) throw new UserError(`Audio server did not start: ${out}`);
-    out += r.value;
-  }
-  const port = Number(/listening on [^:]+:(\d+)/.exec(out)![1]);
-  return {
-    child,
-    port,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await reader.cancel();
-    },
-  };
+function startServer() {
+  return startServerTool("tcp/audio_server.ts", ["--port", "0", "--input", "tone"], {
+    permissions: PERMS,
+  });
 }
 
 /** A light listener: reads, checks MD5 and sequence, counts. */
@@ -108,23 +86,17 @@ runMain(async () => {
       await new Promise((r) => setTimeout(r, 3000));
       const idleCpu = (await cpuSeconds(server.child.pid) - i0) / ((performance.now() - ti) / 1000);
       const report = join(dir, "r.json");
-      const client = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          ...PERMS,
-          join(ROOT, "tcp/audio_client.ts"),
-          "--port",
-          String(server.port),
-          "--output",
-          "null",
-          "--duration",
-          String(seconds),
-          "--report",
-          report,
-        ],
-        stdout: "null",
-        stderr: "inherit",
-      }).spawn();
+      const client = toolCommand("tcp/audio_client.ts", [
+        "--port",
+        String(server.port),
+        "--output",
+        "null",
+        "--duration",
+        String(seconds),
+        "--report",
+        report,
+      ], { permissions: PERMS }).spawn();
+      client.stdout.cancel();
       // Measure CPU over the middle of the session, after start-up.
       await new Promise((r) => setTimeout(r, 1000));
       const s0 = await cpuSeconds(server.child.pid);

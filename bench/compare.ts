@@ -29,9 +29,9 @@ import {
 } from "../lib/compare.ts";
 import type { StreamReport } from "../lib/stream_report.ts";
 import { startUdpRelay } from "../udp/relay.ts";
+import { startServerTool, toolCommand } from "../lib/tool_process.ts";
 import { createLossyNetwork, type LossyNetwork, netnsUnavailable, SERVER_IP } from "./netns.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
 
 /** Options of {@link compare}. */
@@ -49,47 +49,10 @@ export interface CompareOptions {
 /** Child processes running now, so an interrupted run can stop them. */
 const children = new Set<Deno.ChildProcess>();
 
-/** Runs a tool, in a namespace if given, and returns the child process. */
-function spawn(ns: string | undefined, script: string, args: string[]): Deno.ChildProcess {
-  const deno = [Deno.execPath(), "run", ...PERMS, join(ROOT, script), ...args];
-  const [cmd, ...rest] = ns ? ["ip", "netns", "exec", ns, ...deno] : deno;
-  const child = new Deno.Command(cmd, {
-    args: rest,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
+function track(child: Deno.ChildProcess): Deno.ChildProcess {
   children.add(child);
   child.status.finally(() => children.delete(child));
   return child;
-}
-
-/** Waits for a server's "listening on" line and returns its port. */
-async function listening(child: Deno.ChildProcess): Promise<{ port: number; rest: Promise<void> }> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("listening on")) {
-    const r = await reader.read();
-    if (r.done) {
-      const err = await new Response(child.stderr).text();
-      throw new UserError(`Server did not start: ${(out + err).trim()}`);
-    }
-    out += r.value;
-  }
-  const rest = (async () => {
-    while (!(await reader.read()).done);
-  })();
-  return { port: Number(/listening on [^:]+:(\d+)/.exec(out)![1]), rest };
-}
-
-async function stopChild(child: Deno.ChildProcess): Promise<void> {
-  try {
-    child.kill("SIGTERM");
-  } catch {
-    // Already gone.
-  }
-  await child.status;
-  await child.stderr.cancel().catch(() => {});
 }
 
 /** One transport at one loss rate. */
@@ -112,24 +75,19 @@ async function runOne(
   }
   const host = net ? SERVER_IP : "127.0.0.1";
   await net?.setLoss(loss);
-  const server = spawn(net?.server, `${transport}/audio_server.ts`, [
-    "--host",
-    host,
-    "--port",
-    net ? String(4444) : "0",
-    "--input",
-    "tone",
-    "--block",
-    String(o.block),
-  ]);
+  await using server = await startServerTool(
+    `${transport}/audio_server.ts`,
+    ["--host", host, "--port", net ? "4444" : "0", "--input", "tone", "--block", String(o.block)],
+    { permissions: PERMS, netns: net?.server },
+  );
+  track(server.child);
   let relay;
   try {
-    const { port } = await listening(server);
-    let target = port;
+    let target = server.port;
     if (!net && transport === "udp" && loss > 0) {
       relay = startUdpRelay({
         port: 0,
-        target: { transport: "udp", hostname: "127.0.0.1", port },
+        target: { transport: "udp", hostname: "127.0.0.1", port: server.port },
         impair: { loss },
         seed: 1 + Math.round(loss * 1000),
       });
@@ -138,19 +96,21 @@ async function runOne(
     }
     const reportPath = join(o.outDir, `.report-${transport}-${loss}.json`);
     const before = await net?.clientBytes();
-    const client = spawn(net?.client, `${transport}/audio_client.ts`, [
-      "--host",
-      host,
-      "--port",
-      String(target),
-      "--output",
-      "null",
-      "--duration",
-      String(o.seconds),
-      "--report",
-      reportPath,
-      ...(transport === "tcp" ? ["--latency", "600000"] : []),
-    ]);
+    const client = track(
+      toolCommand(`${transport}/audio_client.ts`, [
+        "--host",
+        host,
+        "--port",
+        String(target),
+        "--output",
+        "null",
+        "--duration",
+        String(o.seconds),
+        "--report",
+        reportPath,
+        ...(transport === "tcp" ? ["--latency", "600000"] : []),
+      ], { permissions: PERMS, netns: net?.client, stderr: "piped" }).spawn(),
+    );
     const out = await client.output();
     if (out.code !== 0) {
       throw new UserError(
@@ -169,7 +129,6 @@ async function runOne(
     return { ...base, method, measured: true, ...report, wire_bytes: wire };
   } finally {
     await relay?.close();
-    await stopChild(server);
   }
 }
 

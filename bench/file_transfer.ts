@@ -14,8 +14,11 @@ import { parseFlags, parseSizeFlag, runMain } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { formatBytes } from "../lib/format.ts";
 import { freePort } from "../lib/net.ts";
+import { startServerTool, toolCommand } from "../lib/tool_process.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
+// The permissions of the deno.json tasks.
+const SERVER_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD"];
+const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD"];
 
 /** Peak resident memory (VmHWM) of a process in bytes, or 0 once it is gone. */
 async function peakRss(pid: number): Promise<number> {
@@ -70,57 +73,25 @@ interface OursResult {
 }
 
 async function ours(file: string, dir: string): Promise<OursResult> {
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env=INIT_CWD",
-      join(ROOT, "tcp/file_server.ts"),
-      "--port",
-      "0",
-      "--dir",
-      dir,
-      "--overwrite",
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("listening on")) {
-    const { value, done } = await reader.read();
-    if (done) throw new UserError(`File server did not start: ${text}`);
-    text += value;
-  }
-  const port = /listening on [^:]+:(\d+)/.exec(text)![1];
+  await using server = await startServerTool(
+    "tcp/file_server.ts",
+    ["--port", "0", "--dir", dir, "--overwrite"],
+    { permissions: SERVER_PERMS },
+  );
   try {
-    return await timeClient(file, port, server.pid);
+    return await timeClient(file, server.port, server.child.pid);
   } finally {
-    server.kill("SIGTERM");
-    await server.status;
-    await reader.cancel();
+    await server.stop();
     for await (const e of Deno.readDir(dir)) {
       if (e.isFile) await Deno.remove(join(dir, e.name));
     }
   }
 }
 
-async function timeClient(file: string, port: string, serverPid: number): Promise<OursResult> {
+async function timeClient(file: string, port: number, serverPid: number): Promise<OursResult> {
   const start = performance.now();
-  const client = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env=INIT_CWD",
-      join(ROOT, "tcp/file_client.ts"),
-      "--port",
-      port,
-      file,
-    ],
-    stdout: "piped",
+  const client = toolCommand("tcp/file_client.ts", ["--port", String(port), file], {
+    permissions: CLIENT_PERMS,
     stderr: "null",
   }).spawn();
   const exit = client.output();

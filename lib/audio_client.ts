@@ -7,7 +7,7 @@
  * @module
  */
 import { type AudioSink, now, openSink } from "./audio_io.ts";
-import { type AudioSpec, blockMs } from "./audio_spec.ts";
+import { type AudioSpec, blockMs, describeSpec } from "./audio_spec.ts";
 import { Concealer } from "./conceal.ts";
 import { UserError } from "./errors.ts";
 import { statusLine, type StreamReport, StreamStats, summaryText } from "./stream_report.ts";
@@ -91,8 +91,8 @@ export class Playout implements AsyncDisposable {
       spec.block !== this.#spec.block
     ) {
       throw new UserError(
-        `Server changed format from ${describe(this.#spec)} to ${
-          describe(spec)
+        `Server changed format from ${describeSpec(this.#spec)} to ${
+          describeSpec(spec)
         }; restart the client`,
       );
     }
@@ -220,8 +220,4 @@ export class Playout implements AsyncDisposable {
     this.#lastStatus = t;
     Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${statusLine(this.report())}`));
   }
-}
-
-function describe(s: AudioSpec): string {
-  return `${s.rate} Hz, ${s.channels} ch, ${s.block}-frame blocks`;
 }

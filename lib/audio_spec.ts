@@ -86,3 +86,8 @@ export function specFromFlags(flags: { rate: string; channels: string; block: st
     block: num("block", flags.block),
   });
 }
+
+/** "44100 Hz, 1 ch, 512-frame blocks". */
+export function describeSpec(s: AudioSpec): string {
+  return `${s.rate} Hz, ${s.channels} ch, ${s.block}-frame blocks`;
+}

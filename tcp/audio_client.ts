@@ -13,18 +13,9 @@ import { Playout } from "../lib/audio_client.ts";
 import { describeError, ProtocolError, UserError } from "../lib/errors.ts";
 import { readFrames } from "../lib/framed_conn.ts";
 import { connectTo } from "../lib/net.ts";
-import { type StreamReport, summaryText } from "../lib/stream_report.ts";
-import {
-  HOST_FLAG,
-  onShutdown,
-  parseFlags,
-  parsePort,
-  parseSecondsFlag,
-  portFlag,
-  resolveUserPath,
-  runMain,
-} from "../lib/cli.ts";
-import { AUDIO_PORT } from "./audio_server.ts";
+import type { StreamReport } from "../lib/stream_report.ts";
+import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli.ts";
+import { CLIENT_FLAGS, runClientTool } from "../lib/audio_tool.ts";
 
 /** Options of {@link runAudioTcpClient}. */
 export interface AudioTcpClientOptions {
@@ -142,16 +133,7 @@ async function session(
 }
 
 const FLAGS = {
-  host: HOST_FLAG,
-  port: portFlag(AUDIO_PORT),
-  output: {
-    type: "string",
-    default: "default",
-    value: "SPEC",
-    help: "default, N, NAME, FILE.wav or null",
-  },
-  duration: { type: "string", default: "", value: "SECONDS", help: "stop after this long" },
-  report: { type: "string", default: "", value: "FILE.json", help: "write the report as JSON" },
+  ...CLIENT_FLAGS,
   latency: {
     type: "string",
     default: "100",
@@ -160,26 +142,20 @@ const FLAGS = {
   },
 } as const;
 
-async function main(): Promise<void> {
-  const { flags } = parseFlags(Deno.args, FLAGS, {
-    usage: "deno task audio-tcp-client",
-    summary: "Play live audio from an Audio-TCP server, checking every block's MD5.",
+if (import.meta.main) {
+  runMain(async () => {
+    const { flags } = parseFlags(Deno.args, FLAGS, {
+      usage: "deno task audio-tcp-client",
+      summary: "Play live audio from an Audio-TCP server, checking every block's MD5.",
+    });
+    await runClientTool(flags, (duration, signal) =>
+      runAudioTcpClient({
+        host: flags.host,
+        port: parsePort(flags.port),
+        output: flags.output,
+        duration,
+        latencyMs: parseSecondsFlag("latency", flags.latency),
+        signal,
+      }));
   });
-  const controller = new AbortController();
-  const off = onShutdown(() => controller.abort());
-  const report = await runAudioTcpClient({
-    host: flags.host,
-    port: parsePort(flags.port),
-    output: flags.output,
-    duration: flags.duration ? parseSecondsFlag("duration", flags.duration) : undefined,
-    latencyMs: parseSecondsFlag("latency", flags.latency),
-    signal: controller.signal,
-  });
-  off();
-  console.log(summaryText(report));
-  if (flags.report) {
-    await Deno.writeTextFile(resolveUserPath(flags.report), JSON.stringify(report, null, 2) + "\n");
-  }
 }
-
-if (import.meta.main) runMain(main);

@@ -8,17 +8,15 @@
  *
  * @module
  */
-import { type AudioSource, openSource } from "../lib/audio_io.ts";
-import { audioFlags, type AudioSpec, specFromFlags } from "../lib/audio_spec.ts";
+import type { AudioSource } from "../lib/audio_io.ts";
+import { type AudioSpec, describeSpec } from "../lib/audio_spec.ts";
 import { AUDIO_SERVER_LIMITS, encodeBlock, encodeHello } from "../lib/audio_protocol.ts";
 import { describeError } from "../lib/errors.ts";
 import { readFrames } from "../lib/framed_conn.ts";
 import { writeAll } from "../lib/io.ts";
 import { listenTcp } from "../lib/net.ts";
-import { HOST_FLAG, onShutdown, parseFlags, parsePort, portFlag, runMain } from "../lib/cli.ts";
-
-/** Default audio port (the original project's). */
-export const AUDIO_PORT = 4444;
+import { parseFlags, runMain } from "../lib/cli.ts";
+import { runServerTool, serverFlags } from "../lib/audio_tool.ts";
 
 /** Options of {@link startAudioTcpServer}. */
 export interface AudioTcpServerOptions {
@@ -234,48 +232,22 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   };
 }
 
-const FLAGS = {
-  host: HOST_FLAG,
-  port: portFlag(AUDIO_PORT),
-  input: {
-    type: "string",
-    default: "default",
-    value: "SPEC",
-    help: "default, N, NAME, tone[:HZ] or FILE.wav",
-  },
-  ...audioFlags(512),
-} as const;
-
-async function main(): Promise<void> {
-  const { flags } = parseFlags(Deno.args, FLAGS, {
-    usage: "deno task audio-tcp-server",
-    summary: "Broadcast live audio over TCP, each block with its MD5, to every listener.",
+if (import.meta.main) {
+  runMain(async () => {
+    const { flags } = parseFlags(Deno.args, serverFlags(512), {
+      usage: "deno task audio-tcp-server",
+      summary: "Broadcast live audio over TCP, each block with its MD5, to every listener.",
+    });
+    await runServerTool(
+      flags,
+      (source, host, port) => startAudioTcpServer({ host, port, source }),
+      (server, source) =>
+        `audio-tcp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
+        `${source.label}, ${describeSpec(server.spec)}`,
+      ({ stats: st }) =>
+        `stopped: ${st.blocksCaptured} blocks captured, ${st.listenersServed} listeners served, ` +
+        `${st.blocksDroppedForSlowListeners} blocks dropped for slow listeners, ` +
+        `${st.listenersDropped} stuck listeners disconnected`,
+    );
   });
-  const port = parsePort(flags.port);
-  const spec = specFromFlags(flags);
-  const source = await openSource(flags.input, spec);
-  let server: AudioTcpServer;
-  try {
-    server = startAudioTcpServer({ host: flags.host, port, source });
-  } catch (err) {
-    await source.close();
-    throw err;
-  }
-  const s = server.spec;
-  console.log(
-    `audio-tcp server listening on ${server.addr.hostname}:${server.addr.port}: ${source.label}, ` +
-      `${s.rate} Hz, ${s.channels} ch, ${s.block}-frame blocks`,
-  );
-  const off = onShutdown(() => server.close());
-  await server.finished;
-  off();
-  await server.close();
-  const st = server.stats;
-  console.log(
-    `stopped: ${st.blocksCaptured} blocks captured, ${st.listenersServed} listeners served, ` +
-      `${st.blocksDroppedForSlowListeners} blocks dropped for slow listeners, ` +
-      `${st.listenersDropped} stuck listeners disconnected`,
-  );
 }
-
-if (import.meta.main) runMain(main);

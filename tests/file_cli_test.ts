@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { oneLineError, randomFile, ROOT, runTool, tempDir } from "./helpers.ts";
 import { startFileServer } from "../tcp/file_server.ts";
 import { freePort } from "../lib/net.ts";
+import { startServerTool } from "../lib/tool_process.ts";
 
 const SERVER = "tcp/file_server.ts";
 const CLIENT = "tcp/file_client.ts";
@@ -19,31 +20,14 @@ function client(args: string[], env?: Record<string, string>) {
   return runTool(CLIENT, args, { permissions: CLIENT_PERMS, env });
 }
 
-/** Starts the server CLI and waits for its "listening on" line. */
-async function spawnServer(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVER_PERMS, join(ROOT, SERVER), ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("listening on")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`Server exited early: ${out}`);
-    out += value;
-  }
-  const port = Number(/listening on [^:]+:(\d+)/.exec(out)![1]);
-  return { child, port, reader, firstLines: out };
-}
-
 Deno.test("CLI: the client sends a file given relative to INIT_CWD; SIGTERM stops the server", async () => {
   await using src = await tempDir();
   await using dst = await tempDir();
   const data = await randomFile(join(src.path, "movie.mp4"), 100_000);
-  const srv = await spawnServer(["--port", "0", "--dir", dst.path]);
-  assert.match(srv.firstLines, /listening on 127\.0\.0\.1:\d+/);
+  const srv = await startServerTool(SERVER, ["--port", "0", "--dir", dst.path], {
+    permissions: SERVER_PERMS,
+  });
+  assert.match(srv.output(), /listening on 127\.0\.0\.1:\d+/);
   const r = await client(["--port", String(srv.port), "movie.mp4"], { INIT_CWD: src.path });
   assert.equal(r.code, 0, r.stderr);
   assert.match(
@@ -53,11 +37,8 @@ Deno.test("CLI: the client sends a file given relative to INIT_CWD; SIGTERM stop
   // Not a terminal: progress comes as plain lines, if at all, never with \r.
   assert.equal(r.stderr.includes("\r"), false);
   assert.deepEqual(await Deno.readFile(join(dst.path, "received-movie.mp4")), data);
-  srv.child.kill("SIGTERM");
-  const status = await srv.child.status;
-  await srv.reader.cancel();
-  await srv.child.stderr.cancel();
-  assert.equal(status.code, 0);
+  assert.match(await srv.stop(), /stopping: partial transfers are kept for resume/);
+  assert.equal((await srv.child.status).code, 0);
 });
 
 Deno.test("CLI: the client sends chamber.mp4 by default", async () => {

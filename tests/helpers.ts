@@ -227,15 +227,19 @@ export async function readWav(path: string) {
   return { info, size: bytes.length, samples: new Int16Array(data.buffer, 0, data.length >> 1) };
 }
 
-/** Writes `seconds` of a tone as a mono 16-bit WAV file. */
-export async function writeToneWav(path: string, hz: number, seconds: number, rate = 44100) {
-  const samples = new ToneGenerator(hz, rate, 1).next(Math.round(seconds * rate));
+/** Writes mono 16-bit samples as a WAV file; returns the samples. */
+export async function writeWav(path: string, samples: Int16Array, rate = 44100) {
   const header = encodeWavHeader(rate, 1, samples.byteLength);
   const out = new Uint8Array(header.length + samples.byteLength);
   out.set(header);
-  out.set(new Uint8Array(samples.buffer), header.length);
+  out.set(new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength), header.length);
   await Deno.writeFile(path, out);
   return samples;
+}
+
+/** Writes `seconds` of a tone as a mono 16-bit WAV file. */
+export function writeToneWav(path: string, hz: number, seconds: number, rate = 44100) {
+  return writeWav(path, new ToneGenerator(hz, rate, 1).next(Math.round(seconds * rate)), rate);
 }
 
 /** The loud part of a recording: from the first sample over `threshold`, skipping `settle`. */
@@ -245,7 +249,7 @@ export function loudPart(samples: Int16Array, threshold = 1000, settle = 2048): 
 }
 
 /** Writes `seconds` of seeded noise (every block unique) as a mono 16-bit WAV. */
-export async function writeNoiseWav(path: string, seconds: number, rate = 44100, seed = 9) {
+export function writeNoiseWav(path: string, seconds: number, rate = 44100, seed = 9) {
   const n = Math.round(seconds * rate);
   const samples = new Int16Array(n);
   let x = seed;
@@ -255,12 +259,7 @@ export async function writeNoiseWav(path: string, seconds: number, rate = 44100,
     x ^= x << 5;
     samples[i] = x % 8000;
   }
-  const header = encodeWavHeader(rate, 1, samples.byteLength);
-  const out = new Uint8Array(header.length + samples.byteLength);
-  out.set(header);
-  out.set(new Uint8Array(samples.buffer), header.length);
-  await Deno.writeFile(path, out);
-  return samples;
+  return writeWav(path, samples, rate);
 }
 
 /**

@@ -5,6 +5,10 @@
  * microphone and `PULSE_SINK=spk` a speaker.
  */
 import { join } from "node:path";
+import { startServerTool } from "../lib/tool_process.ts";
+import type { StreamReport } from "../lib/stream_report.ts";
+import { estimateFrequency } from "../lib/tone.ts";
+import { loudPart, runTool, tempDir, writeToneWav } from "./helpers.ts";
 
 /** Why the sound tests cannot run here, or `null` if they can. */
 export async function soundUnavailable(): Promise<string | null> {
@@ -100,4 +104,82 @@ export async function startPulse(): Promise<Pulse> {
       await Deno.remove(runtime, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** What {@link micToSpeaker} observed. */
+export interface MicToSpeaker {
+  /** The client's `--report`. */
+  report: StreamReport;
+  /** Frequency recorded from the speaker (0 if nothing was heard). */
+  heardHz: number;
+  /** The client's output, for assertion messages. */
+  clientOutput: string;
+}
+
+/**
+ * Streams a 1000 Hz tone from the microphone to the speaker over a
+ * transport, through the real tools and PortAudio: paplay plays the tone
+ * into the `mic` sink; the server captures `mic.monitor`; the client plays
+ * to the `spk` sink; parecord records `spk.monitor`.
+ */
+export async function micToSpeaker(
+  pulse: Pulse,
+  transport: "tcp" | "udp",
+  seconds = 6,
+): Promise<MicToSpeaker> {
+  await using dir = await tempDir();
+  const tone = join(dir.path, "tone.wav");
+  const rec = join(dir.path, "spk.wav");
+  const reportPath = join(dir.path, "report.json");
+  await writeToneWav(tone, 1000, seconds + 6);
+  const perms = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
+  const player = new Deno.Command("paplay", {
+    args: [tone],
+    env: { ...pulse.env, PULSE_SINK: "mic" },
+  }).spawn();
+  await using server = await startServerTool(
+    `${transport}/audio_server.ts`,
+    ["--port", "0", "--input", "default"],
+    { permissions: perms, env: { ...pulse.env, PULSE_SOURCE: "mic.monitor" } },
+  );
+  // A new PulseAudio stream here stalls for about 1.8 s before it runs;
+  // let the server's capture get going before the client joins.
+  await new Promise((r) => setTimeout(r, 2500));
+  const recorder = new Deno.Command("parecord", {
+    args: [
+      "--device=spk.monitor",
+      "--channels=1",
+      "--rate=44100",
+      "--format=s16le",
+      "--file-format=wav",
+      rec,
+    ],
+    env: pulse.env,
+  }).spawn();
+  const client = await runTool(
+    `${transport}/audio_client.ts`,
+    [
+      "--port",
+      String(server.port),
+      "--output",
+      "default",
+      "--duration",
+      String(seconds),
+      "--report",
+      reportPath,
+    ],
+    { permissions: perms, env: { ...pulse.env, PULSE_SINK: "spk" } },
+  );
+  recorder.kill("SIGINT");
+  await recorder.status;
+  player.kill();
+  await player.status;
+  const clientOutput = client.stdout + client.stderr;
+  if (client.code !== 0) throw new Error(`Client failed: ${clientOutput}`);
+  const report = JSON.parse(await Deno.readTextFile(reportPath));
+  // parecord leaves the header's sizes unset when interrupted: read it raw.
+  const bytes = await Deno.readFile(rec);
+  const loud = loudPart(new Int16Array(bytes.slice(44).buffer)).subarray(0, 22050);
+  const heardHz = loud.length > 11025 ? estimateFrequency(loud, 44100) : 0;
+  return { report, heardHz, clientOutput };
 }

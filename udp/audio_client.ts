@@ -14,7 +14,7 @@ import { describeError, UserError } from "../lib/errors.ts";
 import { JitterBuffer } from "../lib/jitter_buffer.ts";
 import { Reassembler } from "../lib/reassembly.ts";
 import { now } from "../lib/audio_io.ts";
-import { type StreamReport, summaryText } from "../lib/stream_report.ts";
+import type { StreamReport } from "../lib/stream_report.ts";
 import {
   datagramType,
   decodeCookie,
@@ -23,17 +23,8 @@ import {
   encodeSubscribe,
   UdpMsg,
 } from "../lib/udp_protocol.ts";
-import {
-  HOST_FLAG,
-  onShutdown,
-  parseFlags,
-  parsePort,
-  parseSecondsFlag,
-  portFlag,
-  resolveUserPath,
-  runMain,
-} from "../lib/cli.ts";
-import { AUDIO_PORT } from "../tcp/audio_server.ts";
+import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli.ts";
+import { CLIENT_FLAGS, runClientTool } from "../lib/audio_tool.ts";
 
 /** Options of {@link runAudioUdpClient}. */
 export interface AudioUdpClientOptions {
@@ -161,10 +152,13 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
         // First format, or the server restarted: (re)start the stream.
         if (!playout) {
           const targetMs = options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
-          // The jitter buffer decides what is late; the sink queue never skips.
+          // The jitter buffer decides what is late on arrival. The sink side
+          // keeps its own bound, two blocks past the target, for a sink that
+          // stalls (a sound device slow to start) after the jitter buffer
+          // released a block.
           playout = new Playout("udp", {
             output: options.output,
-            lateMs: Infinity,
+            lateMs: targetMs + 2 * blockMs(fmt),
             status: options.status,
           });
           await playout.begin(fmt, fmt.streamId);
@@ -231,7 +225,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   const jc = jitter?.counters;
   if (jc) {
     st.lost = jc.lost;
-    st.late = jc.late;
+    st.late += jc.late; // Blocks late at the jitter buffer, plus any the sink side skipped.
     st.extra.blocks_reordered = jc.reordered;
   }
   const rc = reasm?.counters;
@@ -243,44 +237,29 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 }
 
 const FLAGS = {
-  host: HOST_FLAG,
-  port: portFlag(AUDIO_PORT),
-  output: {
-    type: "string",
-    default: "default",
-    value: "SPEC",
-    help: "default, N, NAME, FILE.wav or null",
-  },
+  ...CLIENT_FLAGS,
   latency: {
     type: "string",
     default: "",
     value: "MS",
     help: "jitter buffer target, capture to play-out (default three blocks)",
   },
-  duration: { type: "string", default: "", value: "SECONDS", help: "stop after this long" },
-  report: { type: "string", default: "", value: "FILE.json", help: "write the report as JSON" },
 } as const;
 
-async function main(): Promise<void> {
-  const { flags } = parseFlags(Deno.args, FLAGS, {
-    usage: "deno task audio-udp-client",
-    summary: "Play live audio from an Audio-UDP server, checking every block's MD5.",
+if (import.meta.main) {
+  runMain(async () => {
+    const { flags } = parseFlags(Deno.args, FLAGS, {
+      usage: "deno task audio-udp-client",
+      summary: "Play live audio from an Audio-UDP server, checking every block's MD5.",
+    });
+    await runClientTool(flags, (duration, signal) =>
+      runAudioUdpClient({
+        host: flags.host,
+        port: parsePort(flags.port),
+        output: flags.output,
+        latencyMs: flags.latency ? parseSecondsFlag("latency", flags.latency) : undefined,
+        duration,
+        signal,
+      }));
   });
-  const controller = new AbortController();
-  const off = onShutdown(() => controller.abort());
-  const report = await runAudioUdpClient({
-    host: flags.host,
-    port: parsePort(flags.port),
-    output: flags.output,
-    latencyMs: flags.latency ? parseSecondsFlag("latency", flags.latency) : undefined,
-    duration: flags.duration ? parseSecondsFlag("duration", flags.duration) : undefined,
-    signal: controller.signal,
-  });
-  off();
-  console.log(summaryText(report));
-  if (flags.report) {
-    await Deno.writeTextFile(resolveUserPath(flags.report), JSON.stringify(report, null, 2) + "\n");
-  }
 }
-
-if (import.meta.main) runMain(main);

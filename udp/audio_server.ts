@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { type AudioSource, openSource } from "../lib/audio_io.ts";
-import { audioFlags, type AudioSpec, specFromFlags } from "../lib/audio_spec.ts";
+import type { AudioSource } from "../lib/audio_io.ts";
+import { type AudioSpec, blockBytes, describeSpec, specFromFlags } from "../lib/audio_spec.ts";
 import { describeError, UserError } from "../lib/errors.ts";
 import { md5 } from "../lib/md5.ts";
 import {
@@ -26,8 +26,8 @@ import {
   MIN_MTU,
   UdpMsg,
 } from "../lib/udp_protocol.ts";
-import { HOST_FLAG, onShutdown, parseFlags, parsePort, portFlag, runMain } from "../lib/cli.ts";
-import { AUDIO_PORT } from "../tcp/audio_server.ts";
+import { parseFlags, runMain } from "../lib/cli.ts";
+import { runServerTool, serverFlags } from "../lib/audio_tool.ts";
 
 /** Options of {@link startAudioUdpServer}. */
 export interface AudioUdpServerOptions {
@@ -97,7 +97,7 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
   const host = options.host ?? "127.0.0.1";
   const source = options.source;
   const spec = source.spec;
-  const mtu = checkMtu(options.mtu ?? 1200, spec.block * spec.channels * 2);
+  const mtu = checkMtu(options.mtu ?? 1200, blockBytes(spec));
   const timeoutMs = options.timeoutMs ?? 5000;
   const maxListeners = options.maxListeners ?? 64;
   const log = options.log ?? ((line: string) => console.log(line));
@@ -215,49 +215,28 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
 }
 
 const FLAGS = {
-  host: HOST_FLAG,
-  port: portFlag(AUDIO_PORT),
-  input: {
-    type: "string",
-    default: "default",
-    value: "SPEC",
-    help: "default, N, NAME, tone[:HZ] or FILE.wav",
-  },
-  ...audioFlags(1024),
+  ...serverFlags(1024),
   mtu: { type: "string", default: "1200", value: "BYTES", help: "largest datagram sent" },
 } as const;
 
-async function main(): Promise<void> {
-  const { flags } = parseFlags(Deno.args, FLAGS, {
-    usage: "deno task audio-udp-server",
-    summary: "Stream live audio over UDP in MD5-checked fragments to subscribed listeners.",
+if (import.meta.main) {
+  runMain(async () => {
+    const { flags } = parseFlags(Deno.args, FLAGS, {
+      usage: "deno task audio-udp-server",
+      summary: "Stream live audio over UDP in MD5-checked fragments to subscribed listeners.",
+    });
+    const spec = specFromFlags(flags);
+    const mtu = checkMtu(Number(flags.mtu), blockBytes(spec));
+    await runServerTool(
+      flags,
+      (source, host, port) => startAudioUdpServer({ host, port, source, mtu }),
+      (server, source) =>
+        `audio-udp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
+        `${source.label}, ${describeSpec(server.spec)}, ` +
+        `${fragmentCount(blockBytes(server.spec), mtu)} datagrams per block at MTU ${mtu}`,
+      ({ stats: st }) =>
+        `stopped: ${st.blocksCaptured} blocks captured, ${st.datagramsSent} datagrams sent, ` +
+        `${st.listenersJoined} listeners joined, ${st.datagramsInvalid} invalid datagrams dropped`,
+    );
   });
-  const port = parsePort(flags.port);
-  const spec = specFromFlags(flags);
-  const mtu = checkMtu(Number(flags.mtu), spec.block * spec.channels * 2);
-  const source = await openSource(flags.input, spec);
-  let server: AudioUdpServer;
-  try {
-    server = startAudioUdpServer({ host: flags.host, port, source, mtu });
-  } catch (err) {
-    await source.close();
-    throw err;
-  }
-  const s = server.spec;
-  console.log(
-    `audio-udp server listening on ${server.addr.hostname}:${server.addr.port}: ${source.label}, ` +
-      `${s.rate} Hz, ${s.channels} ch, ${s.block}-frame blocks, ` +
-      `${fragmentCount(s.block * s.channels * 2, mtu)} datagrams per block at MTU ${mtu}`,
-  );
-  const off = onShutdown(() => server.close());
-  await server.finished;
-  off();
-  await server.close();
-  const st = server.stats;
-  console.log(
-    `stopped: ${st.blocksCaptured} blocks captured, ${st.datagramsSent} datagrams sent, ` +
-      `${st.listenersJoined} listeners joined, ${st.datagramsInvalid} invalid datagrams dropped`,
-  );
 }
-
-if (import.meta.main) runMain(main);

@@ -1,0 +1,123 @@
+/**
+ * The command-line shell both audio transports share: their common flags,
+ * and the run loops of a server tool (until its source ends or Ctrl-C) and
+ * a client tool (Ctrl-C stops it cleanly, then the summary and `--report`).
+ *
+ * @module
+ */
+import { type AudioSource, openSource } from "./audio_io.ts";
+import { audioFlags, type AudioSpec, specFromFlags } from "./audio_spec.ts";
+import {
+  type FlagSpec,
+  HOST_FLAG,
+  onShutdown,
+  parsePort,
+  parseSecondsFlag,
+  portFlag,
+  resolveUserPath,
+} from "./cli.ts";
+import { type StreamReport, summaryText } from "./stream_report.ts";
+
+/** Default audio port, for both transports (the original project's). */
+export const AUDIO_PORT = 4444;
+
+/** Flags every audio server has, with the transport's default block size. */
+export function serverFlags(block: number) {
+  return {
+    host: HOST_FLAG,
+    port: portFlag(AUDIO_PORT),
+    input: {
+      type: "string",
+      default: "default",
+      value: "SPEC",
+      help: "default, N, NAME, tone[:HZ] or FILE.wav",
+    } as FlagSpec,
+    ...audioFlags(block),
+  };
+}
+
+/** Flags every audio client has. */
+export const CLIENT_FLAGS = {
+  host: HOST_FLAG,
+  port: portFlag(AUDIO_PORT),
+  output: {
+    type: "string",
+    default: "default",
+    value: "SPEC",
+    help: "default, N, NAME, FILE.wav or null",
+  } as FlagSpec,
+  duration: {
+    type: "string",
+    default: "",
+    value: "SECONDS",
+    help: "stop after this long",
+  } as FlagSpec,
+  report: {
+    type: "string",
+    default: "",
+    value: "FILE.json",
+    help: "write the report as JSON",
+  } as FlagSpec,
+};
+
+/** What a server tool needs of a running server. */
+interface RunningServer {
+  readonly addr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the source the flags name, starts a server on it, prints
+ * `describe` (which says "listening on HOST:PORT"), serves until the source
+ * ends or Ctrl-C, and prints `summary`.
+ */
+export async function runServerTool<S extends RunningServer>(
+  flags: {
+    host: string;
+    port: string;
+    input: string;
+    rate: string;
+    channels: string;
+    block: string;
+  },
+  start: (source: AudioSource, host: string, port: number) => S,
+  describe: (server: S, source: AudioSource) => string,
+  summary: (server: S) => string,
+): Promise<void> {
+  const port = parsePort(flags.port);
+  const spec: AudioSpec = specFromFlags(flags);
+  const source = await openSource(flags.input, spec);
+  let server: S;
+  try {
+    server = start(source, flags.host, port);
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  console.log(describe(server, source));
+  const off = onShutdown(() => server.close());
+  await server.finished;
+  off();
+  await server.close();
+  console.log(summary(server));
+}
+
+/**
+ * Runs a client session until `--duration` or Ctrl-C, then prints the
+ * summary and writes `--report` if asked.
+ */
+export async function runClientTool(
+  flags: { duration: string; report: string },
+  run: (duration: number | undefined, signal: AbortSignal) => Promise<StreamReport>,
+): Promise<void> {
+  const controller = new AbortController();
+  const off = onShutdown(() => controller.abort());
+  const duration = flags.duration ? parseSecondsFlag("duration", flags.duration) : undefined;
+  const report = await run(duration, controller.signal);
+  off();
+  console.log(summaryText(report));
+  if (flags.report) {
+    await Deno.writeTextFile(resolveUserPath(flags.report), JSON.stringify(report, null, 2) + "\n");
+  }
+}
