@@ -71,6 +71,19 @@ class Pacer {
   }
 }
 
+/** An idempotent async close of a file, calling `then` the first time. */
+function closeOnce(file: Deno.FsFile, then?: () => void): () => Promise<void> {
+  let closed = false;
+  return () => {
+    if (!closed) {
+      closed = true;
+      file.close();
+      then?.();
+    }
+    return Promise.resolve();
+  };
+}
+
 /** Opens an input SPEC (see `audio_endpoint.ts`) with `spec` for devices and tones. */
 export async function openSource(text: string, spec: AudioSpec): Promise<AudioSource> {
   const ep = parseEndpoint(text, "input");
@@ -139,11 +152,7 @@ async function wavSource(path: string, block: number): Promise<AudioSource> {
     const pacer = new Pacer(spec);
     const bytes = block * spec.channels * 2;
     let closed = false;
-    const close = () => {
-      if (!closed) file.close();
-      closed = true;
-      return Promise.resolve();
-    };
+    const close = closeOnce(file, () => closed = true);
     return {
       spec,
       label: `${path} (${spec.rate} Hz, ${spec.channels} ch)`,
@@ -178,12 +187,7 @@ async function wavSink(path: string, spec: AudioSpec): Promise<AudioSink> {
   file.writeSync(encodeWavHeader(spec.rate, spec.channels, 0));
   const sizes = new Uint8Array(4);
   const sizeView = new DataView(sizes.buffer);
-  let closed = false;
-  const close = () => {
-    if (!closed) file.close();
-    closed = true;
-    return Promise.resolve();
-  };
+  const close = closeOnce(file);
   return {
     label: path,
     underflows: 0,

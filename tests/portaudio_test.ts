@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { LAYOUT } from "../native/mod.ts";
 import { estimateFrequency, rmsLevel } from "../lib/tone.ts";
 import { loudPart, oneLineError, readWav, runTool, tempDir, writeToneWav } from "./helpers.ts";
-import { soundTest } from "./pulse.ts";
+import { recordSpeaker, soundTest } from "./pulse.ts";
 
 const AUDIO_PERMS = [
   "--allow-ffi",
@@ -107,19 +107,7 @@ soundTest("a tone played into the microphone is captured through PortAudio", asy
 });
 
 soundTest("a tone played through PortAudio reaches the speaker", async (pulse) => {
-  await using dir = await tempDir();
-  const rec = join(dir.path, "spk.wav");
-  const recorder = new Deno.Command("parecord", {
-    args: [
-      "--device=spk.monitor",
-      "--channels=1",
-      "--rate=44100",
-      "--format=s16le",
-      "--file-format=wav",
-      rec,
-    ],
-    env: pulse.env,
-  }).spawn();
+  const speaker = await recordSpeaker(pulse);
   await new Promise((r) => setTimeout(r, 300));
   const r = await runTool(
     "native/audio_local.ts",
@@ -127,16 +115,9 @@ soundTest("a tone played through PortAudio reaches the speaker", async (pulse) =
     { permissions: AUDIO_PERMS, env: { ...pulse.env, PULSE_SINK: "spk" } },
   );
   await new Promise((r) => setTimeout(r, 300));
-  recorder.kill("SIGINT");
-  await recorder.status;
+  const loud = (await speaker.stop()).subarray(0, 22050);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /0 output underflows/);
-  const { samples } = await readWav(rec).catch(async () => {
-    // parecord may leave the header sizes unset when interrupted; read raw.
-    const bytes = await Deno.readFile(rec);
-    return { samples: new Int16Array(bytes.slice(44).buffer) };
-  });
-  const loud = loudPart(samples).subarray(0, 22050);
   assert.ok(loud.length > 11025, "the tone was heard");
   const hz = estimateFrequency(loud, 44100);
   assert.ok(Math.abs(hz - 880) < 10, `heard ${hz} Hz`);

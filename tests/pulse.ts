@@ -106,6 +106,37 @@ export async function startPulse(): Promise<Pulse> {
   };
 }
 
+/**
+ * Records the `spk` sink's monitor with parecord until `stop()`, which
+ * returns the loud part of the recording (from the first sample over a
+ * threshold, after a short settling time).
+ */
+export async function recordSpeaker(pulse: Pulse) {
+  const dir = await Deno.makeTempDir({ prefix: "speaker-" });
+  const path = join(dir, "spk.wav");
+  const recorder = new Deno.Command("parecord", {
+    args: [
+      "--device=spk.monitor",
+      "--channels=1",
+      "--rate=44100",
+      "--format=s16le",
+      "--file-format=wav",
+      path,
+    ],
+    env: pulse.env,
+  }).spawn();
+  return {
+    async stop(): Promise<Int16Array> {
+      recorder.kill("SIGINT");
+      await recorder.status;
+      // parecord leaves the header's sizes unset when interrupted: read it raw.
+      const bytes = await Deno.readFile(path).catch(() => new Uint8Array(44));
+      await Deno.remove(dir, { recursive: true });
+      return loudPart(new Int16Array(bytes.slice(44).buffer));
+    },
+  };
+}
+
 /** What {@link micToSpeaker} observed. */
 export interface MicToSpeaker {
   /** The client's `--report`. */
@@ -129,7 +160,6 @@ export async function micToSpeaker(
 ): Promise<MicToSpeaker> {
   await using dir = await tempDir();
   const tone = join(dir.path, "tone.wav");
-  const rec = join(dir.path, "spk.wav");
   const reportPath = join(dir.path, "report.json");
   await writeToneWav(tone, 1000, seconds + 6);
   const perms = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
@@ -145,17 +175,7 @@ export async function micToSpeaker(
   // A new PulseAudio stream here stalls for about 1.8 s before it runs;
   // let the server's capture get going before the client joins.
   await new Promise((r) => setTimeout(r, 2500));
-  const recorder = new Deno.Command("parecord", {
-    args: [
-      "--device=spk.monitor",
-      "--channels=1",
-      "--rate=44100",
-      "--format=s16le",
-      "--file-format=wav",
-      rec,
-    ],
-    env: pulse.env,
-  }).spawn();
+  const speaker = await recordSpeaker(pulse);
   const client = await runTool(
     `${transport}/audio_client.ts`,
     [
@@ -170,16 +190,12 @@ export async function micToSpeaker(
     ],
     { permissions: perms, env: { ...pulse.env, PULSE_SINK: "spk" } },
   );
-  recorder.kill("SIGINT");
-  await recorder.status;
+  const heard = (await speaker.stop()).subarray(0, 22050);
   player.kill();
   await player.status;
   const clientOutput = client.stdout + client.stderr;
   if (client.code !== 0) throw new Error(`Client failed: ${clientOutput}`);
   const report = JSON.parse(await Deno.readTextFile(reportPath));
-  // parecord leaves the header's sizes unset when interrupted: read it raw.
-  const bytes = await Deno.readFile(rec);
-  const loud = loudPart(new Int16Array(bytes.slice(44).buffer)).subarray(0, 22050);
-  const heardHz = loud.length > 11025 ? estimateFrequency(loud, 44100) : 0;
+  const heardHz = heard.length > 11025 ? estimateFrequency(heard, 44100) : 0;
   return { report, heardHz, clientOutput };
 }
