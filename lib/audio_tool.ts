@@ -60,9 +60,14 @@ export const CLIENT_FLAGS = {
   } as FlagSpec,
 };
 
-/** What a server tool needs of a running server. */
-interface RunningServer {
+/** A running audio server of either transport, with its own counters. */
+export interface AudioServer<Stats> extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
+  readonly spec: AudioSpec;
+  readonly stats: Stats;
+  /** Current number of listeners. */
+  readonly listeners: number;
+  /** Resolves when the source ends (a WAV file) or the server is closed. */
   readonly finished: Promise<void>;
   close(): Promise<void>;
 }
@@ -72,7 +77,7 @@ interface RunningServer {
  * `describe` (which says "listening on HOST:PORT"), serves until the source
  * ends or Ctrl-C, and prints `summary`.
  */
-export async function runServerTool<S extends RunningServer>(
+export async function runServerTool<S extends AudioServer<unknown>>(
   flags: {
     host: string;
     port: string;

@@ -129,11 +129,11 @@ export function parseSizeFlag(flag: string, text: string): number {
   return n;
 }
 
-/** Parses a positive number of seconds for `flag`. */
-export function parseSecondsFlag(flag: string, text: string): number {
+/** Parses a positive number for `flag`, in `unit` (for the message). */
+export function parseSecondsFlag(flag: string, text: string, unit = "seconds"): number {
   const n = Number(text);
   if (!Number.isFinite(n) || n <= 0 || text.trim() === "") {
-    throw new UserError(`--${flag} ${JSON.stringify(text)} is not a positive number of seconds`, 2);
+    throw new UserError(`--${flag} ${JSON.stringify(text)} is not a positive number of ${unit}`, 2);
   }
   return n;
 }

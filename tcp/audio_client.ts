@@ -154,7 +154,7 @@ if (import.meta.main) {
         port: parsePort(flags.port),
         output: flags.output,
         duration,
-        latencyMs: parseSecondsFlag("latency", flags.latency),
+        latencyMs: parseSecondsFlag("latency", flags.latency, "milliseconds"),
         signal,
       }));
   });

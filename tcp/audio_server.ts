@@ -9,14 +9,14 @@
  * @module
  */
 import type { AudioSource } from "../lib/audio_io.ts";
-import { type AudioSpec, describeSpec } from "../lib/audio_spec.ts";
+import { describeSpec } from "../lib/audio_spec.ts";
 import { AUDIO_SERVER_LIMITS, encodeBlock, encodeHello } from "../lib/audio_protocol.ts";
 import { describeError } from "../lib/errors.ts";
 import { readFrames } from "../lib/framed_conn.ts";
 import { writeAll } from "../lib/io.ts";
 import { listenTcp } from "../lib/net.ts";
 import { parseFlags, runMain } from "../lib/cli.ts";
-import { runServerTool, serverFlags } from "../lib/audio_tool.ts";
+import { type AudioServer, runServerTool, serverFlags } from "../lib/audio_tool.ts";
 
 /** Options of {@link startAudioTcpServer}. */
 export interface AudioTcpServerOptions {
@@ -42,16 +42,7 @@ export interface AudioServerStats {
 }
 
 /** A running Audio-TCP server. */
-export interface AudioTcpServer extends AsyncDisposable {
-  readonly addr: Deno.NetAddr;
-  readonly spec: AudioSpec;
-  readonly stats: AudioServerStats;
-  /** Current number of listeners. */
-  readonly listeners: number;
-  /** Resolves when the source ends (a WAV file) or the server is closed. */
-  readonly finished: Promise<void>;
-  close(): Promise<void>;
-}
+export type AudioTcpServer = AudioServer<AudioServerStats>;
 
 /** One connected listener: a bounded queue drained by its own writer. */
 class Listener {

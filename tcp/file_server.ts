@@ -36,7 +36,7 @@ import {
   resolveUserPath,
   runMain,
 } from "../lib/cli.ts";
-import { checkDirectory, PartialFile } from "./file_store.ts";
+import { checkDirectory, PartialFile, removeStalePartials } from "./file_store.ts";
 
 /** Default File-TCP port (the original project's). */
 export const FILE_PORT = 4545;
@@ -57,6 +57,8 @@ export interface FileServerOptions {
   idleMs?: number;
   /** Most connections served at once; more are refused with a message. */
   maxClients?: number;
+  /** Remove partial transfers untouched this long at start, ms (default 7 days). */
+  keepPartialMs?: number;
   /** Where log lines go (default stdout). */
   log?: (line: string) => void;
 }
@@ -96,6 +98,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   const dir = options.dir;
   await checkDirectory(dir);
   const log = options.log ?? ((line: string) => console.log(line));
+  const stale = await removeStalePartials(dir, options.keepPartialMs ?? 7 * 86_400_000);
+  if (stale > 0) log(`removed ${stale} partial transfers nobody resumed`);
   const listener = listenTcp(host, options.port);
   const settings: Settings = {
     dir,
@@ -284,6 +288,12 @@ const FLAGS = {
     default: false,
     help: "replace an existing received-NAME (else keep both: received-NAME-1…)",
   },
+  "keep-partial": {
+    type: "string",
+    default: "7",
+    value: "DAYS",
+    help: "remove partial transfers not resumed for this long",
+  },
   "idle-timeout": {
     type: "string",
     default: "30",
@@ -305,6 +315,7 @@ async function main(): Promise<void> {
     maxSize: parseSizeFlag("max-size", flags["max-size"]),
     overwrite: flags.overwrite,
     idleMs: parseSecondsFlag("idle-timeout", flags["idle-timeout"]) * 1000,
+    keepPartialMs: parseSecondsFlag("keep-partial", flags["keep-partial"], "days") * 86_400_000,
   });
   console.log(
     `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}`,

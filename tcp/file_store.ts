@@ -38,6 +38,26 @@ export async function checkDirectory(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Removes partial transfers in `DIR/.partial` untouched for longer than
+ * `maxAgeMs` (a transfer nobody came back to resume). Returns how many
+ * transfers were removed.
+ */
+export async function removeStalePartials(dir: string, maxAgeMs: number): Promise<number> {
+  const staging = join(dir, PARTIAL_DIR);
+  const cutoff = Date.now() - maxAgeMs;
+  let removed = 0;
+  for await (const e of Deno.readDir(staging)) {
+    if (!e.isFile || !/\.(part|state)$/.test(e.name)) continue;
+    const path = join(staging, e.name);
+    const info = await Deno.stat(path).catch(() => null);
+    if (!info?.mtime || info.mtime.getTime() >= cutoff) continue;
+    await Deno.remove(path).catch(() => {});
+    if (e.name.endsWith(".part")) removed++;
+  }
+  return removed;
+}
+
 /** One transfer's partial data on disk. */
 export class PartialFile {
   /** Receiver state: what is held verified. */

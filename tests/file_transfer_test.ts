@@ -251,3 +251,29 @@ Deno.test("garbage, hostile frames and idle clients do not stop the server", asy
   await sendFile({ port: srv.addr.port, path });
   assert.deepEqual(await Deno.readFile(join(dst.path, "received-ok")), data);
 });
+
+Deno.test("partial transfers nobody resumed are removed after --keep-partial", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  const path = join(src.path, "s.bin");
+  await randomFile(path, 256 * 1024);
+  {
+    await using srv = await server(dst.path);
+    await using relay = startRelay(srv.addr.port, { cutAfter: 100 * 1024 });
+    await assert.rejects(sendFile({ port: relay.port, path, chunkSize: 16 * 1024 }));
+    while (srv.records.length === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  const partial = join(dst.path, ".partial");
+  const names = await files(partial);
+  assert.equal(names.length, 2, "data and state were kept for resume");
+  // A day old: kept by a server that keeps partials for 7 days...
+  const dayAgo = new Date(Date.now() - 86_400_000);
+  for (const n of names) await Deno.utime(join(partial, n), dayAgo, dayAgo);
+  await (await server(dst.path)).close();
+  assert.deepEqual(await files(partial), names);
+  // ...and removed by one that keeps them for an hour.
+  const logs: string[] = [];
+  await (await server(dst.path, { keepPartialMs: 3_600_000, log: (l) => logs.push(l) })).close();
+  assert.deepEqual(await files(partial), []);
+  assert.deepEqual(logs, ["removed 1 partial transfers nobody resumed"]);
+});

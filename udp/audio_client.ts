@@ -257,7 +257,9 @@ if (import.meta.main) {
         host: flags.host,
         port: parsePort(flags.port),
         output: flags.output,
-        latencyMs: flags.latency ? parseSecondsFlag("latency", flags.latency) : undefined,
+        latencyMs: flags.latency
+          ? parseSecondsFlag("latency", flags.latency, "milliseconds")
+          : undefined,
         duration,
         signal,
       }));

@@ -9,7 +9,7 @@
  * @module
  */
 import type { AudioSource } from "../lib/audio_io.ts";
-import { type AudioSpec, blockBytes, describeSpec, specFromFlags } from "../lib/audio_spec.ts";
+import { blockBytes, describeSpec, specFromFlags } from "../lib/audio_spec.ts";
 import { describeError, UserError } from "../lib/errors.ts";
 import { md5 } from "../lib/md5.ts";
 import {
@@ -27,7 +27,7 @@ import {
   UdpMsg,
 } from "../lib/udp_protocol.ts";
 import { parseFlags, runMain } from "../lib/cli.ts";
-import { runServerTool, serverFlags } from "../lib/audio_tool.ts";
+import { type AudioServer, runServerTool, serverFlags } from "../lib/audio_tool.ts";
 
 /** Options of {@link startAudioUdpServer}. */
 export interface AudioUdpServerOptions {
@@ -57,14 +57,7 @@ export interface UdpServerStats {
 }
 
 /** A running Audio-UDP server. */
-export interface AudioUdpServer extends AsyncDisposable {
-  readonly addr: Deno.NetAddr;
-  readonly spec: AudioSpec;
-  readonly stats: UdpServerStats;
-  readonly listeners: number;
-  readonly finished: Promise<void>;
-  close(): Promise<void>;
-}
+export type AudioUdpServer = AudioServer<UdpServerStats>;
 
 /** Opens a UDP socket with errors a user can act on. */
 export function listenUdp(host: string, port: number): Deno.DatagramConn {
