@@ -14,7 +14,7 @@ import { parseFlags, parseSizeFlag, runMain } from "../lib/cli.ts";
 import { UserError } from "../lib/errors.ts";
 import { formatBytes } from "../lib/format.ts";
 import { freePort } from "../lib/net.ts";
-import { startServerTool, toolCommand } from "../lib/tool_process.ts";
+import { commandExists, startServerTool, toolCommand } from "../lib/tool_process.ts";
 
 // The permissions of the deno.json tasks.
 const SERVER_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD"];
@@ -127,8 +127,7 @@ runMain(async () => {
   const size = parseSizeFlag("size", flags.size);
   const rounds = Number(flags.rounds);
   for (const tool of ["nc", "md5sum", "tee", "head"]) {
-    const ok = await new Deno.Command("bash", { args: ["-c", `command -v ${tool}`] }).output();
-    if (ok.code !== 0) {
+    if (!(await commandExists(tool))) {
       throw new UserError(`${tool} is not installed (apt-get install netcat-openbsd)`);
     }
   }

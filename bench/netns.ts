@@ -10,6 +10,7 @@
  * @module
  */
 import { UserError } from "../lib/errors.ts";
+import { commandExists } from "../lib/tool_process.ts";
 
 /** Prefix of every namespace this makes, for finding leftovers. */
 export const NETNS_PREFIX = "skbench";
@@ -42,8 +43,9 @@ async function run(cmd: string, args: string[], input?: string): Promise<string>
 export async function netnsUnavailable(): Promise<string | null> {
   if (Deno.uid() !== 0) return "not running as root";
   for (const tool of ["ip", "nft"]) {
-    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).output();
-    if (r.code !== 0) return `${tool} is not installed (apt-get install iproute2 nftables)`;
+    if (!(await commandExists(tool))) {
+      return `${tool} is not installed (apt-get install iproute2 nftables)`;
+    }
   }
   return null;
 }

@@ -105,3 +105,13 @@ export async function startServerTool(
     },
   };
 }
+
+/** Whether a command is on the PATH (for tests and benches that need one). */
+export async function commandExists(name: string): Promise<boolean> {
+  const r = await new Deno.Command("sh", {
+    args: ["-c", 'command -v "$1"', "sh", name],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return r.code === 0;
+}

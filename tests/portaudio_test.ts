@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LAYOUT } from "../native/mod.ts";
+import { commandExists } from "../lib/tool_process.ts";
 import { estimateFrequency, rmsLevel } from "../lib/tone.ts";
 import { loudPart, oneLineError, readWav, runTool, tempDir, writeToneWav } from "./helpers.ts";
 import { recordSpeaker, soundTest } from "./pulse.ts";
@@ -30,10 +31,10 @@ Deno.test("a PortAudio that cannot be loaded is one line naming the fix", async 
 
 Deno.test("struct offsets match portaudio.h", async (t) => {
   const header = "/usr/include/portaudio.h";
-  const cc = await new Deno.Command("sh", { args: ["-c", "command -v cc"] }).output();
+  const hasCc = await commandExists("cc");
   let hasHeader = true;
   await Deno.stat(header).catch(() => hasHeader = false);
-  if (cc.code !== 0 || !hasHeader) {
+  if (!hasCc || !hasHeader) {
     if (Deno.env.get("CI") === "true") throw new Error("CI needs cc and portaudio19-dev");
     console.log("skipped: needs cc and portaudio19-dev");
     return;

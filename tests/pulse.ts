@@ -5,7 +5,7 @@
  * microphone and `PULSE_SINK=spk` a speaker.
  */
 import { join } from "node:path";
-import { startServerTool } from "../lib/tool_process.ts";
+import { commandExists, startServerTool } from "../lib/tool_process.ts";
 import type { StreamReport } from "../lib/stream_report.ts";
 import { estimateFrequency } from "../lib/tone.ts";
 import { loudPart, runTool, tempDir, writeToneWav } from "./helpers.ts";
@@ -13,8 +13,7 @@ import { loudPart, runTool, tempDir, writeToneWav } from "./helpers.ts";
 /** Why the sound tests cannot run here, or `null` if they can. */
 export async function soundUnavailable(): Promise<string | null> {
   for (const tool of ["pulseaudio", "paplay", "parecord"]) {
-    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).output();
-    if (r.code !== 0) {
+    if (!(await commandExists(tool))) {
       return `${tool} is not installed (apt-get install pulseaudio pulseaudio-utils)`;
     }
   }
