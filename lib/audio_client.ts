@@ -10,7 +10,7 @@ import { type AudioSink, now, openSink } from "./audio_io.ts";
 import { type AudioSpec, blockMs, describeSpec } from "./audio_spec.ts";
 import { Concealer } from "./conceal.ts";
 import { UserError } from "./errors.ts";
-import { statusLine, type StreamReport, StreamStats, summaryText } from "./stream_report.ts";
+import { statusLine, type StreamReport, StreamStats } from "./stream_report.ts";
 
 /** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
 export const MAX_FILL_BLOCKS = 50;
@@ -158,11 +158,6 @@ export class Playout implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  /** The summary text. */
-  summary(): string {
-    return summaryText(this.report());
   }
 
   #push(entry: Pending) {
