@@ -1,7 +1,9 @@
 /**
- * The toolkit's library: I/O-free protocol cores (framing, the file
- * transfer state) and the small shared pieces every tool uses (flags,
- * errors, formatting, MD5).
+ * The toolkit's library: the I/O-free protocol cores (framing, the file
+ * transfer state, Audio-TCP and Audio-UDP messages, reassembly, the jitter
+ * buffer, concealment, the impairment model, reports) and the shared pieces
+ * every tool uses (flags, errors, formatting, MD5, sockets, audio sources
+ * and sinks).
  *
  * @module
  */
@@ -17,3 +19,19 @@ export * from "./io.ts";
 export * from "./framed_conn.ts";
 export * from "./progress.ts";
 export * from "./net.ts";
+export * from "./audio_spec.ts";
+export * from "./audio_endpoint.ts";
+export * from "./audio_io.ts";
+export * from "./audio_protocol.ts";
+export * from "./audio_client.ts";
+export * from "./audio_tool.ts";
+export * from "./conceal.ts";
+export * from "./stream_report.ts";
+export * from "./udp_protocol.ts";
+export * from "./reassembly.ts";
+export * from "./jitter_buffer.ts";
+export * from "./impairment.ts";
+export * from "./compare.ts";
+export * from "./wav.ts";
+export * from "./tone.ts";
+export * from "./tool_process.ts";
