@@ -45,6 +45,7 @@ interface Pending {
  * that waited too long are skipped as late.
  */
 export class Playout implements AsyncDisposable {
+  /** Counters of the session, across reconnections. */
   readonly stats: StreamStats;
   #options: PlayoutOptions;
   #sink: AudioSink | undefined;
@@ -61,6 +62,7 @@ export class Playout implements AsyncDisposable {
   #writer: Promise<void> | undefined;
   #closing = false;
 
+  /** Creates the play-out side; the sink opens at {@link begin}. */
   constructor(transport: "tcp" | "udp", options: PlayoutOptions) {
     this.stats = new StreamStats(transport);
     this.#options = options;
@@ -156,6 +158,7 @@ export class Playout implements AsyncDisposable {
     await this.#sink?.close();
   }
 
+  /** Same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

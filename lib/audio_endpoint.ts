@@ -53,9 +53,13 @@ export function parseEndpoint(spec: string, direction: "input" | "output"): Audi
 
 /** What a device list entry needs for matching. */
 export interface NamedDevice {
+  /** Global device index. */
   index: number;
+  /** Device name. */
   name: string;
+  /** Most input channels (0: not an input). */
   maxInputChannels: number;
+  /** Most output channels (0: not an output). */
   maxOutputChannels: number;
 }
 

@@ -32,6 +32,7 @@ export interface AudioSource extends AsyncDisposable {
   read(): Promise<AudioBlock | null>;
   /** Input overflows so far (devices only). */
   readonly overflows: number;
+  /** Releases the source. Idempotent. */
   close(): Promise<void>;
 }
 
@@ -43,6 +44,7 @@ export interface AudioSink extends AsyncDisposable {
   write(samples: Int16Array): Promise<void>;
   /** Output underflows so far (devices only). */
   readonly underflows: number;
+  /** Finishes and releases the sink. Idempotent. */
   close(): Promise<void>;
 }
 

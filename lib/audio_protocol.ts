@@ -19,7 +19,7 @@ import { bytesEqual, md5, MD5_LENGTH } from "./md5.ts";
 export const AudioMsg = { HELLO: 16, BLOCK: 17 } as const;
 
 /** Bytes before the samples in a BLOCK payload. */
-export const BLOCK_PREFIX = 4 + 8 + MD5_LENGTH;
+export const BLOCK_PREFIX: number = 4 + 8 + MD5_LENGTH;
 
 /** Largest block payload any valid spec produces. */
 const MAX_BLOCK_PAYLOAD = BLOCK_PREFIX + 16384 * 8 * 2;
@@ -89,7 +89,9 @@ export function encodeBlock(seq: number, captured: number, samples: Int16Array):
 
 /** A received block. */
 export interface ReceivedBlock {
+  /** Block sequence number. */
   seq: number;
+  /** Capture time of the block's first sample, ms since the epoch. */
   captured: number;
   /** Whether the MD5 matched; a block that did not is never played. */
   intact: boolean;

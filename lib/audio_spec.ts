@@ -49,7 +49,9 @@ export function validateSpec(spec: AudioSpec): AudioSpec {
 }
 
 /** The `--rate`, `--channels` and `--block` flags, with a tool's default block. */
-export function audioFlags(block = DEFAULT_SPEC.block) {
+export function audioFlags(
+  block: number = DEFAULT_SPEC.block,
+): { rate: FlagSpec; channels: FlagSpec; block: FlagSpec } {
   return {
     rate: {
       type: "string",

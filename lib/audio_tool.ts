@@ -22,7 +22,14 @@ import { type StreamReport, summaryText } from "./stream_report.ts";
 export const AUDIO_PORT = 4444;
 
 /** Flags every audio server has, with the transport's default block size. */
-export function serverFlags(block: number) {
+export function serverFlags(block: number): {
+  host: FlagSpec;
+  port: FlagSpec;
+  input: FlagSpec;
+  rate: FlagSpec;
+  channels: FlagSpec;
+  block: FlagSpec;
+} {
   return {
     host: HOST_FLAG,
     port: portFlag(AUDIO_PORT),
@@ -62,13 +69,17 @@ export const CLIENT_FLAGS = {
 
 /** A running audio server of either transport, with its own counters. */
 export interface AudioServer<Stats> extends AsyncDisposable {
+  /** Address it listens on. */
   readonly addr: Deno.NetAddr;
+  /** Format of the audio it serves. */
   readonly spec: AudioSpec;
+  /** The transport's own counters. */
   readonly stats: Stats;
   /** Current number of listeners. */
   readonly listeners: number;
   /** Resolves when the source ends (a WAV file) or the server is closed. */
   readonly finished: Promise<void>;
+  /** Stops capturing, disconnects listeners and closes the source. Idempotent. */
   close(): Promise<void>;
 }
 

@@ -16,10 +16,13 @@ export type LossMethod = "netns+nftables" | "udp relay" | "loopback" | "not meas
 export interface CompareRow extends Partial<Omit<StreamReportFields, "transport">> {
   /** A transport's own report fields (e.g. `fragments_per_block`). */
   [extra: string]: unknown;
+  /** Which transport. */
   transport: "tcp" | "udp";
   /** Packet loss rate asked for, 0 to 1. */
   loss: number;
+  /** How the loss was made. */
   method: LossMethod;
+  /** Whether the row was run (false: not measured, with a note). */
   measured: boolean;
   /** Why a row is not measured. */
   note?: string;
@@ -27,6 +30,7 @@ export interface CompareRow extends Partial<Omit<StreamReportFields, "transport"
   wire_bytes: number | null;
   /** Frames per block and seconds, for the sanity checks. */
   block: number;
+  /** Seconds the client ran. */
   seconds: number;
 }
 

@@ -13,6 +13,7 @@ export class Concealer {
   #missing = 0;
   #channels: number;
 
+  /** Creates a concealer for interleaved audio of `channels` channels. */
   constructor(channels: number) {
     this.#channels = channels;
   }

@@ -12,6 +12,8 @@ export class UserError extends Error {
   readonly exitCode: number;
 
   /**
+   * Creates an error with a message fit to show as it is.
+   *
    * @param message One sentence in sentence case naming what failed and why.
    * @param exitCode Exit code for the process (default 1).
    */
@@ -24,6 +26,7 @@ export class UserError extends Error {
 
 /** A peer sent bytes that break the protocol (bad magic, impossible length…). */
 export class ProtocolError extends UserError {
+  /** Creates a protocol error naming what the peer got wrong. */
   constructor(message: string) {
     super(message, 1);
     this.name = "ProtocolError";

@@ -46,7 +46,7 @@ export const MAX_HELD_RANGES = 4096;
 export const MAX_CHUNK_RETRIES = 3;
 
 /** Bytes before the data in a DATA frame: index (4) and MD5 (16). */
-export const DATA_PREFIX = 4 + MD5_LENGTH;
+export const DATA_PREFIX: number = 4 + MD5_LENGTH;
 
 /** Frame limits for what a server accepts from a client. */
 export const SERVER_LIMITS: FrameLimits = {
@@ -165,7 +165,9 @@ export function encodeNack(index: number): Uint8Array {
 
 /** A chunk reference: DATA and CHECK payloads share this prefix. */
 export interface ChunkRef {
+  /** Chunk index in the file. */
   index: number;
+  /** MD5 of the chunk, as the sender claims it (a view). */
   digest: Uint8Array;
   /** The chunk's bytes (empty for CHECK). A view; copy to keep. */
   data: Uint8Array;

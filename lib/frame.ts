@@ -74,7 +74,11 @@ export class FrameDecoder {
   #end = 0;
   #maxFrame: number;
 
-  /** @param limits Per-type payload limits; unknown types are protocol errors. */
+  /**
+   * Creates a decoder that enforces `limits`.
+   *
+   * @param limits Per-type payload limits; unknown types are protocol errors.
+   */
   constructor(limits: FrameLimits) {
     this.#limits = limits;
     const largest = Math.max(0, ...Object.values(limits.maxPayload));

@@ -29,24 +29,35 @@ export interface ImpairmentConfig {
 
 /** One delivery of a datagram. */
 export interface Delivery {
+  /** The bytes to deliver (a copy if corrupted). */
   data: Uint8Array;
+  /** How long to hold them first. */
   delayMs: number;
 }
 
 /** What happened to one datagram. */
 export interface Fate {
+  /** The datagram was dropped. */
   dropped: boolean;
+  /** It is delivered twice. */
   duplicated: boolean;
+  /** It is held back behind later ones. */
   reordered: boolean;
+  /** One byte of its payload was flipped. */
   corrupted: boolean;
 }
 
 /** Counters of what the model did. */
 export interface ImpairmentCounters {
+  /** Datagrams decided on. */
   seen: number;
+  /** Dropped. */
   dropped: number;
+  /** Delivered twice. */
   duplicated: number;
+  /** Held back behind later ones. */
   reordered: number;
+  /** Corrupted. */
   corrupted: number;
 }
 
@@ -55,6 +66,7 @@ const REORDER_MS = 4;
 
 /** The impairment model. */
 export class Impairment {
+  /** What the model has done so far. */
   readonly counters: ImpairmentCounters = {
     seen: 0,
     dropped: 0,
@@ -66,6 +78,7 @@ export class Impairment {
   #state: number;
   #inBurst = false;
 
+  /** Creates a model with these impairments and a random seed. */
   constructor(config: ImpairmentConfig, seed = 1) {
     this.#c = {
       loss: config.loss ?? 0,

@@ -8,11 +8,13 @@
 
 /** Anything with Deno's `write` method (a connection or a file). */
 export interface Writer {
+  /** Writes some of `p`; resolves with how many bytes were written. */
   write(p: Uint8Array): Promise<number>;
 }
 
 /** Anything with Deno's `read` method. */
 export interface Reader {
+  /** Reads into `p`; resolves with how many bytes were read, or null at the end. */
   read(p: Uint8Array): Promise<number | null>;
 }
 

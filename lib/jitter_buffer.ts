@@ -16,10 +16,13 @@ import { before } from "./reassembly.ts";
 
 /** A block handed to the jitter buffer. */
 export interface JitterBlock {
+  /** Block sequence number. */
   seq: number;
+  /** Capture time of the block's first sample, ms since the epoch. */
   captured: number;
   /** False when it failed its MD5: its slot is concealed, never played. */
   intact: boolean;
+  /** The block's samples. */
   samples: Int16Array;
 }
 
@@ -52,6 +55,7 @@ export interface JitterOptions {
 
 /** Puts blocks in order and decides, slot by slot, what to play. */
 export class JitterBuffer {
+  /** What the jitter buffer has decided so far. */
   readonly counters: JitterCounters = { reordered: 0, late: 0, lost: 0, duplicate: 0 };
   #target: number;
   #blockMs: number;
@@ -63,6 +67,7 @@ export class JitterBuffer {
   #concealed = new Set<number>();
   #missingRun = 0;
 
+  /** Creates an empty jitter buffer; it joins the stream at the first block. */
   constructor(options: JitterOptions) {
     this.#target = options.targetMs;
     this.#blockMs = options.blockMs;

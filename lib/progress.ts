@@ -36,6 +36,8 @@ export class ProgressReporter {
   #shown = false;
 
   /**
+   * Starts the clock for a transfer of `total` bytes.
+   *
    * @param label What is moving (a file name).
    * @param total Bytes expected.
    * @param tty Whether to redraw one line (default: stderr is a terminal).

@@ -12,10 +12,13 @@ import { type Fragment, fragmentCount, fragmentSize } from "./udp_protocol.ts";
 
 /** A block put back together. */
 export interface AssembledBlock {
+  /** Block sequence number. */
   seq: number;
+  /** Capture time of the block's first sample, ms since the epoch. */
   captured: number;
   /** Whether the MD5 over the whole block matched. */
   intact: boolean;
+  /** The block's samples. */
   samples: Int16Array;
 }
 
@@ -43,6 +46,7 @@ interface Partial {
 
 /** Puts blocks back together from fragments. */
 export class Reassembler {
+  /** What the reassembler has seen. */
   readonly counters: ReassemblyCounters = {
     fragments: 0,
     duplicates: 0,
@@ -60,6 +64,8 @@ export class Reassembler {
   #floor: number | undefined;
 
   /**
+   * Creates a reassembler for one stream's format.
+   *
    * @param blockBytes Bytes per block in this stream.
    * @param mtu The stream's MTU (sets the fragment size and count).
    * @param maxInFlight Most incomplete blocks held at once (default 64).

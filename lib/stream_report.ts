@@ -8,28 +8,43 @@
 
 /** Latency percentiles in milliseconds. */
 export interface LatencySummary {
+  /** Median. */
   p50: number;
+  /** 95th percentile. */
   p95: number;
+  /** 99th percentile. */
   p99: number;
+  /** Largest value seen. */
   max: number;
 }
 
 /** The fields every client report has. */
 export interface StreamReportFields {
+  /** Which transport the session used. */
   transport: "tcp" | "udp";
+  /** Intact blocks handed to the sink. */
   blocks_received: number;
+  /** Blocks that never arrived. */
   blocks_lost: number;
+  /** Blocks that failed their MD5 (concealed, never played). */
   blocks_corrupted: number;
+  /** Concealments handed to the sink in place of missing or corrupted blocks. */
   blocks_concealed: number;
+  /** Blocks that arrived too late to play (skipped). */
   blocks_late: number;
+  /** Bytes received from the network, headers included. */
   bytes_received: number;
+  /** Length of the session in seconds. */
   duration_s: number;
+  /** Times the client reconnected or rejoined a restarted server. */
   reconnects: number;
+  /** Capture-to-sink latency of the blocks played, ms. */
   latency_ms: LatencySummary;
 }
 
 /** The client report (`--report FILE.json`): the common fields and a transport's own. */
 export interface StreamReport extends StreamReportFields {
+  /** A transport's own fields, e.g. `fragments_per_block`. */
   [extra: string]: unknown;
 }
 
@@ -38,6 +53,7 @@ export interface StreamReport extends StreamReportFields {
  * session length); larger values land in the last bin, and `max` is exact.
  */
 export class LatencyHistogram {
+  /** Width of one bin, ms. */
   static readonly BIN_MS = 0.1;
   #bins = new Uint32Array(100_000);
   #count = 0;
@@ -83,19 +99,29 @@ export class LatencyHistogram {
 
 /** Counters of one client session, across reconnections. */
 export class StreamStats {
+  /** Which transport the session uses. */
   readonly transport: "tcp" | "udp";
+  /** Intact blocks handed to the sink. */
   received = 0;
+  /** Blocks that never arrived. */
   lost = 0;
+  /** Blocks that failed their MD5. */
   corrupted = 0;
+  /** Concealments handed to the sink. */
   concealed = 0;
+  /** Blocks skipped as late. */
   late = 0;
+  /** Bytes received from the network. */
   bytes = 0;
+  /** Reconnections and rejoins. */
   reconnects = 0;
+  /** Capture-to-sink latency of the blocks played. */
   readonly latency = new LatencyHistogram();
   /** Transport-specific counters, reported as they are. */
   readonly extra: Record<string, number> = {};
   #start = performance.now();
 
+  /** Starts the session clock. */
   constructor(transport: "tcp" | "udp") {
     this.transport = transport;
   }

@@ -13,6 +13,8 @@ export class ToneGenerator {
   #channels: number;
 
   /**
+   * Creates a generator; see the parameters.
+   *
    * @param hz Frequency.
    * @param rate Sample rate.
    * @param channels Channels (the same tone on each).

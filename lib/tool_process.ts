@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { UserError } from "./errors.ts";
 
 /** The repository root. */
-export const REPO_ROOT = new URL("..", import.meta.url).pathname;
+export const REPO_ROOT: string = new URL("..", import.meta.url).pathname;
 
 /** Options of {@link startServerTool}. */
 export interface ToolOptions {
@@ -26,6 +26,7 @@ export interface ToolOptions {
 
 /** A server tool running as a child process. */
 export interface ToolProcess extends AsyncDisposable {
+  /** The child process. */
   readonly child: Deno.ChildProcess;
   /** The port it said it listens on. */
   readonly port: number;

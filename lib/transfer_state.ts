@@ -38,6 +38,7 @@ export class TransferState {
   #hashCursor = 0;
   #seen = 0;
 
+  /** State of a transfer of `size` bytes in chunks of `chunkSize`, with nothing held yet. */
   constructor(size: number, chunkSize: number) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError("Bad size");
     if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) {

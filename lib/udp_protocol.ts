@@ -39,18 +39,24 @@ export const DATA_HEADER = 40;
 export const COOKIE_LENGTH = 16;
 /** A SUBSCRIBE is padded to this size, so that the answer is never larger. */
 export const SUBSCRIBE_LENGTH = 64;
-/** Smallest and largest `--mtu` (datagram payload bytes). */
+/** Smallest `--mtu` (bytes in one datagram). */
 export const MIN_MTU = 128;
+/** Largest `--mtu`. */
 export const MAX_MTU = 65000;
 /** Most fragments a block may have (bounds reassembly memory). */
 export const MAX_FRAGMENTS = 256;
 
 /** A decoded DATA fragment. */
 export interface Fragment {
+  /** Random id of the server's capture. */
   streamId: number;
+  /** Block sequence number. */
   seq: number;
+  /** Index of this fragment in its block. */
   index: number;
+  /** Fragments in the block. */
   count: number;
+  /** Capture time of the block's first sample, ms since the epoch. */
   captured: number;
   /** MD5 of the whole block. A view into the datagram. */
   digest: Uint8Array;
@@ -60,8 +66,11 @@ export interface Fragment {
 
 /** The stream format a server announces. */
 export interface UdpFormat extends AudioSpec {
+  /** Random id of the server's capture. */
   streamId: number;
+  /** Sample format; always 16-bit little-endian. */
   format: "s16le";
+  /** Largest datagram the server sends, bytes. */
   mtu: number;
 }
 
@@ -200,6 +209,7 @@ export class CookieJar {
   #secret: Uint8Array;
   #bucketMs: number;
 
+  /** Creates a jar with a secret (random by default) and a bucket length in ms. */
   constructor(secret = crypto.getRandomValues(new Uint8Array(32)), bucketMs = 30_000) {
     this.#secret = secret;
     this.#bucketMs = bucketMs;

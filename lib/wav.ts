@@ -10,8 +10,11 @@ export const WAV_HEADER_LENGTH = 44;
 
 /** What a WAV header says. */
 export interface WavInfo {
+  /** Sample rate, Hz. */
   rate: number;
+  /** Channels. */
   channels: number;
+  /** Bits per sample (16 is the only one accepted). */
   bitsPerSample: number;
   /** Offset of the first sample byte. */
   dataOffset: number;

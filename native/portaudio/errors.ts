@@ -26,6 +26,7 @@ export class PortAudioError extends UserError {
   /** The function that failed, e.g. `Pa_OpenStream`. */
   readonly call: string;
 
+  /** Creates an error for `call` failing with PortAudio's `code` and `text`. */
   constructor(call: string, code: number, text: string, context?: string) {
     super(`${context ?? `PortAudio ${call} failed`}: ${text} (PortAudio error ${code})`);
     this.name = "PortAudioError";
@@ -36,6 +37,7 @@ export class PortAudioError extends UserError {
 
 /** The PortAudio library could not be loaded. */
 export class PortAudioLoadError extends UserError {
+  /** Creates a load error with a one-line fix. */
   constructor(message: string) {
     super(message);
     this.name = "PortAudioLoadError";

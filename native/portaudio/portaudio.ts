@@ -44,7 +44,7 @@ export const SAMPLE_BYTES: Record<SampleFormatName, number> = {
 };
 
 /** `paNoDevice`. */
-export const NO_DEVICE = -1;
+export const NO_DEVICE: number = -1;
 
 /** Options of {@link PortAudio.openStream}. */
 export interface StreamOptions {
@@ -218,6 +218,7 @@ export class PortAudio implements Disposable {
     PortAudio.#release(this.#lib);
   }
 
+  /** Same as {@link close}. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -268,10 +269,15 @@ export class PortAudio implements Disposable {
 
 /** Fixed properties of an open stream. */
 export interface StreamFormat {
+  /** Capture or playback. */
   direction: "input" | "output";
+  /** Sample rate, Hz. */
   sampleRate: number;
+  /** Channels. */
   channels: number;
+  /** Sample format. */
   format: SampleFormatName;
+  /** Frames per buffer. */
   framesPerBuffer: number;
 }
 
@@ -412,6 +418,7 @@ export class AudioStream implements AsyncDisposable {
     return this.#closing;
   }
 
+  /** Same as {@link close}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
