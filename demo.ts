@@ -9,22 +9,22 @@
  * @module
  */
 import { join } from "node:path";
-import { runMain } from "./lib/cli.ts";
-import { Md5Stream } from "./lib/md5.ts";
-import { formatBytes } from "./lib/format.ts";
+import { runMain } from "./lib/cli/flags.ts";
+import { Md5Stream } from "./lib/core/wire/md5.ts";
+import { formatBytes } from "./lib/core/report/format.ts";
 import { startFileServer } from "./tcp/file_server.ts";
 import { sendFile, summarize } from "./tcp/file_client.ts";
 import { startAudioTcpServer } from "./tcp/audio_server.ts";
 import { runAudioTcpClient } from "./tcp/audio_client.ts";
-import { openSource } from "./lib/audio_io.ts";
-import { DEFAULT_SPEC } from "./lib/audio_spec.ts";
-import { summaryText } from "./lib/stream_report.ts";
-import { estimateFrequency } from "./lib/tone.ts";
+import { openSource } from "./lib/io/audio_io.ts";
+import { DEFAULT_SPEC } from "./lib/core/audio/spec.ts";
+import { summaryText } from "./lib/core/report/stream_report.ts";
+import { estimateFrequency } from "./lib/core/audio/tone.ts";
 import { startAudioUdpServer } from "./udp/audio_server.ts";
 import { runAudioUdpClient } from "./udp/audio_client.ts";
 import { startUdpRelay } from "./udp/relay.ts";
 import { compare } from "./bench/compare.ts";
-import { markdownTable } from "./lib/compare.ts";
+import { markdownTable } from "./lib/core/report/compare.ts";
 
 async function fileDemo(): Promise<void> {
   console.log("== File-TCP: chamber.mp4 to a server on loopback, MD5 on every chunk");

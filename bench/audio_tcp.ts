@@ -12,12 +12,12 @@
  * @module
  */
 import { join } from "node:path";
-import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli.ts";
-import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/audio_protocol.ts";
-import { readFrames } from "../lib/framed_conn.ts";
-import { blockMs, DEFAULT_SPEC } from "../lib/audio_spec.ts";
-import type { StreamReport } from "../lib/stream_report.ts";
-import { startServerTool, toolCommand } from "../lib/tool_process.ts";
+import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/core/audio/tcp_frames.ts";
+import { readFrames } from "../lib/io/framed_conn.ts";
+import { blockMs, DEFAULT_SPEC } from "../lib/core/audio/spec.ts";
+import type { StreamReport } from "../lib/core/report/stream_report.ts";
+import { startServerTool, toolCommand } from "../tests/support/tool_process.ts";
 
 const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
 

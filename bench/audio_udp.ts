@@ -7,14 +7,14 @@
  *
  * @module
  */
-import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli.ts";
-import { UserError } from "../lib/errors.ts";
-import { openSource } from "../lib/audio_io.ts";
-import { parseProbability } from "../lib/impairment.ts";
+import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { openSource } from "../lib/io/audio_io.ts";
+import { parseProbability } from "../lib/core/wire/impairment.ts";
 import { startAudioUdpServer } from "../udp/audio_server.ts";
 import { runAudioUdpClient } from "../udp/audio_client.ts";
 import { startUdpRelay } from "../udp/relay.ts";
-import type { StreamReport } from "../lib/stream_report.ts";
+import type { StreamReport } from "../lib/core/report/stream_report.ts";
 
 const FLAGS = {
   seconds: { type: "string", default: "10", value: "S", help: "length of the clean run" },
@@ -41,7 +41,7 @@ runMain(async () => {
   });
   const seconds = parseSecondsFlag("seconds", flags.seconds);
   const p = parseProbability(flags.loss);
-  if (p === null) throw new UserError(`--loss ${flags.loss} is not a probability`, 2);
+  if (p === null) throw new UsageError(`--loss ${flags.loss} is not a probability`);
   const source = await openSource("tone:440", { rate: 44100, channels: 1, block: 1024 });
   await using server = startAudioUdpServer({ port: 0, source, log: () => {} });
 

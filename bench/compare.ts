@@ -17,19 +17,19 @@
  * @module
  */
 import { join } from "node:path";
-import { onShutdown, parseFlags, parseSecondsFlag, resolveUserPath, runMain } from "../lib/cli.ts";
-import { UserError } from "../lib/errors.ts";
-import { parseProbability } from "../lib/impairment.ts";
+import { onShutdown, parseFlags, parseSecondsFlag, resolveUserPath, runMain } from "../lib/cli/flags.ts";
+import { UsageError, UserError } from "../lib/core/errors.ts";
+import { parseProbability } from "../lib/core/wire/impairment.ts";
 import {
   type CompareRow,
   latencyChart,
   type LossMethod,
   markdownTable,
   sanityProblems,
-} from "../lib/compare.ts";
-import type { StreamReport } from "../lib/stream_report.ts";
+} from "../lib/core/report/compare.ts";
+import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { startUdpRelay } from "../udp/relay.ts";
-import { startServerTool, toolCommand } from "../lib/tool_process.ts";
+import { startServerTool, toolCommand } from "../tests/support/tool_process.ts";
 import { createLossyNetwork, type LossyNetwork, netnsUnavailable, SERVER_IP } from "./netns.ts";
 
 const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
@@ -196,12 +196,12 @@ if (import.meta.main) {
     });
     const losses = flags.loss.split(",").map((t) => {
       const p = parseProbability(t);
-      if (p === null || p >= 1) throw new UserError(`--loss ${t} is not a loss rate below 1`, 2);
+      if (p === null || p >= 1) throw new UsageError(`--loss ${t} is not a loss rate below 1`);
       return p;
     });
     const block = Number(flags.block);
     if (!Number.isInteger(block) || block < 64 || block > 8192) {
-      throw new UserError("--block must be 64 to 8192 frames", 2);
+      throw new UsageError("--block must be 64 to 8192 frames");
     }
     const outDir = resolveUserPath(flags.out);
     const rows = await compare({

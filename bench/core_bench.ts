@@ -5,17 +5,17 @@
  *
  * @module
  */
-import { md5 } from "../lib/md5.ts";
-import { encodeFrame, FrameDecoder } from "../lib/frame.ts";
-import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/audio_protocol.ts";
-import { decodeFragment, fragmentBlock } from "../lib/udp_protocol.ts";
-import { Reassembler } from "../lib/reassembly.ts";
-import { JitterBuffer } from "../lib/jitter_buffer.ts";
-import type { AudioSource } from "../lib/audio_io.ts";
+import { md5 } from "../lib/core/wire/md5.ts";
+import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
+import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
+import { decodeFragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
+import { Reassembler } from "../lib/core/audio/reassembly.ts";
+import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
+import type { AudioSource } from "../lib/io/audio_io.ts";
 import { startAudioTcpServer } from "../tcp/audio_server.ts";
 import { startAudioUdpServer } from "../udp/audio_server.ts";
-import { readFrames } from "../lib/framed_conn.ts";
-import { encodeSubscribe, UdpMsg } from "../lib/udp_protocol.ts";
+import { readFrames } from "../lib/io/framed_conn.ts";
+import { encodeSubscribe, UdpMsg } from "../lib/core/audio/udp_datagrams.ts";
 import { startFileServer } from "../tcp/file_server.ts";
 import { sendFile } from "../tcp/file_client.ts";
 import { join } from "node:path";

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { UserError } from "../lib/errors.ts";
-import { commandExists } from "../lib/tool_process.ts";
+import { UserError } from "../lib/core/errors.ts";
+import { commandExists } from "../tests/support/tool_process.ts";
 
 /** Prefix of every namespace this makes, for finding leftovers. */
 export const NETNS_PREFIX = "skbench";

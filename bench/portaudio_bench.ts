@@ -9,7 +9,7 @@
  * @module
  */
 import { PortAudio } from "../native/mod.ts";
-import { soundUnavailable, startPulse } from "../tests/pulse.ts";
+import { soundUnavailable, startPulse } from "../tests/support/pulse.ts";
 
 const why = await soundUnavailable();
 const pulse = why ? undefined : await startPulse();

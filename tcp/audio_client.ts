@@ -8,14 +8,15 @@
  *
  * @module
  */
-import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/audio_protocol.ts";
-import { Playout } from "../lib/audio_client.ts";
-import { describeError, ProtocolError, UserError } from "../lib/errors.ts";
-import { readFrames } from "../lib/framed_conn.ts";
-import { connectTo } from "../lib/net.ts";
-import type { StreamReport } from "../lib/stream_report.ts";
-import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli.ts";
-import { CLIENT_FLAGS, runClientTool } from "../lib/audio_tool.ts";
+import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/core/audio/tcp_frames.ts";
+import { Playout } from "../lib/io/playout.ts";
+import { ProtocolError, UserError } from "../lib/core/errors.ts";
+import { describeError } from "../lib/io/errors.ts";
+import { readFrames } from "../lib/io/framed_conn.ts";
+import { connectTo } from "../lib/io/net.ts";
+import type { StreamReport } from "../lib/core/report/stream_report.ts";
+import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 
 /** Options of {@link runAudioTcpClient}. */
 export interface AudioTcpClientOptions {

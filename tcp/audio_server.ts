@@ -8,15 +8,15 @@
  *
  * @module
  */
-import type { AudioSource } from "../lib/audio_io.ts";
-import { describeSpec } from "../lib/audio_spec.ts";
-import { AUDIO_SERVER_LIMITS, encodeBlock, encodeHello } from "../lib/audio_protocol.ts";
-import { describeError } from "../lib/errors.ts";
-import { readFrames } from "../lib/framed_conn.ts";
-import { writeAll } from "../lib/io.ts";
-import { listenTcp } from "../lib/net.ts";
-import { parseFlags, runMain } from "../lib/cli.ts";
-import { type AudioServer, runServerTool, serverFlags } from "../lib/audio_tool.ts";
+import type { AudioSource } from "../lib/io/audio_io.ts";
+import { describeSpec } from "../lib/core/audio/spec.ts";
+import { AUDIO_SERVER_LIMITS, encodeBlock, encodeHello } from "../lib/core/audio/tcp_frames.ts";
+import { describeError } from "../lib/io/errors.ts";
+import { readFrames } from "../lib/io/framed_conn.ts";
+import { writeAll } from "../lib/io/streams.ts";
+import { listenTcp } from "../lib/io/net.ts";
+import { parseFlags, runMain } from "../lib/cli/flags.ts";
+import { type AudioServer, runServerTool, serverFlags } from "../lib/cli/audio_shell.ts";
 
 /** Options of {@link startAudioTcpServer}. */
 export interface AudioTcpServerOptions {

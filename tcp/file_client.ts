@@ -8,30 +8,21 @@
  * @module
  */
 import { basename } from "node:path";
-import { describeError, ProtocolError, UserError } from "../lib/errors.ts";
+import { UsageError, UserError } from "../lib/core/errors.ts";
 import {
   chooseChunkSize,
-  chunkCount,
-  CLIENT_LIMITS,
-  DATA_PREFIX,
-  decodeAccept,
-  decodeDone,
-  decodeError,
-  decodeNack,
   type Done,
-  encodeCheck,
   encodeError,
-  encodeJson,
-  fillDataFrame,
-  MsgType,
-} from "../lib/file_protocol.ts";
-import { HEADER_LENGTH } from "../lib/frame.ts";
-import { readFrames } from "../lib/framed_conn.ts";
-import { connectTo } from "../lib/net.ts";
-import { readAt, readFullSync, writeAll } from "../lib/io.ts";
-import { md5, Md5Stream } from "../lib/md5.ts";
-import { formatBytes, formatRate } from "../lib/format.ts";
-import { ProgressReporter } from "../lib/progress.ts";
+  FILE_PORT,
+} from "../lib/core/file/messages.ts";
+import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
+import { md5, Md5Stream } from "../lib/core/wire/md5.ts";
+import { formatBytes, formatRate } from "../lib/core/report/format.ts";
+import { readChunks } from "../lib/io/conn.ts";
+import { closeQuietly, describeError } from "../lib/io/errors.ts";
+import { connectTo } from "../lib/io/net.ts";
+import { readAt, readFullSync, writeAll } from "../lib/io/streams.ts";
+import { ProgressReporter } from "../lib/cli/progress.ts";
 import {
   HOST_FLAG,
   parseFlags,
@@ -40,8 +31,7 @@ import {
   portFlag,
   resolveUserPath,
   runMain,
-} from "../lib/cli.ts";
-import { FILE_PORT } from "./file_server.ts";
+} from "../lib/cli/flags.ts";
 
 /** Options of {@link sendFile}. */
 export interface SendOptions {
@@ -107,7 +97,8 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   const { file, size } = await openInput(options.path);
   const name = options.name ?? basename(options.path);
   const chunkSize = chooseChunkSize(size, options.chunkSize);
-  const chunks = chunkCount(size, chunkSize);
+  const sender = new FileSender({ name, size, chunkSize });
+  const chunks = sender.chunks;
   let conn: Deno.TcpConn | undefined;
   // What the server said when it failed the transfer, if it did: a write
   // that fails because the server hung up is explained by this message.
@@ -118,100 +109,76 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     const start = performance.now();
     conn = await connectTo(host, options.port);
     const c = conn;
-    await writeAll(c, encodeJson(MsgType.OFFER, { name, size, chunkSize }));
-    const frames = readFrames(c, CLIENT_LIMITS);
-    const first = await frames.next();
-    if (first.done) throw new UserError("Server closed the connection without answering");
-    if (first.value.type === MsgType.ERROR) {
-      throw new UserError(`Server refused ${name}: ${decodeError(first.value.payload)}`);
-    }
-    if (first.value.type !== MsgType.ACCEPT) {
-      throw new ProtocolError(`Expected the server's accept, got frame type ${first.value.type}`);
-    }
-    const { held } = decodeAccept(first.value.payload, chunks);
+    await writeAll(c, sender.offerFrame());
 
-    // Everything the server says from now on: NACKs to resend, then DONE.
+    // The server's side of the session: ACCEPT, NACKs to resend, then DONE.
+    const accepted = Promise.withResolvers<void>();
     const nacks: number[] = [];
     let wake: (() => void) | undefined;
     let done: Done | undefined;
     reader = (async () => {
-      for await (const f of frames) {
-        if (f.type === MsgType.NACK) nacks.push(decodeNack(f.payload));
-        else if (f.type === MsgType.DONE) done = decodeDone(f.payload);
-        else if (f.type === MsgType.ERROR) {
-          throw new UserError(`Server failed the transfer: ${decodeError(f.payload)}`);
-        } else throw new ProtocolError(`Unexpected frame type ${f.type} from the server`);
+      for await (const bytes of readChunks(c)) {
+        for (const e of sender.receive(bytes)) {
+          if (e.type === "accepted") accepted.resolve();
+          else if (e.type === "resend") nacks.push(e.index);
+          else done = e.done;
+        }
         wake?.();
         if (done) return;
       }
-      throw new UserError("Server closed the connection before confirming the file");
+      sender.closed();
     })().catch((err) => {
       failure = err;
-    }).finally(() => wake?.());
+    }).finally(() => {
+      accepted.resolve();
+      wake?.();
+    });
+    await accepted.promise;
 
     const progress = options.progress ? new ProgressReporter(name, size) : undefined;
-    const result = {
-      chunksSent: 0,
-      chunksSkipped: 0,
-      chunksResent: 0,
-    };
     const check = () => {
       if (failure) throw failure;
     };
+    check();
     const resend = async () => {
       while (nacks.length > 0) {
         const i = nacks.shift()!;
-        if (i >= chunks) {
-          throw new ProtocolError(`Server asked for chunk ${i}, which does not exist`);
-        }
         retryFile ??= await Deno.open(options.path, { read: true });
         const data = await readAt(
           retryFile,
           i * chunkSize,
           Math.min(chunkSize, size - i * chunkSize),
         );
-        const frame = new Uint8Array(HEADER_LENGTH + DATA_PREFIX + data.length);
-        frame.set(data, HEADER_LENGTH + DATA_PREFIX);
-        await writeAll(c, fillDataFrame(frame, i, md5(data), data.length));
-        result.chunksResent++;
+        await writeAll(c, sender.resendFrame(i, md5(data), data));
       }
     };
 
     // Two frame buffers: the file is read and hashed into one while the other
     // is being written to the socket.
     const whole = new Md5Stream();
-    const buffers = [0, 1].map(() => new Uint8Array(HEADER_LENGTH + DATA_PREFIX + chunkSize));
+    const buffers = [0, 1].map(() => new Uint8Array(DATA_OFFSET + chunkSize));
     let pending: Promise<void> = Promise.resolve();
-    let range = 0;
     let sent = 0;
     for (let i = 0; i < chunks; i++) {
       check();
       const frame = buffers[i & 1];
       const len = Math.min(chunkSize, size - i * chunkSize);
-      const data = frame.subarray(HEADER_LENGTH + DATA_PREFIX, HEADER_LENGTH + DATA_PREFIX + len);
+      const data = frame.subarray(DATA_OFFSET, DATA_OFFSET + len);
       if (readFullSync(file, data) !== len) {
         throw new UserError(`${options.path} shrank while it was being sent`);
       }
       whole.update(data);
       const digest = md5(data);
-      while (range < held.length && held[range][1] <= i) range++;
-      const isHeld = range < held.length && held[range][0] <= i;
       await pending;
       if (nacks.length > 0) await resend();
-      if (isHeld) {
-        pending = writeAll(c, encodeCheck(i, digest));
-        result.chunksSkipped++;
-      } else {
-        pending = writeAll(c, fillDataFrame(frame, i, digest, len));
-        result.chunksSent++;
-      }
+      pending = writeAll(c, sender.chunkFrame(i, digest, frame, len));
       sent += len;
       options.onChunk?.(i, sent);
       progress?.update(sent);
     }
     await pending;
     const localMd5 = whole.hex();
-    await writeAll(c, encodeJson(MsgType.END, { md5: localMd5 }));
+    await writeAll(c, sender.endFrame(localMd5));
     while (!done) {
       check();
       if (nacks.length > 0) {
@@ -226,9 +193,6 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     await reader;
     check();
     progress?.finish();
-    if (done.md5 !== localMd5) {
-      throw new UserError(`Server stored MD5 ${done.md5}, but the file's MD5 is ${localMd5}`);
-    }
     return {
       name,
       bytes: size,
@@ -236,7 +200,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       md5: localMd5,
       storedAs: done.storedAs,
       chunks,
-      ...result,
+      ...sender.counters,
     };
   } catch (err) {
     if (err === failure) throw err;
@@ -253,11 +217,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   } finally {
     file.close();
     retryFile?.close();
-    try {
-      conn?.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(conn);
   }
 }
 
@@ -286,7 +246,7 @@ async function main(): Promise<number> {
   const port = parsePort(flags.port);
   const chunkSize = parseSizeFlag("chunk-size", flags["chunk-size"]);
   if (chunkSize < 1024 || chunkSize > 1024 * 1024) {
-    throw new UserError("--chunk-size must be from 1K to 1M", 2);
+    throw new UsageError("--chunk-size must be from 1K to 1M");
   }
   const files = positionals.length > 0
     ? positionals.map(resolveUserPath)

@@ -7,24 +7,15 @@
  *
  * @module
  */
-import { describeError, ProtocolError, UserError } from "../lib/errors.ts";
-import {
-  decodeChunk,
-  decodeEnd,
-  decodeError,
-  decodeOffer,
-  encodeError,
-  encodeJson,
-  encodeNack,
-  MsgType,
-  SERVER_LIMITS,
-} from "../lib/file_protocol.ts";
-import { readFrames } from "../lib/framed_conn.ts";
-import { listenTcp } from "../lib/net.ts";
-import { writeAll } from "../lib/io.ts";
-import { md5, Md5Stream } from "../lib/md5.ts";
-import { safeBaseName } from "../lib/names.ts";
-import { formatBytes } from "../lib/format.ts";
+import { UserError } from "../lib/core/errors.ts";
+import { encodeError, FILE_PORT } from "../lib/core/file/messages.ts";
+import { FileReceiver, type ReceiverEvent, WholeFileMismatch } from "../lib/core/file/receiver.ts";
+import { safeBaseName } from "../lib/core/file/names.ts";
+import { formatBytes } from "../lib/core/report/format.ts";
+import { readChunks } from "../lib/io/conn.ts";
+import { closeQuietly, describeError } from "../lib/io/errors.ts";
+import { listenTcp } from "../lib/io/net.ts";
+import { writeAll } from "../lib/io/streams.ts";
 import {
   HOST_FLAG,
   onShutdown,
@@ -35,11 +26,10 @@ import {
   portFlag,
   resolveUserPath,
   runMain,
-} from "../lib/cli.ts";
+} from "../lib/cli/flags.ts";
 import { checkDirectory, PartialFile, removeStalePartials } from "./file_store.ts";
 
-/** Default File-TCP port (the original project's). */
-export const FILE_PORT = 4545;
+export { FILE_PORT };
 
 /** Options of {@link startFileServer}. */
 export interface FileServerOptions {
@@ -90,7 +80,6 @@ export interface FileServer extends AsyncDisposable {
 }
 
 const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
-const CHECKPOINT_MS = 1000;
 
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
@@ -130,11 +119,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       }).finally(() => {
         conns.delete(conn);
         handlers.delete(h);
-        try {
-          conn.close();
-        } catch {
-          // Already closed.
-        }
+        closeQuietly(conn);
       });
       handlers.add(h);
     }
@@ -144,13 +129,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   const close = () => {
     closing ??= (async () => {
       listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch {
-          // Already closed.
-        }
-      }
+      for (const c of conns) closeQuietly(c);
       await acceptLoop;
       await Promise.allSettled([...handlers]);
     })();
@@ -174,109 +153,75 @@ interface Settings {
 
 /** Serves one client connection: one file transfer. Never throws. */
 async function serveConnection(conn: Deno.Conn, s: Settings): Promise<TransferRecord> {
+  const core = new FileReceiver();
   const rec: TransferRecord = { name: "", dataChunks: 0, checkedChunks: 0, nacks: 0 };
   let partial: PartialFile | undefined;
-  try {
-    const frames = readFrames(conn, SERVER_LIMITS, { idleMs: s.idleMs });
-    const first = await frames.next();
-    if (first.done) throw new ProtocolError("Client closed the connection before its offer");
-    if (first.value.type !== MsgType.OFFER) {
-      throw new ProtocolError(`Expected an offer, got frame type ${first.value.type}`);
-    }
-    const offer = decodeOffer(first.value.payload);
-    rec.name = offer.name;
-    const base = safeBaseName(offer.name);
-    if (offer.size > s.maxSize) {
-      throw new UserError(
-        `File is ${formatBytes(offer.size)}, over the server's limit of ${formatBytes(s.maxSize)}`,
-      );
-    }
-    partial = await PartialFile.open(s.dir, base, offer.size, offer.chunkSize, s.active);
-    const state = partial.state;
-    await writeAll(conn, encodeJson(MsgType.ACCEPT, { held: state.heldRanges() }));
-
-    const whole = new Md5Stream();
-    let expected: string | undefined;
-    let lastSave = performance.now();
-    // Feeds the whole-file MD5 every chunk it can take, in order; `current`
-    // is the chunk just received, so it need not be read back from disk.
-    const hashForward = async (current?: { index: number; data: Uint8Array }) => {
-      let i: number | null;
-      while ((i = state.nextToHash()) !== null) {
-        whole.update(i === current?.index ? current.data : await partial!.readChunk(i));
-        state.advanceHash();
-      }
-    };
-
-    for await (const frame of frames) {
-      switch (frame.type) {
-        case MsgType.DATA: {
-          rec.dataChunks++;
-          const c = decodeChunk(frame.payload);
-          const outcome = state.receiveData(c.index, c.data.length, c.digest, md5(c.data));
-          if (outcome === "store") {
-            partial.writeChunk(c.index, c.data);
-            await hashForward({ index: c.index, data: c.data });
-          } else if (outcome === "retry") {
-            rec.nacks++;
-            await writeAll(conn, encodeNack(c.index));
+  let base = "";
+  // Acts on the core's events strictly in order (a `read` may name a chunk
+  // whose `store` is earlier in the queue); returns once the file is stored.
+  const act = async (queue: ReceiverEvent[]): Promise<boolean> => {
+    for (let e = queue.shift(); e; e = queue.shift()) {
+      switch (e.type) {
+        case "offer": {
+          rec.name = e.offer.name;
+          base = safeBaseName(e.offer.name);
+          if (e.offer.size > s.maxSize) {
+            throw new UserError(
+              `File is ${formatBytes(e.offer.size)}, over the server's limit of ${
+                formatBytes(s.maxSize)
+              }`,
+            );
           }
-          break;
-        }
-        case MsgType.CHECK: {
-          rec.checkedChunks++;
-          const c = decodeChunk(frame.payload);
-          if (c.data.length !== 0) throw new ProtocolError("Check frame carries data");
-          if (state.receiveCheck(c.index, c.digest) === "retry") {
-            rec.nacks++;
-            await writeAll(conn, encodeNack(c.index));
-          } else {
-            await hashForward();
-          }
-          break;
-        }
-        case MsgType.END:
-          if (expected !== undefined) throw new ProtocolError("Client sent two end messages");
-          expected = decodeEnd(frame.payload).md5;
-          state.endOfChunks();
-          await hashForward();
-          break;
-        case MsgType.ERROR:
-          throw new UserError(`Client gave up: ${decodeError(frame.payload)}`);
-        default:
-          throw new ProtocolError(`Unexpected frame type ${frame.type}`);
-      }
-      if (expected !== undefined && state.complete) {
-        const actual = whole.hex();
-        if (actual !== expected) {
-          await partial.discard();
-          throw new UserError(
-            `Whole-file MD5 mismatch (client ${expected}, server ${actual}); partial data discarded`,
+          partial = await PartialFile.open(
+            s.dir,
+            base,
+            e.offer.size,
+            e.offer.chunkSize,
+            s.active,
           );
+          await writeAll(conn, core.accept(partial.state));
+          queue.push(...core.receive(EMPTY, performance.now()));
+          break;
         }
-        rec.storedAs = await partial.finalize(s.dir, base, s.overwrite);
-        await writeAll(
-          conn,
-          encodeJson(MsgType.DONE, { md5: actual, storedAs: rec.storedAs, bytes: offer.size }),
-        );
-        return rec;
-      }
-      if (performance.now() - lastSave > CHECKPOINT_MS) {
-        await partial.save();
-        lastSave = performance.now();
+        case "store":
+          partial!.writeChunk(e.index, e.data);
+          break;
+        case "read":
+          queue.push(...core.hashChunk(e.index, await partial!.readChunk(e.index)));
+          break;
+        case "send":
+          await writeAll(conn, e.bytes);
+          break;
+        case "checkpoint":
+          await partial!.save();
+          break;
+        case "verified":
+          rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite);
+          await writeAll(conn, core.stored(rec.storedAs));
+          return true;
       }
     }
-    throw new UserError(
-      `Client disconnected with ${state.heldCount} of ${state.chunks} chunks held; kept for resume`,
-    );
+    return false;
+  };
+  try {
+    let finished = false;
+    for await (const bytes of readChunks(conn, { idleMs: s.idleMs })) {
+      if ((finished = await act(core.receive(bytes, performance.now())))) break;
+    }
+    if (!finished) throw core.closed();
+    return rec;
   } catch (err) {
+    if (err instanceof WholeFileMismatch) await partial?.discard();
     rec.error = describeError(err);
     await writeAll(conn, encodeError(rec.error)).catch(() => {});
     return rec;
   } finally {
+    Object.assign(rec, core.counters);
     await partial?.abandon().catch(() => {});
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 const FLAGS = {
   host: HOST_FLAG,

@@ -6,11 +6,12 @@
  * @module
  */
 import { join } from "node:path";
-import { describeError, UserError } from "../lib/errors.ts";
-import { md5, toHex } from "../lib/md5.ts";
-import { receivedName } from "../lib/names.ts";
-import { TransferState } from "../lib/transfer_state.ts";
-import { readAt } from "../lib/io.ts";
+import { UserError } from "../lib/core/errors.ts";
+import { describeError } from "../lib/io/errors.ts";
+import { md5, toHex } from "../lib/core/wire/md5.ts";
+import { receivedName } from "../lib/core/file/names.ts";
+import { TransferState } from "../lib/core/file/transfer_state.ts";
+import { readAt } from "../lib/io/streams.ts";
 
 /** Name of the staging folder inside the server's directory. */
 export const PARTIAL_DIR = ".partial";

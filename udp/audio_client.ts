@@ -8,13 +8,14 @@
  *
  * @module
  */
-import { Playout } from "../lib/audio_client.ts";
-import { blockBytes, blockMs } from "../lib/audio_spec.ts";
-import { describeError, UserError } from "../lib/errors.ts";
-import { JitterBuffer } from "../lib/jitter_buffer.ts";
-import { Reassembler } from "../lib/reassembly.ts";
-import { now } from "../lib/audio_io.ts";
-import type { StreamReport } from "../lib/stream_report.ts";
+import { Playout } from "../lib/io/playout.ts";
+import { blockBytes, blockMs } from "../lib/core/audio/spec.ts";
+import { UserError } from "../lib/core/errors.ts";
+import { describeError } from "../lib/io/errors.ts";
+import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
+import { Reassembler } from "../lib/core/audio/reassembly.ts";
+import { now } from "../lib/io/audio_io.ts";
+import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import {
   datagramType,
   decodeCookie,
@@ -22,9 +23,9 @@ import {
   decodeFragment,
   encodeSubscribe,
   UdpMsg,
-} from "../lib/udp_protocol.ts";
-import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli.ts";
-import { CLIENT_FLAGS, runClientTool } from "../lib/audio_tool.ts";
+} from "../lib/core/audio/udp_datagrams.ts";
+import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 
 /** Options of {@link runAudioUdpClient}. */
 export interface AudioUdpClientOptions {

@@ -8,10 +8,12 @@
  *
  * @module
  */
-import type { AudioSource } from "../lib/audio_io.ts";
-import { blockBytes, describeSpec, specFromFlags } from "../lib/audio_spec.ts";
-import { describeError, UserError } from "../lib/errors.ts";
-import { md5 } from "../lib/md5.ts";
+import type { AudioSource } from "../lib/io/audio_io.ts";
+import { blockBytes, describeSpec } from "../lib/core/audio/spec.ts";
+import { specFromFlags } from "../lib/cli/audio_shell.ts";
+import { UsageError, UserError } from "../lib/core/errors.ts";
+import { describeError } from "../lib/io/errors.ts";
+import { md5 } from "../lib/core/wire/md5.ts";
 import {
   CookieJar,
   datagramType,
@@ -25,9 +27,9 @@ import {
   MAX_MTU,
   MIN_MTU,
   UdpMsg,
-} from "../lib/udp_protocol.ts";
-import { parseFlags, runMain } from "../lib/cli.ts";
-import { type AudioServer, runServerTool, serverFlags } from "../lib/audio_tool.ts";
+} from "../lib/core/audio/udp_datagrams.ts";
+import { parseFlags, runMain } from "../lib/cli/flags.ts";
+import { type AudioServer, runServerTool, serverFlags } from "../lib/cli/audio_shell.ts";
 
 /** Options of {@link startAudioUdpServer}. */
 export interface AudioUdpServerOptions {
@@ -74,13 +76,11 @@ export function listenUdp(host: string, port: number): Deno.DatagramConn {
 /** Checks an `--mtu` value against a block size. */
 export function checkMtu(mtu: number, blockBytes: number): number {
   if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_MTU) {
-    throw new UserError(`--mtu ${mtu} is outside ${MIN_MTU} to ${MAX_MTU} bytes`, 2);
+    throw new UsageError(`--mtu ${mtu} is outside ${MIN_MTU} to ${MAX_MTU} bytes`);
   }
   if (fragmentCount(blockBytes, mtu) > MAX_FRAGMENTS) {
-    throw new UserError(
-      `--mtu ${mtu} would split each block into over ${MAX_FRAGMENTS} datagrams`,
-      2,
-    );
+    throw new UsageError(
+      `--mtu ${mtu} would split each block into over ${MAX_FRAGMENTS} datagrams`);
   }
   return mtu;
 }

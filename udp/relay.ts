@@ -17,10 +17,10 @@ import {
   Impairment,
   type ImpairmentConfig,
   parseProbability,
-} from "../lib/impairment.ts";
-import { DATA_HEADER, datagramType, UdpMsg } from "../lib/udp_protocol.ts";
-import { UserError } from "../lib/errors.ts";
-import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cli.ts";
+} from "../lib/core/wire/impairment.ts";
+import { DATA_HEADER, datagramType, UdpMsg } from "../lib/core/audio/udp_datagrams.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cli/flags.ts";
 import { listenUdp } from "./audio_server.ts";
 
 /** One DATA fragment's fate, for tests that check what clients counted. */
@@ -161,18 +161,18 @@ if (import.meta.main) {
     });
     const prob = (name: keyof typeof flags) => {
       const v = parseProbability(String(flags[name]));
-      if (v === null) throw new UserError(`--${name} ${flags[name]} is not a probability`, 2);
+      if (v === null) throw new UsageError(`--${name} ${flags[name]} is not a probability`);
       return v;
     };
     const num = (name: keyof typeof flags) => {
       const v = Number(flags[name]);
       if (!Number.isFinite(v) || v < 0) {
-        throw new UserError(`--${name} ${flags[name]} is not a number`, 2);
+        throw new UsageError(`--${name} ${flags[name]} is not a number`);
       }
       return v;
     };
     const m = /^(.+):(\d+)$/.exec(flags.to);
-    if (!m) throw new UserError(`--to ${flags.to} is not HOST:PORT`, 2);
+    if (!m) throw new UsageError(`--to ${flags.to} is not HOST:PORT`);
     const relay = startUdpRelay({
       host: flags.host,
       port: parsePort(flags.port),

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { UserError } from "../../lib/errors.ts";
+
 
 /** PortAudio error codes this binding treats specially (portaudio.h, PaErrorCode). */
 export const PaErrorCode = {
@@ -20,7 +20,7 @@ export const PaErrorCode = {
 } as const;
 
 /** A PortAudio call failed; carries PortAudio's error code and text. */
-export class PortAudioError extends UserError {
+export class PortAudioError extends Error {
   /** PortAudio's PaError code (negative). */
   readonly code: number;
   /** The function that failed, e.g. `Pa_OpenStream`. */
@@ -36,7 +36,7 @@ export class PortAudioError extends UserError {
 }
 
 /** The PortAudio library could not be loaded. */
-export class PortAudioLoadError extends UserError {
+export class PortAudioLoadError extends Error {
   /** Creates a load error with a one-line fix. */
   constructor(message: string) {
     super(message);

@@ -1,0 +1,173 @@
+/**
+ * Reassembly of blocks from Audio-UDP fragments, in bounded memory. No I/O.
+ * Duplicate fragments are ignored, fragments of blocks already played (or
+ * given up) are dropped, fragments that cannot belong to this stream
+ * (wrong count or size, a header that disagrees with its siblings) are
+ * counted invalid, and a complete block's MD5 is checked over the whole.
+ *
+ * @module
+ */
+import { bytesEqual, md5 } from "../wire/md5.ts";
+import { type Fragment, fragmentCount, fragmentSize } from "./udp_datagrams.ts";
+
+/** A block put back together. */
+export interface AssembledBlock {
+  /** Block sequence number. */
+  seq: number;
+  /** Capture time of the block's first sample, ms since the epoch. */
+  captured: number;
+  /** Whether the MD5 over the whole block matched. */
+  intact: boolean;
+  /** The block's samples. */
+  samples: Int16Array;
+}
+
+/** Counters a reassembler keeps. */
+export interface ReassemblyCounters {
+  /** Fragments accepted (new, valid). */
+  fragments: number;
+  /** Fragments already held, or of a block already complete. */
+  duplicates: number;
+  /** Fragments of blocks already played or given up. */
+  expired: number;
+  /** Fragments that cannot belong to this stream. */
+  invalid: number;
+  /** Incomplete blocks dropped to keep memory bounded. */
+  evicted: number;
+}
+
+interface Partial {
+  captured: number;
+  digest: Uint8Array;
+  have: Uint8Array;
+  received: number;
+  bytes: Uint8Array;
+}
+
+/** Puts blocks back together from fragments. */
+export class Reassembler {
+  /** What the reassembler has seen. */
+  readonly counters: ReassemblyCounters = {
+    fragments: 0,
+    duplicates: 0,
+    expired: 0,
+    invalid: 0,
+    evicted: 0,
+  };
+  #blockBytes: number;
+  #size: number;
+  #count: number;
+  #maxInFlight: number;
+  #partials = new Map<number, Partial>();
+  #done = new Set<number>();
+  #doneOrder: number[] = [];
+  #floor: number | undefined;
+
+  /**
+   * Creates a reassembler for one stream's format.
+   *
+   * @param blockBytes Bytes per block in this stream.
+   * @param mtu The stream's MTU (sets the fragment size and count).
+   * @param maxInFlight Most incomplete blocks held at once (default 64).
+   */
+  constructor(blockBytes: number, mtu: number, maxInFlight = 64) {
+    this.#blockBytes = blockBytes;
+    this.#size = fragmentSize(mtu);
+    this.#count = fragmentCount(blockBytes, mtu);
+    this.#maxInFlight = maxInFlight;
+  }
+
+  /** Fragments per block in this stream. */
+  get fragmentsPerBlock(): number {
+    return this.#count;
+  }
+
+  /** Incomplete blocks held now. */
+  get inFlight(): number {
+    return this.#partials.size;
+  }
+
+  /**
+   * Blocks before `seq` are no longer wanted (played or concealed): their
+   * partial data is dropped and later fragments of them count as expired.
+   */
+  setFloor(seq: number): void {
+    this.#floor = seq;
+    for (const s of this.#partials.keys()) {
+      if (before(s, seq)) this.#partials.delete(s);
+    }
+  }
+
+  /** Takes one fragment; returns the block it completes, if any. */
+  push(f: Fragment): AssembledBlock | null {
+    const c = this.counters;
+    const last = f.index === this.#count - 1;
+    const expected = last ? this.#blockBytes - this.#size * (this.#count - 1) : this.#size;
+    if (f.count !== this.#count || f.data.length !== expected) {
+      c.invalid++;
+      return null;
+    }
+    if (this.#floor !== undefined && before(f.seq, this.#floor)) {
+      c.expired++;
+      return null;
+    }
+    if (this.#done.has(f.seq)) {
+      c.duplicates++;
+      return null;
+    }
+    let p = this.#partials.get(f.seq);
+    if (!p) {
+      if (this.#partials.size >= this.#maxInFlight) this.#evictOldest();
+      p = {
+        captured: f.captured,
+        digest: f.digest.slice(),
+        have: new Uint8Array(this.#count),
+        received: 0,
+        bytes: new Uint8Array(this.#blockBytes),
+      };
+      this.#partials.set(f.seq, p);
+    } else if (p.captured !== f.captured || !bytesEqual(p.digest, f.digest)) {
+      c.invalid++;
+      return null;
+    }
+    if (p.have[f.index]) {
+      c.duplicates++;
+      return null;
+    }
+    p.have[f.index] = 1;
+    p.received++;
+    c.fragments++;
+    p.bytes.set(f.data, f.index * this.#size);
+    if (p.received < this.#count) return null;
+    this.#partials.delete(f.seq);
+    this.#markDone(f.seq);
+    return {
+      seq: f.seq,
+      captured: p.captured,
+      intact: bytesEqual(md5(p.bytes), p.digest),
+      samples: new Int16Array(p.bytes.buffer),
+    };
+  }
+
+  #evictOldest() {
+    let oldest: number | undefined;
+    for (const s of this.#partials.keys()) {
+      if (oldest === undefined || before(s, oldest)) oldest = s;
+    }
+    if (oldest !== undefined) {
+      this.#partials.delete(oldest);
+      this.counters.evicted++;
+    }
+  }
+
+  #markDone(seq: number) {
+    this.#done.add(seq);
+    this.#doneOrder.push(seq);
+    if (this.#doneOrder.length > this.#maxInFlight * 2) this.#done.delete(this.#doneOrder.shift()!);
+  }
+}
+
+/** Whether sequence number `a` comes before `b` (with wrap-around). */
+export function before(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}

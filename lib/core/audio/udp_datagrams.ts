@@ -1,0 +1,240 @@
+/**
+ * Audio-UDP datagrams: codecs and the return-routability cookie. No I/O.
+ *
+ * Every datagram starts with `"SU"`, a version byte and a type byte.
+ *
+ * ```text
+ * DATA (server → client), one fragment of a block:
+ *   0 magic "SU"  2 version  3 type=1
+ *   4 stream id u32   8 block sequence u32   12 fragment index u16   14 fragment count u16
+ *   16 capture time f64 (ms since the epoch)  24 MD5 of the whole block (16 bytes)
+ *   40 fragment bytes
+ * SUBSCRIBE (client → server): 4 cookie (16 bytes, zero at first), padded to 64 bytes
+ * CHALLENGE (server → client): 4 cookie (16 bytes)
+ * FORMAT (server → client): 4 JSON {rate, channels, block, streamId, format, mtu}
+ * BYE (client → server): 4 cookie (16 bytes)
+ * FULL (server → client): 4 bytes only; the listener cap is reached
+ * ```
+ *
+ * A server answers an address it has not verified only with a CHALLENGE no
+ * larger than what that address sent; audio goes only to addresses that
+ * echoed a valid cookie, so the server cannot be used to flood a forged
+ * source address.
+ *
+ * @module
+ */
+import { createHmac } from "node:crypto";
+import { type AudioSpec, validateSpec } from "./spec.ts";
+import { MD5_LENGTH } from "../wire/md5.ts";
+
+/** `"SU"`. */
+export const UDP_MAGIC = 0x5355;
+/** Datagram format version. */
+export const UDP_VERSION = 1;
+/** Datagram types. */
+export const UdpMsg = { DATA: 1, SUBSCRIBE: 2, CHALLENGE: 3, FORMAT: 4, BYE: 5, FULL: 6 } as const;
+/** Bytes before the fragment bytes in a DATA datagram. */
+export const DATA_HEADER = 40;
+/** Cookie length. */
+export const COOKIE_LENGTH = 16;
+/** A SUBSCRIBE is padded to this size, so that the answer is never larger. */
+export const SUBSCRIBE_LENGTH = 64;
+/** Smallest `--mtu` (bytes in one datagram). */
+export const MIN_MTU = 128;
+/** Largest `--mtu`. */
+export const MAX_MTU = 65000;
+/** Most fragments a block may have (bounds reassembly memory). */
+export const MAX_FRAGMENTS = 256;
+
+/** A decoded DATA fragment. */
+export interface Fragment {
+  /** Random id of the server's capture. */
+  streamId: number;
+  /** Block sequence number. */
+  seq: number;
+  /** Index of this fragment in its block. */
+  index: number;
+  /** Fragments in the block. */
+  count: number;
+  /** Capture time of the block's first sample, ms since the epoch. */
+  captured: number;
+  /** MD5 of the whole block. A view into the datagram. */
+  digest: Uint8Array;
+  /** This fragment's bytes. A view into the datagram. */
+  data: Uint8Array;
+}
+
+/** The stream format a server announces. */
+export interface UdpFormat extends AudioSpec {
+  /** Random id of the server's capture. */
+  streamId: number;
+  /** Sample format; always 16-bit little-endian. */
+  format: "s16le";
+  /** Largest datagram the server sends, bytes. */
+  mtu: number;
+}
+
+/** Type of a datagram, or null if it is not ours (bad magic, version or size). */
+export function datagramType(d: Uint8Array): number | null {
+  if (d.length < 4) return null;
+  if (((d[0] << 8) | d[1]) !== UDP_MAGIC || d[2] !== UDP_VERSION) return null;
+  return d[3];
+}
+
+function header(type: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  out[0] = UDP_MAGIC >> 8;
+  out[1] = UDP_MAGIC & 0xff;
+  out[2] = UDP_VERSION;
+  out[3] = type;
+  return out;
+}
+
+/** Bytes of block data one DATA datagram carries at `mtu`. */
+export function fragmentSize(mtu: number): number {
+  return mtu - DATA_HEADER;
+}
+
+/** Number of fragments a block of `bytes` needs at `mtu`. */
+export function fragmentCount(bytes: number, mtu: number): number {
+  return Math.max(1, Math.ceil(bytes / fragmentSize(mtu)));
+}
+
+/**
+ * Splits one block into DATA datagrams of at most `mtu` bytes each.
+ * `digest` is the block's MD5, computed once by the caller.
+ */
+export function fragmentBlock(
+  streamId: number,
+  seq: number,
+  captured: number,
+  digest: Uint8Array,
+  block: Uint8Array,
+  mtu: number,
+): Uint8Array[] {
+  const size = fragmentSize(mtu);
+  const count = fragmentCount(block.length, mtu);
+  if (count > MAX_FRAGMENTS) throw new RangeError(`A block needs ${count} fragments at MTU ${mtu}`);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const part = block.subarray(i * size, Math.min(block.length, (i + 1) * size));
+    const d = header(UdpMsg.DATA, DATA_HEADER + part.length);
+    const v = new DataView(d.buffer);
+    v.setUint32(4, streamId >>> 0);
+    v.setUint32(8, seq >>> 0);
+    v.setUint16(12, i);
+    v.setUint16(14, count);
+    v.setFloat64(16, captured);
+    d.set(digest, 24);
+    d.set(part, DATA_HEADER);
+    out.push(d);
+  }
+  return out;
+}
+
+/** Decodes a DATA datagram, or returns null if it is malformed. */
+export function decodeFragment(d: Uint8Array): Fragment | null {
+  if (datagramType(d) !== UdpMsg.DATA || d.length <= DATA_HEADER) return null;
+  const v = new DataView(d.buffer, d.byteOffset, d.length);
+  const index = v.getUint16(12);
+  const count = v.getUint16(14);
+  const captured = v.getFloat64(16);
+  if (count === 0 || count > MAX_FRAGMENTS || index >= count || !Number.isFinite(captured)) {
+    return null;
+  }
+  return {
+    streamId: v.getUint32(4),
+    seq: v.getUint32(8),
+    index,
+    count,
+    captured,
+    digest: d.subarray(24, 24 + MD5_LENGTH),
+    data: d.subarray(DATA_HEADER),
+  };
+}
+
+/** A SUBSCRIBE (or, with `bye`, a BYE) carrying `cookie` (zeros at first). */
+export function encodeSubscribe(cookie: Uint8Array | null, bye = false): Uint8Array {
+  const d = header(bye ? UdpMsg.BYE : UdpMsg.SUBSCRIBE, bye ? 4 + COOKIE_LENGTH : SUBSCRIBE_LENGTH);
+  if (cookie) d.set(cookie, 4);
+  return d;
+}
+
+/** The cookie in a SUBSCRIBE, BYE or CHALLENGE, or null if malformed. */
+export function decodeCookie(d: Uint8Array): Uint8Array | null {
+  return d.length >= 4 + COOKIE_LENGTH ? d.subarray(4, 4 + COOKIE_LENGTH) : null;
+}
+
+/** A CHALLENGE carrying `cookie` (20 bytes: smaller than any SUBSCRIBE). */
+export function encodeChallenge(cookie: Uint8Array): Uint8Array {
+  const d = header(UdpMsg.CHALLENGE, 4 + COOKIE_LENGTH);
+  d.set(cookie, 4);
+  return d;
+}
+
+/** A FULL datagram (the server has as many listeners as it takes). */
+export function encodeFull(): Uint8Array {
+  return header(UdpMsg.FULL, 4);
+}
+
+/** A FORMAT datagram. */
+export function encodeFormat(f: UdpFormat): Uint8Array {
+  const body = new TextEncoder().encode(JSON.stringify(f));
+  const d = header(UdpMsg.FORMAT, 4 + body.length);
+  d.set(body, 4);
+  return d;
+}
+
+/** Decodes a FORMAT datagram, or null if malformed. */
+export function decodeFormat(d: Uint8Array): UdpFormat | null {
+  try {
+    const o = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(d.subarray(4)));
+    const spec = validateSpec({ rate: o.rate, channels: o.channels, block: o.block });
+    if (
+      o.format !== "s16le" || typeof o.streamId !== "number" || !Number.isInteger(o.mtu) ||
+      o.mtu < MIN_MTU || o.mtu > MAX_MTU
+    ) return null;
+    return { ...spec, streamId: o.streamId, format: "s16le", mtu: o.mtu };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Issues and checks cookies: an HMAC of the address and a time bucket under
+ * a secret the server draws at start. A cookie is valid in its bucket and
+ * the next (30 to 60 s).
+ */
+export class CookieJar {
+  #secret: Uint8Array;
+  #bucketMs: number;
+
+  /** Creates a jar with a secret (random by default) and a bucket length in ms. */
+  constructor(secret = crypto.getRandomValues(new Uint8Array(32)), bucketMs = 30_000) {
+    this.#secret = secret;
+    this.#bucketMs = bucketMs;
+  }
+
+  /** The cookie for `address` (host and port) at time `now` (ms). */
+  issue(address: string, now: number): Uint8Array {
+    return this.#mac(address, Math.floor(now / this.#bucketMs));
+  }
+
+  /** Whether `cookie` is valid for `address` at `now`. */
+  check(address: string, cookie: Uint8Array, now: number): boolean {
+    const bucket = Math.floor(now / this.#bucketMs);
+    return [bucket, bucket - 1].some((b) => equal(this.#mac(address, b), cookie));
+  }
+
+  #mac(address: string, bucket: number): Uint8Array {
+    const h = createHmac("sha256", this.#secret).update(`${address}\0${bucket}`).digest();
+    return new Uint8Array(h.buffer, h.byteOffset, COOKIE_LENGTH);
+  }
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}

@@ -1,0 +1,290 @@
+/**
+ * The File-TCP protocol: message types, their payload codecs and the limits
+ * both sides enforce. Pure functions only; sockets live in `tcp/`.
+ *
+ * A transfer, as the client sees it:
+ *
+ * 1. client → `OFFER` {name, size, chunkSize}
+ * 2. server → `ACCEPT` {held: ranges of chunks it already holds verified} or `ERROR`
+ * 3. client → for each chunk in order: `CHECK` (index, MD5) if the server holds
+ *    it, else `DATA` (index, MD5, bytes)
+ * 4. server → `NACK` (index) for each chunk whose MD5 did not match (or whose
+ *    held copy differs); the client sends `DATA` for it again
+ * 5. client → `END` {md5 of the whole file}
+ * 6. server → `DONE` {md5, storedAs, …} once every chunk is verified and the
+ *    whole-file MD5 matches, or `ERROR`
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+import { type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import { MD5_LENGTH } from "../wire/md5.ts";
+
+/** Message types of the File-TCP protocol. */
+export const MsgType = {
+  OFFER: 1,
+  ACCEPT: 2,
+  DATA: 3,
+  CHECK: 4,
+  NACK: 5,
+  END: 6,
+  DONE: 7,
+  ERROR: 8,
+} as const;
+
+/** Default File-TCP port (the original project's). */
+export const FILE_PORT = 4545;
+
+/** Smallest chunk size a client may offer (the original project's 1024). */
+export const MIN_CHUNK_SIZE = 1024;
+/** Largest chunk size a client may offer. */
+export const MAX_CHUNK_SIZE = 1024 * 1024;
+/** Default chunk size: large enough that per-chunk costs vanish. */
+export const DEFAULT_CHUNK_SIZE = 64 * 1024;
+/** Most chunks one transfer may have; bounds the server's state per transfer. */
+export const MAX_CHUNKS = 1 << 21;
+/** Most held ranges an ACCEPT lists; a server with more lists fewer (safe). */
+export const MAX_HELD_RANGES = 4096;
+/** How many times one chunk may fail its MD5 before the transfer fails. */
+export const MAX_CHUNK_RETRIES = 3;
+
+/** Bytes before the data in a DATA frame: index (4) and MD5 (16). */
+export const DATA_PREFIX: number = 4 + MD5_LENGTH;
+
+/** Frame limits for what a server accepts from a client. */
+export const SERVER_LIMITS: FrameLimits = {
+  maxPayload: {
+    [MsgType.OFFER]: 4096,
+    [MsgType.DATA]: DATA_PREFIX + MAX_CHUNK_SIZE,
+    [MsgType.CHECK]: DATA_PREFIX,
+    [MsgType.END]: 1024,
+    [MsgType.ERROR]: 1024,
+  },
+};
+
+/** Frame limits for what a client accepts from a server. */
+export const CLIENT_LIMITS: FrameLimits = {
+  maxPayload: {
+    [MsgType.ACCEPT]: 64 + MAX_HELD_RANGES * 24,
+    [MsgType.NACK]: 4,
+    [MsgType.DONE]: 4096,
+    [MsgType.ERROR]: 1024,
+  },
+};
+
+/** What a client offers to send. */
+export interface Offer {
+  /** The file's name as the client sent it (the server sanitises it). */
+  name: string;
+  /** Size in bytes. */
+  size: number;
+  /** Chunk size in bytes. */
+  chunkSize: number;
+}
+
+/** The server's answer to an offer: chunks it already holds verified. */
+export interface Accept {
+  /** Half-open ranges [start, end) of chunk indices. */
+  held: [number, number][];
+}
+
+/** The client's closing message. */
+export interface End {
+  /** MD5 of the whole file, hexadecimal. */
+  md5: string;
+}
+
+/** The server's confirmation. */
+export interface Done {
+  /** MD5 of the stored file, hexadecimal. */
+  md5: string;
+  /** Name of the stored file inside the server's directory. */
+  storedAs: string;
+  /** File size in bytes. */
+  bytes: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a frame whose payload is JSON. */
+export function encodeJson(type: number, value: unknown): Uint8Array {
+  const body = encoder.encode(JSON.stringify(value));
+  const out = new Uint8Array(HEADER_LENGTH + body.length);
+  writeHeader(out, type, body.length);
+  out.set(body, HEADER_LENGTH);
+  return out;
+}
+
+/** Encodes an ERROR frame carrying a one-line message. */
+export function encodeError(message: string): Uint8Array {
+  let body = encoder.encode(message.replace(/[\r\n]+/g, " "));
+  if (body.length > 1024) body = body.subarray(0, 1024);
+  const out = new Uint8Array(HEADER_LENGTH + body.length);
+  writeHeader(out, MsgType.ERROR, body.length);
+  out.set(body, HEADER_LENGTH);
+  return out;
+}
+
+/** Decodes an ERROR payload to text, replacing control characters. */
+export function decodeError(payload: Uint8Array): string {
+  // deno-lint-ignore no-control-regex
+  return new TextDecoder().decode(payload).replace(/[\x00-\x1f\x7f]/g, "?");
+}
+
+/** Encodes a CHECK frame. */
+export function encodeCheck(index: number, digest: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_LENGTH + DATA_PREFIX);
+  writeHeader(out, MsgType.CHECK, DATA_PREFIX);
+  new DataView(out.buffer).setUint32(HEADER_LENGTH, index);
+  out.set(digest, HEADER_LENGTH + 4);
+  return out;
+}
+
+/**
+ * Fills in the header, index and digest of a DATA frame whose chunk bytes
+ * are already at `frame[HEADER_LENGTH + DATA_PREFIX ..]`, so the file can be
+ * read straight into the frame with no copy.
+ */
+export function fillDataFrame(
+  frame: Uint8Array,
+  index: number,
+  digest: Uint8Array,
+  dataLength: number,
+): Uint8Array {
+  writeHeader(frame, MsgType.DATA, DATA_PREFIX + dataLength);
+  new DataView(frame.buffer, frame.byteOffset).setUint32(HEADER_LENGTH, index);
+  frame.set(digest, HEADER_LENGTH + 4);
+  return frame.subarray(0, HEADER_LENGTH + DATA_PREFIX + dataLength);
+}
+
+/** Encodes a NACK frame. */
+export function encodeNack(index: number): Uint8Array {
+  const out = new Uint8Array(HEADER_LENGTH + 4);
+  writeHeader(out, MsgType.NACK, 4);
+  new DataView(out.buffer).setUint32(HEADER_LENGTH, index);
+  return out;
+}
+
+/** A chunk reference: DATA and CHECK payloads share this prefix. */
+export interface ChunkRef {
+  /** Chunk index in the file. */
+  index: number;
+  /** MD5 of the chunk, as the sender claims it (a view). */
+  digest: Uint8Array;
+  /** The chunk's bytes (empty for CHECK). A view; copy to keep. */
+  data: Uint8Array;
+}
+
+/** Decodes a DATA or CHECK payload. */
+export function decodeChunk(payload: Uint8Array): ChunkRef {
+  if (payload.length < DATA_PREFIX) {
+    throw new ProtocolError("Chunk frame is too short");
+  }
+  const view = new DataView(payload.buffer, payload.byteOffset);
+  return {
+    index: view.getUint32(0),
+    digest: payload.subarray(4, DATA_PREFIX),
+    data: payload.subarray(DATA_PREFIX),
+  };
+}
+
+/** Decodes a NACK payload. */
+export function decodeNack(payload: Uint8Array): number {
+  if (payload.length !== 4) throw new ProtocolError("NACK frame has a bad length");
+  return new DataView(payload.buffer, payload.byteOffset).getUint32(0);
+}
+
+function parseJson(payload: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch {
+    throw new ProtocolError(`${what} is not valid JSON`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError(`${what} is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Number of chunks a file of `size` bytes has at `chunkSize`. */
+export function chunkCount(size: number, chunkSize: number): number {
+  return Math.ceil(size / chunkSize);
+}
+
+/**
+ * The chunk size a client should offer for a file: the requested size, grown
+ * (in steps of 1 KiB) when the file would otherwise need over MAX_CHUNKS.
+ */
+export function chooseChunkSize(size: number, requested = DEFAULT_CHUNK_SIZE): number {
+  const least = Math.ceil(size / MAX_CHUNKS / 1024) * 1024;
+  return Math.min(MAX_CHUNK_SIZE, Math.max(requested, least, MIN_CHUNK_SIZE));
+}
+
+/** Decodes and validates an OFFER payload. */
+export function decodeOffer(payload: Uint8Array): Offer {
+  const o = parseJson(payload, "Offer");
+  if (typeof o.name !== "string" || o.name.length === 0 || o.name.length > 1024) {
+    throw new ProtocolError("Offer has no usable file name");
+  }
+  if (!isCount(o.size)) throw new ProtocolError("Offer has an invalid size");
+  if (
+    !isCount(o.chunkSize) || o.chunkSize < MIN_CHUNK_SIZE ||
+    o.chunkSize > MAX_CHUNK_SIZE
+  ) {
+    throw new ProtocolError(
+      `Offer has chunk size ${o.chunkSize}; it must be ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`,
+    );
+  }
+  if (chunkCount(o.size, o.chunkSize) > MAX_CHUNKS) {
+    throw new ProtocolError(`Offer needs more than ${MAX_CHUNKS} chunks`);
+  }
+  return { name: o.name, size: o.size, chunkSize: o.chunkSize };
+}
+
+/** Decodes and validates an ACCEPT payload for a transfer of `chunks` chunks. */
+export function decodeAccept(payload: Uint8Array, chunks: number): Accept {
+  const o = parseJson(payload, "Accept");
+  if (!Array.isArray(o.held) || o.held.length > MAX_HELD_RANGES) {
+    throw new ProtocolError("Accept has an invalid list of held chunks");
+  }
+  const held: [number, number][] = [];
+  let last = 0;
+  for (const r of o.held) {
+    if (
+      !Array.isArray(r) || r.length !== 2 || !isCount(r[0]) || !isCount(r[1]) ||
+      r[0] < last || r[1] <= r[0] || r[1] > chunks
+    ) {
+      throw new ProtocolError("Accept has an invalid range of held chunks");
+    }
+    held.push([r[0], r[1]]);
+    last = r[1];
+  }
+  return { held };
+}
+
+/** Decodes and validates an END payload. */
+export function decodeEnd(payload: Uint8Array): End {
+  const o = parseJson(payload, "End");
+  if (typeof o.md5 !== "string" || !/^[0-9a-f]{32}$/.test(o.md5)) {
+    throw new ProtocolError("End has an invalid MD5");
+  }
+  return { md5: o.md5 };
+}
+
+/** Decodes and validates a DONE payload. */
+export function decodeDone(payload: Uint8Array): Done {
+  const o = parseJson(payload, "Done");
+  if (
+    typeof o.md5 !== "string" || !/^[0-9a-f]{32}$/.test(o.md5) ||
+    typeof o.storedAs !== "string" || !isCount(o.bytes)
+  ) {
+    throw new ProtocolError("Done message is malformed");
+  }
+  return { md5: o.md5, storedAs: o.storedAs, bytes: o.bytes };
+}

@@ -1,0 +1,190 @@
+/**
+ * The File-TCP sender's session core, in the style of h11's `Connection`:
+ * no sockets, no files, no clock. The shell feeds it the bytes the server
+ * sent ({@link FileSender.receive}) and asks it for the bytes to send
+ * ({@link FileSender.offerFrame}, {@link FileSender.chunkFrame},
+ * {@link FileSender.endFrame}); the core decides what each message means
+ * in the session's current phase and refuses any order a server could send
+ * that the protocol does not allow.
+ *
+ * ```text
+ * offering ──ACCEPT──▶ sending ──endFrame()──▶ ending ──DONE──▶ done
+ *     └──ERROR──▶ refused      (NACKs in sending and ending; ERROR anywhere ends it)
+ * ```
+ *
+ * @module
+ */
+import { ProtocolError, UserError } from "../errors.ts";
+import { FrameDecoder, HEADER_LENGTH } from "../wire/frame.ts";
+import {
+  CLIENT_LIMITS,
+  chunkCount,
+  DATA_PREFIX,
+  decodeAccept,
+  decodeDone,
+  decodeError,
+  decodeNack,
+  type Done,
+  encodeCheck,
+  encodeJson,
+  fillDataFrame,
+  MsgType,
+  type Offer,
+} from "./messages.ts";
+
+/** What the server said, as the sender's core understood it. */
+export type SenderEvent =
+  /** The server accepted the offer; it already holds these chunk ranges. */
+  | { type: "accepted"; held: [number, number][] }
+  /** The server asks for chunk `index` again (its MD5 failed there). */
+  | { type: "resend"; index: number }
+  /** The server stored the file and confirmed its whole-file MD5. */
+  | { type: "done"; done: Done };
+
+/** Counters of a sender session. */
+export interface SenderCounters {
+  /** Chunks sent with data, the first time. */
+  chunksSent: number;
+  /** Chunks the server already held, confirmed by digest only. */
+  chunksSkipped: number;
+  /** Chunks sent again because the server asked. */
+  chunksResent: number;
+}
+
+type Phase = "idle" | "offering" | "sending" | "ending" | "done";
+
+/** The sender's side of one file transfer. */
+export class FileSender {
+  /** What is offered. */
+  readonly offer: Offer;
+  /** Chunks in the file. */
+  readonly chunks: number;
+  /** What the session has sent so far. */
+  readonly counters: SenderCounters = { chunksSent: 0, chunksSkipped: 0, chunksResent: 0 };
+  #decoder = new FrameDecoder(CLIENT_LIMITS);
+  #phase: Phase = "idle";
+  #held: [number, number][] = [];
+  #range = 0;
+  #nextChunk = 0;
+  #md5: string | undefined;
+
+  /** A sender for `offer`; nothing is sent until {@link offerFrame}. */
+  constructor(offer: Offer) {
+    this.offer = offer;
+    this.chunks = chunkCount(offer.size, offer.chunkSize);
+  }
+
+  /** The session's phase. */
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  /** The OFFER frame that opens the session. */
+  offerFrame(): Uint8Array {
+    if (this.#phase !== "idle") throw new Error("The offer was already sent");
+    this.#phase = "offering";
+    return encodeJson(MsgType.OFFER, this.offer);
+  }
+
+  /**
+   * Takes bytes the server sent and returns what they mean. Throws
+   * {@link ProtocolError} for a message the server may not send now, and
+   * {@link UserError} when the server refuses or fails the transfer.
+   */
+  receive(bytes: Uint8Array): SenderEvent[] {
+    this.#decoder.push(bytes);
+    const events: SenderEvent[] = [];
+    for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
+      if (f.type === MsgType.ERROR) {
+        const why = decodeError(f.payload);
+        throw new UserError(
+          this.#phase === "offering"
+            ? `Server refused ${this.offer.name}: ${why}`
+            : `Server failed the transfer: ${why}`,
+        );
+      }
+      if (this.#phase === "offering") {
+        if (f.type !== MsgType.ACCEPT) {
+          throw new ProtocolError(`Expected the server's accept, got frame type ${f.type}`);
+        }
+        this.#held = decodeAccept(f.payload, this.chunks).held;
+        this.#phase = "sending";
+        events.push({ type: "accepted", held: this.#held });
+      } else if (f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")) {
+        const index = decodeNack(f.payload);
+        if (index >= this.#nextChunk) {
+          throw new ProtocolError(`Server asked for chunk ${index}, which was not sent`);
+        }
+        events.push({ type: "resend", index });
+      } else if (f.type === MsgType.DONE && this.#phase === "ending") {
+        const done = decodeDone(f.payload);
+        if (done.md5 !== this.#md5) {
+          throw new UserError(`Server stored MD5 ${done.md5}, but the file's MD5 is ${this.#md5}`);
+        }
+        this.#phase = "done";
+        events.push({ type: "done", done });
+      } else {
+        throw new ProtocolError(`Unexpected frame type ${f.type} from the server`);
+      }
+    }
+    return events;
+  }
+
+  /** Whether the server holds chunk `index` (ask in order, once accepted). */
+  isHeld(index: number): boolean {
+    while (this.#range < this.#held.length && this.#held[this.#range][1] <= index) this.#range++;
+    return this.#range < this.#held.length && this.#held[this.#range][0] <= index;
+  }
+
+  /**
+   * The frame for the next chunk, in order: a CHECK (digest only) when the
+   * server holds it, else a DATA frame. `frame` holds the chunk's bytes at
+   * offset {@link DATA_OFFSET} (the file is read straight into it) and gets
+   * its header filled in, so no byte is copied.
+   */
+  chunkFrame(index: number, digest: Uint8Array, frame: Uint8Array, length: number): Uint8Array {
+    if (this.#phase !== "sending") throw new Error(`Cannot send a chunk while ${this.#phase}`);
+    if (index !== this.#nextChunk) throw new Error(`Chunk ${index} sent out of order`);
+    this.#nextChunk++;
+    if (this.isHeld(index)) {
+      this.counters.chunksSkipped++;
+      return encodeCheck(index, digest);
+    }
+    this.counters.chunksSent++;
+    return fillDataFrame(frame, index, digest, length);
+  }
+
+  /** A DATA frame sending chunk `index` again, the server having asked for it. */
+  resendFrame(index: number, digest: Uint8Array, data: Uint8Array): Uint8Array {
+    const frame = new Uint8Array(DATA_OFFSET + data.length);
+    frame.set(data, DATA_OFFSET);
+    this.counters.chunksResent++;
+    return fillDataFrame(frame, index, digest, data.length);
+  }
+
+  /** The END frame with the whole file's MD5, once every chunk was sent. */
+  endFrame(md5hex: string): Uint8Array {
+    if (this.#phase !== "sending" || this.#nextChunk !== this.chunks) {
+      throw new Error("END before every chunk was sent");
+    }
+    this.#phase = "ending";
+    this.#md5 = md5hex;
+    return encodeJson(MsgType.END, { md5: md5hex });
+  }
+
+  /**
+   * Call when the server closed the connection. Throws {@link UserError}
+   * unless the transfer was confirmed.
+   */
+  closed(): void {
+    if (this.#phase === "done") return;
+    throw new UserError(
+      this.#phase === "offering"
+        ? "Server closed the connection without answering"
+        : "Server closed the connection before confirming the file",
+    );
+  }
+}
+
+/** Where a chunk's bytes start in a DATA frame. */
+export const DATA_OFFSET: number = HEADER_LENGTH + DATA_PREFIX;

@@ -1,0 +1,251 @@
+/**
+ * The receiver's view of one file transfer, with no I/O: which chunks it
+ * holds verified and their digests, how often each chunk has failed, and how
+ * far the whole-file MD5 has got. It serialises to bytes so a server can
+ * keep it beside the partial file and resume after a cut or a restart.
+ *
+ * @module
+ */
+import { ProtocolError, UserError } from "../errors.ts";
+import { chunkCount, MAX_CHUNK_RETRIES, MAX_CHUNKS, MAX_HELD_RANGES } from "./messages.ts";
+import { bytesEqual, MD5_LENGTH } from "../wire/md5.ts";
+
+const STATE_MAGIC = 0x534b5354; // "SKST"
+const STATE_VERSION = 1;
+const STATE_HEADER = 24;
+
+/** What happened to a chunk the receiver was given. */
+export type ChunkOutcome =
+  /** Verified and new: store its data. */
+  | "store"
+  /** Verified, but already held: nothing to do. */
+  | "duplicate"
+  /** Failed its MD5 (or the held copy differs): ask for it again. */
+  | "retry";
+
+/** Receiver-side state of one transfer. */
+export class TransferState {
+  /** File size in bytes. */
+  readonly size: number;
+  /** Chunk size in bytes. */
+  readonly chunkSize: number;
+  /** Number of chunks. */
+  readonly chunks: number;
+  #held: Uint8Array;
+  #digests: Uint8Array;
+  #heldCount = 0;
+  #failures = new Map<number, number>();
+  #hashCursor = 0;
+  #seen = 0;
+
+  /** State of a transfer of `size` bytes in chunks of `chunkSize`, with nothing held yet. */
+  constructor(size: number, chunkSize: number) {
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError("Bad size");
+    if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) {
+      throw new RangeError("Bad chunk size");
+    }
+    this.size = size;
+    this.chunkSize = chunkSize;
+    this.chunks = chunkCount(size, chunkSize);
+    if (this.chunks > MAX_CHUNKS) throw new RangeError("Too many chunks");
+    this.#held = new Uint8Array(Math.ceil(this.chunks / 8));
+    this.#digests = new Uint8Array(this.chunks * MD5_LENGTH);
+  }
+
+  /** Number of chunks held verified. */
+  get heldCount(): number {
+    return this.#heldCount;
+  }
+
+  /** Whether every chunk is held verified. */
+  get complete(): boolean {
+    return this.#heldCount === this.chunks;
+  }
+
+  /** Byte offset of chunk `index` in the file. */
+  offsetOf(index: number): number {
+    return index * this.chunkSize;
+  }
+
+  /** Length in bytes of chunk `index` (the last may be short). */
+  lengthOf(index: number): number {
+    this.#checkIndex(index);
+    return Math.min(this.chunkSize, this.size - index * this.chunkSize);
+  }
+
+  /** Whether chunk `index` is held verified. */
+  isHeld(index: number): boolean {
+    return (this.#held[index >> 3] & (1 << (index & 7))) !== 0;
+  }
+
+  /**
+   * Records a DATA chunk whose MD5 (`actual`, computed by the receiver over
+   * the bytes that arrived) is compared with the one the sender claimed.
+   * Throws {@link ProtocolError} for an index or length that cannot be, and
+   * {@link UserError} when the chunk has failed more than MAX_CHUNK_RETRIES.
+   */
+  receiveData(
+    index: number,
+    length: number,
+    claimed: Uint8Array,
+    actual: Uint8Array,
+  ): ChunkOutcome {
+    this.#see(index);
+    if (length !== this.lengthOf(index)) {
+      throw new ProtocolError(
+        `Chunk ${index} has ${length} bytes; it should have ${this.lengthOf(index)}`,
+      );
+    }
+    if (!bytesEqual(claimed, actual)) return this.#fail(index);
+    if (this.isHeld(index)) {
+      return bytesEqual(this.digestOf(index), actual) ? "duplicate" : this.#fail(index);
+    }
+    this.#digests.set(actual, index * MD5_LENGTH);
+    this.#held[index >> 3] |= 1 << (index & 7);
+    this.#heldCount++;
+    return "store";
+  }
+
+  /**
+   * Records a CHECK: the sender says the receiver's held chunk should have
+   * this digest. A mismatch drops the held copy and asks for the data.
+   */
+  receiveCheck(index: number, claimed: Uint8Array): ChunkOutcome {
+    this.#see(index);
+    if (this.isHeld(index) && bytesEqual(this.digestOf(index), claimed)) {
+      return "duplicate";
+    }
+    if (this.isHeld(index)) this.#release(index);
+    return "retry";
+  }
+
+  /** The stored digest of a held chunk (a view). */
+  digestOf(index: number): Uint8Array {
+    return this.#digests.subarray(index * MD5_LENGTH, (index + 1) * MD5_LENGTH);
+  }
+
+  /** How many times chunk `index` has failed so far. */
+  failuresOf(index: number): number {
+    return this.#failures.get(index) ?? 0;
+  }
+
+  /**
+   * The next chunk the whole-file MD5 needs, if it is held and the sender has
+   * confirmed it in this session (so a held chunk that the sender's CHECK
+   * later rejects is never hashed); else `null`. Call {@link advanceHash}
+   * after feeding it.
+   */
+  nextToHash(): number | null {
+    const i = this.#hashCursor;
+    return i < this.#seen && this.isHeld(i) ? i : null;
+  }
+
+  /** Call when the sender has sent every chunk once: all may be hashed. */
+  endOfChunks(): void {
+    this.#seen = this.chunks;
+  }
+
+  /** Index of the next chunk the whole-file MD5 needs (chunks when done). */
+  get hashCursor(): number {
+    return this.#hashCursor;
+  }
+
+  /** Marks the chunk returned by {@link nextToHash} as hashed. */
+  advanceHash(): void {
+    if (this.nextToHash() === null) throw new Error("No held chunk to hash");
+    this.#hashCursor++;
+  }
+
+  /** Held chunks as half-open ranges, at most `limit` of them (the first ones). */
+  heldRanges(limit = MAX_HELD_RANGES): [number, number][] {
+    const out: [number, number][] = [];
+    let i = 0;
+    while (i < this.chunks && out.length < limit) {
+      while (i < this.chunks && !this.isHeld(i)) i++;
+      const start = i;
+      while (i < this.chunks && this.isHeld(i)) i++;
+      if (i > start) out.push([start, i]);
+    }
+    return out;
+  }
+
+  /** Serialises the held set and digests (not failures or the hash cursor). */
+  serialize(): Uint8Array {
+    const out = new Uint8Array(STATE_HEADER + this.#held.length + this.#digests.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, STATE_MAGIC);
+    view.setUint32(4, STATE_VERSION);
+    view.setFloat64(8, this.size);
+    view.setUint32(16, this.chunkSize);
+    view.setUint32(20, this.chunks);
+    out.set(this.#held, STATE_HEADER);
+    out.set(this.#digests, STATE_HEADER + this.#held.length);
+    return out;
+  }
+
+  /**
+   * Restores a state saved by {@link serialize}, or returns `null` when the
+   * bytes are not a valid state for this size and chunk size (a damaged or
+   * foreign file is ignored, and the transfer starts over).
+   */
+  static deserialize(
+    bytes: Uint8Array,
+    size: number,
+    chunkSize: number,
+  ): TransferState | null {
+    const state = new TransferState(size, chunkSize);
+    const expected = STATE_HEADER + state.#held.length + state.#digests.length;
+    if (bytes.length !== expected) return null;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    if (
+      view.getUint32(0) !== STATE_MAGIC || view.getUint32(4) !== STATE_VERSION ||
+      view.getFloat64(8) !== size || view.getUint32(16) !== chunkSize ||
+      view.getUint32(20) !== state.chunks
+    ) {
+      return null;
+    }
+    state.#held.set(bytes.subarray(STATE_HEADER, STATE_HEADER + state.#held.length));
+    state.#digests.set(bytes.subarray(STATE_HEADER + state.#held.length));
+    // Bits past the last chunk must be clear.
+    for (let i = state.chunks; i < state.#held.length * 8; i++) {
+      if (state.isHeld(i)) return null;
+    }
+    for (let i = 0; i < state.chunks; i++) if (state.isHeld(i)) state.#heldCount++;
+    return state;
+  }
+
+  #release(index: number): void {
+    this.#held[index >> 3] &= ~(1 << (index & 7));
+    this.#heldCount--;
+    if (index < this.#hashCursor) {
+      // The whole-file MD5 already covered this chunk's old bytes.
+      throw new UserError(
+        `Chunk ${index} changed after it was verified; start the transfer again`,
+      );
+    }
+  }
+
+  #fail(index: number): ChunkOutcome {
+    const n = (this.#failures.get(index) ?? 0) + 1;
+    this.#failures.set(index, n);
+    if (n > MAX_CHUNK_RETRIES) {
+      throw new UserError(
+        `Chunk ${index} failed its MD5 check ${n} times; giving up`,
+      );
+    }
+    return "retry";
+  }
+
+  #see(index: number): void {
+    this.#checkIndex(index);
+    if (index >= this.#seen) this.#seen = index + 1;
+  }
+
+  #checkIndex(index: number): void {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.chunks) {
+      throw new ProtocolError(
+        `Chunk index ${index} is out of range (the file has ${this.chunks} chunks)`,
+      );
+    }
+  }
+}

@@ -1,0 +1,252 @@
+/** Audio-UDP end to end on loopback, clean and through the impairment relay. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openSource } from "../../lib/io/audio_io.ts";
+import { type AudioUdpServerOptions, startAudioUdpServer } from "../../udp/audio_server.ts";
+import { type AudioUdpClientOptions, runAudioUdpClient } from "../../udp/audio_client.ts";
+import { startUdpRelay } from "../../udp/relay.ts";
+import { encodeSubscribe, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
+import {
+  alignBlocks,
+  compareBlocks,
+  oneLineError,
+  readWav,
+  runTool,
+  tempDir,
+  writeNoiseWav,
+} from "../support/helpers.ts";
+import { micToSpeaker, soundTest } from "../support/pulse.ts";
+
+const BLOCK = 1024;
+const quiet = { log: () => {}, status: false };
+
+async function server(path: string, extra: Partial<AudioUdpServerOptions> = {}) {
+  const source = await openSource(path, { rate: 44100, channels: 1, block: BLOCK });
+  return startAudioUdpServer({ port: 0, source, log: () => {}, ...extra });
+}
+
+// These tests are about what arrives, not when: a 300 ms jitter target keeps
+// a noisy machine's stalls from turning into late blocks.
+function client(port: number, output: string, extra: Partial<AudioUdpClientOptions> = {}) {
+  return runAudioUdpClient({ port, output, duration: 2, latencyMs: 300, ...quiet, ...extra });
+}
+
+Deno.test("UDP: a clean path records the source sample for sample", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, 4);
+  await using srv = await server(src);
+  const r = await client(srv.addr.port, rec);
+  const { samples } = await readWav(rec);
+  const start = alignBlocks(source, samples, BLOCK);
+  assert.ok(start >= 0);
+  const cmp = compareBlocks(source, samples, BLOCK, start);
+  assert.deepEqual(cmp.different, []);
+  assert.equal(cmp.same, r.blocks_received);
+  assert.ok(r.blocks_received > 70, `${r.blocks_received} blocks`);
+  assert.equal(r.blocks_lost + r.blocks_corrupted + r.blocks_concealed + r.blocks_late, 0);
+  assert.equal(r.fragments_per_block, 2);
+  // No block is played before its slot (capture time plus the target, less
+  // the 1 ms early release). How late they are is the bench's business.
+  assert.ok(r.latency_ms.p50 >= (r.target_latency_ms as number) - 1.5, `p50 ${r.latency_ms.p50}`);
+});
+
+Deno.test("UDP: under loss, duplication, reordering and corruption nothing corrupted is played and the counts match the relay", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, 5);
+  await using srv = await server(src);
+  await using relay = startUdpRelay({
+    port: 0,
+    target: srv.addr,
+    impair: { loss: 0.05, duplicate: 0.05, reorder: 0.05, corrupt: 0.03 },
+    seed: 11,
+    record: true,
+  });
+  const r = await client(relay.addr.port, rec, { duration: 3 });
+  const { samples } = await readWav(rec);
+  const start = alignBlocks(source, samples, BLOCK);
+  assert.ok(start >= 0, "the recording starts on a source block");
+  // Every block in the recording is the source's, or a concealment of it:
+  // the block before at half level fading out, or silence. Never corrupted.
+  const total = samples.length / BLOCK;
+  let concealments = 0;
+  for (let b = 0; b < total; b++) {
+    const got = samples.subarray(b * BLOCK, (b + 1) * BLOCK);
+    const want = source.subarray((start + b) * BLOCK, (start + b + 1) * BLOCK);
+    if (got.every((v, i) => v === want[i])) continue;
+    concealments++;
+    const prev = samples.subarray((b - 1) * BLOCK, b * BLOCK);
+    const faded = got.every((v, i) =>
+      Math.abs(v - Math.round(prev[i] * 0.5 * (1 - i / BLOCK))) <= 1
+    );
+    assert.ok(faded || got.every((v) => v === 0), `block ${b} is neither source nor concealment`);
+  }
+  assert.equal(concealments, r.blocks_concealed);
+  // What the relay did to each block the client played or concealed.
+  const first = start;
+  const last = start + total - 1;
+  const bySeq = new Map<number, { delivered: Set<number>; corrupt: boolean }>();
+  for (const f of relay.fates) {
+    const e = bySeq.get(f.seq) ?? { delivered: new Set(), corrupt: false };
+    if (!f.dropped) {
+      // The first copy of a fragment is the one used.
+      if (!e.delivered.has(f.index)) e.corrupt ||= f.corrupted;
+      e.delivered.add(f.index);
+    }
+    bySeq.set(f.seq, e);
+  }
+  let missing = 0;
+  let corrupted = 0;
+  for (let s = first; s <= last; s++) {
+    const e = bySeq.get(s);
+    if (!e || e.delivered.size < 2) missing++;
+    else if (e.corrupt) corrupted++;
+  }
+  assert.ok(missing > 0 && corrupted > 0, `the relay did its work (${missing}, ${corrupted})`);
+  const near = (a: number, b: number) => Math.abs(a - b) <= 1;
+  assert.ok(
+    near(r.blocks_corrupted, corrupted),
+    `corrupted: report ${r.blocks_corrupted}, relay ${corrupted}`,
+  );
+  assert.ok(
+    near(r.blocks_lost + r.blocks_late, missing),
+    `missing: report ${r.blocks_lost}+${r.blocks_late}, relay ${missing}`,
+  );
+  assert.ok((r.fragments_duplicate as number) > 0);
+  assert.ok((r.blocks_reordered as number) >= 0);
+  assert.equal(r.blocks_concealed, r.blocks_lost + r.blocks_late + r.blocks_corrupted);
+});
+
+Deno.test("UDP: two listeners, one joining mid-stream", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const source = await writeNoiseWav(src, 5);
+  await using srv = await server(src);
+  const early = client(srv.addr.port, join(dir.path, "a.wav"), { duration: 3 });
+  await new Promise((r) => setTimeout(r, 1200));
+  const late = client(srv.addr.port, join(dir.path, "b.wav"), { duration: 1.5 });
+  const [ra, rb] = await Promise.all([early, late]);
+  const a = (await readWav(join(dir.path, "a.wav"))).samples;
+  const b = (await readWav(join(dir.path, "b.wav"))).samples;
+  const sa = alignBlocks(source, a, BLOCK);
+  const sb = alignBlocks(source, b, BLOCK);
+  assert.ok(sb > sa + 40, `the late listener joined mid-stream (${sa}, ${sb})`);
+  assert.deepEqual(compareBlocks(source, a, BLOCK, sa).different, []);
+  assert.deepEqual(compareBlocks(source, b, BLOCK, sb).different, []);
+  assert.ok(ra.blocks_received > 100 && rb.blocks_received > 50);
+  assert.equal(srv.stats.listenersJoined, 2);
+});
+
+Deno.test("UDP: fuzzed datagrams to both sides are dropped and counted", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, 4);
+  await using srv = await server(src);
+  const fuzzer = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  let clientAddr: Deno.NetAddr | undefined;
+  const session = client(srv.addr.port, rec, { onBound: (a) => clientAddr = a });
+  const junk = () => {
+    const d = crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 1400)));
+    if (Math.random() < 0.5 && d.length > 4) {
+      d.set([0x53, 0x55, 1, 1 + Math.floor(Math.random() * 5)]);
+    }
+    return d;
+  };
+  for (let i = 0; i < 300; i++) {
+    await fuzzer.send(junk(), srv.addr);
+    await fuzzer.send(junk(), clientAddr!);
+    if (i % 30 === 0) await new Promise((r) => setTimeout(r, 5));
+  }
+  const r = await session;
+  fuzzer.close();
+  // Random SUBSCRIBEs are answered with a challenge (the real client's
+  // first subscribe got one too); everything else is invalid.
+  assert.equal(srv.stats.datagramsInvalid + srv.stats.challengesSent - 1, 300);
+  assert.equal(srv.stats.listenersJoined, 1);
+  assert.ok((r.datagrams_invalid as number) >= 300, `client counted ${r.datagrams_invalid}`);
+  const { samples } = await readWav(rec);
+  const start = alignBlocks(source, samples, BLOCK);
+  assert.deepEqual(compareBlocks(source, samples, BLOCK, start).different, []);
+});
+
+Deno.test("UDP: an unproven address gets only a small challenge; silent listeners are forgotten; listeners are capped", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  await writeNoiseWav(src, 5);
+  await using srv = await server(src, { timeoutMs: 600, maxListeners: 1 });
+  const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const got: Uint8Array[] = [];
+  const reading = (async () => {
+    for await (const [d] of sock) got.push(d);
+  })().catch(() => {});
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+  // Too short to answer at all.
+  await sock.send(encodeSubscribe(null).subarray(0, 10), srv.addr);
+  await settle();
+  assert.equal(got.length, 0);
+  // A full subscribe without a cookie: one challenge, no larger, no audio.
+  await sock.send(encodeSubscribe(null), srv.addr);
+  await settle();
+  assert.equal(got.length, 1);
+  assert.equal(got[0][3], UdpMsg.CHALLENGE);
+  assert.ok(got[0].length <= 64);
+  // Echo the cookie: now the format and audio follow.
+  const cookie = got[0].slice(4, 20);
+  await sock.send(encodeSubscribe(cookie), srv.addr);
+  await settle();
+  assert.equal(got[1][3], UdpMsg.FORMAT);
+  assert.ok(got.slice(2).every((d) => d[3] === UdpMsg.DATA) && got.length > 10);
+  // The cap: another listener is refused while this one is live.
+  const other = await runAudioUdpClient({
+    port: srv.addr.port,
+    output: "null",
+    duration: 0.3,
+    ...quiet,
+  })
+    .catch((e) => e);
+  assert.ok(other instanceof Error);
+  assert.ok(srv.stats.listenersRefused > 0);
+  // Stop renewing: forgotten after the timeout, and the audio stops.
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(srv.listeners, 0);
+  assert.ok(srv.stats.listenersForgotten >= 1);
+  const before = got.length;
+  await settle();
+  assert.equal(got.length, before);
+  sock.close();
+  await reading;
+});
+
+Deno.test("UDP CLI: no server answering and a UDP port in use are one line", async () => {
+  const perms = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
+  const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const port = String((sock.addr as Deno.NetAddr).port);
+  const busy = await runTool("udp/audio_server.ts", ["--port", port, "--input", "tone"], {
+    permissions: perms,
+  });
+  assert.equal(oneLineError(busy), `error: UDP port ${port} on 127.0.0.1 is already in use`);
+  sock.close();
+  const r = await runTool("udp/audio_client.ts", ["--port", port, "--output", "null"], {
+    permissions: perms,
+  });
+  assert.equal(
+    oneLineError(r),
+    `error: No answer from 127.0.0.1:${port} (is an Audio-UDP server running there?)`,
+  );
+});
+
+soundTest("UDP: microphone to speaker through PortAudio", async (pulse) => {
+  const { report, heardHz, clientOutput } = await micToSpeaker(pulse, "udp");
+  // PulseAudio's ALSA plug-in stalls a new playback stream for a second or
+  // two; blocks that arrive meanwhile are skipped as late.
+  assert.ok(report.blocks_received > 100, clientOutput);
+  assert.equal(report.blocks_corrupted, 0);
+  // Within the sink side's bound: the jitter target plus two blocks.
+  const bound = (report.target_latency_ms as number) + 2 * (1024 / 44.1);
+  assert.ok(report.latency_ms.p99 <= bound, `p99 ${report.latency_ms.p99} ms`);
+  assert.ok(Math.abs(heardHz - 1000) < 10, `heard ${heardHz} Hz`);
+});

@@ -1,0 +1,180 @@
+/**
+ * The file tools as users run them: subprocesses with the tasks' permissions,
+ * checking exit codes and one-line errors.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { oneLineError, randomFile, ROOT, runTool, tempDir } from "../support/helpers.ts";
+import { startFileServer } from "../../tcp/file_server.ts";
+import { freePort } from "../../lib/io/net.ts";
+import { startServerTool } from "../support/tool_process.ts";
+
+const SERVER = "tcp/file_server.ts";
+const CLIENT = "tcp/file_client.ts";
+// The same permissions as the deno.json tasks.
+const SERVER_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD"];
+const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD"];
+const isRoot = Deno.uid() === 0;
+
+function client(args: string[], env?: Record<string, string>) {
+  return runTool(CLIENT, args, { permissions: CLIENT_PERMS, env });
+}
+
+Deno.test("CLI: the client sends a file given relative to INIT_CWD; SIGTERM stops the server", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  const data = await randomFile(join(src.path, "movie.mp4"), 100_000);
+  const srv = await startServerTool(SERVER, ["--port", "0", "--dir", dst.path], {
+    permissions: SERVER_PERMS,
+  });
+  assert.match(srv.output(), /listening on 127\.0\.0\.1:\d+/);
+  const r = await client(["--port", String(srv.port), "movie.mp4"], { INIT_CWD: src.path });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^movie\.mp4: 100000 bytes \(97\.7 KiB\) in [\d.]+ s, [\d.]+ MB\/s, MD5 [0-9a-f]{32}, stored as received-movie\.mp4\n$/,
+  );
+  // Not a terminal: progress comes as plain lines, if at all, never with \r.
+  assert.equal(r.stderr.includes("\r"), false);
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-movie.mp4")), data);
+  assert.match(await srv.stop(), /stopping: partial transfers are kept for resume/);
+  assert.equal((await srv.child.status).code, 0);
+});
+
+Deno.test("CLI: the client sends chamber.mp4 by default", async () => {
+  await using dst = await tempDir();
+  await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {} });
+  const r = await client(["--port", String(srv.addr.port)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    await Deno.readFile(join(dst.path, "received-chamber.mp4")),
+    await Deno.readFile(join(ROOT, "chamber.mp4")),
+  );
+});
+
+Deno.test("CLI: missing file, directory and bad flags give one-line errors", async () => {
+  await using src = await tempDir();
+  const port = String(freePort());
+  assert.equal(
+    oneLineError(await client(["--port", port, join(src.path, "nope.mp4")])),
+    `error: File ${join(src.path, "nope.mp4")} does not exist`,
+  );
+  assert.equal(
+    oneLineError(await client(["--port", port, src.path])),
+    `error: ${src.path} is a directory, not a file`,
+  );
+  const bad = await client(["--port", "http"]);
+  assert.equal(bad.code, 2);
+  assert.match(oneLineError(bad), /Port "http" is not a number/);
+  const unknown = await client(["--colour"]);
+  assert.equal(unknown.code, 2);
+  assert.match(oneLineError(unknown), /Unknown option '--colour'.*Try --help/);
+});
+
+Deno.test({
+  name: "CLI: an unreadable file gives a one-line error",
+  ignore: isRoot, // root reads any file; run as a normal user to cover this
+  fn: async () => {
+    await using src = await tempDir();
+    const path = join(src.path, "secret");
+    await Deno.writeTextFile(path, "x");
+    await Deno.chmod(path, 0o000);
+    assert.match(
+      oneLineError(await client(["--port", "1", path])),
+      /Cannot read .*permission denied/,
+    );
+  },
+});
+
+Deno.test("CLI: connection refused and unknown host", async () => {
+  const port = String(freePort());
+  assert.equal(
+    oneLineError(await client(["--port", port])),
+    `error: Could not connect to 127.0.0.1:${port}: connection refused (is the server running?)`,
+  );
+  assert.equal(
+    oneLineError(await client(["--host", "no-such-host.invalid", "--port", port])),
+    `error: Could not connect to no-such-host.invalid:${port}: unknown host`,
+  );
+});
+
+Deno.test("CLI: port in use, bad DIR and a file over --max-size", async () => {
+  await using dst = await tempDir();
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = String((busy.addr as Deno.NetAddr).port);
+  try {
+    const srv = (args: string[]) =>
+      runTool(SERVER, ["--port", port, ...args], { permissions: SERVER_PERMS });
+    assert.equal(
+      oneLineError(await srv(["--dir", dst.path])),
+      `error: Port ${port} on 127.0.0.1 is already in use`,
+    );
+    assert.equal(
+      oneLineError(await srv(["--dir", join(dst.path, "missing")])),
+      `error: Directory ${join(dst.path, "missing")} does not exist`,
+    );
+    assert.equal(
+      oneLineError(await srv(["--dir", join(ROOT, "chamber.mp4")])),
+      `error: ${join(ROOT, "chamber.mp4")} is not a directory`,
+    );
+    assert.match(
+      oneLineError(await srv(["--max-size", "lots"])),
+      /--max-size "lots" is not a size/,
+    );
+  } finally {
+    busy.close();
+  }
+  await using limited = await startFileServer({
+    port: 0,
+    dir: dst.path,
+    maxSize: 1024,
+    log: () => {},
+  });
+  assert.equal(
+    oneLineError(await client(["--port", String(limited.addr.port)])),
+    "error: Server refused chamber.mp4: File is 2.3 MiB, over the server's limit of 1.0 KiB",
+  );
+});
+
+/** Mounts a tmpfs for a test (root only), unmounted when disposed. */
+async function tmpfs(dir: string, options: string) {
+  await Deno.mkdir(dir, { recursive: true });
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", options, "tmpfs", dir],
+  }).output();
+  assert.equal(mount.code, 0, new TextDecoder().decode(mount.stderr));
+  return {
+    async [Symbol.asyncDispose]() {
+      await new Deno.Command("umount", { args: [dir] }).output();
+    },
+  };
+}
+
+Deno.test("CLI: a directory the server cannot write to is refused at start", async () => {
+  await using dst = await tempDir();
+  const ro = join(dst.path, "ro");
+  // Root writes through file modes, so as root a read-only mount stands in.
+  await using _mount = isRoot ? await tmpfs(ro, "ro,size=64k") : null;
+  if (!isRoot) {
+    await Deno.mkdir(ro);
+    await Deno.chmod(ro, 0o555);
+  }
+  const r = await runTool(SERVER, ["--port", "0", "--dir", ro], { permissions: SERVER_PERMS });
+  assert.match(oneLineError(r), new RegExp(`^error: Directory ${ro} is not writable`));
+});
+
+Deno.test({
+  name: "CLI: a full disk fails the transfer with a clear error and keeps nothing half-written",
+  ignore: !isRoot, // mounting a tiny tmpfs needs root (CI runs as root)
+  fn: async () => {
+    await using dst = await tempDir();
+    const mnt = join(dst.path, "tiny");
+    await using _mount = await tmpfs(mnt, "size=256k");
+    await using srv = await startFileServer({ port: 0, dir: mnt, log: () => {} });
+    const r = await client(["--port", String(srv.addr.port)]);
+    assert.match(oneLineError(r), /Server could not store the data: no space left on the device/);
+    const names = [];
+    for await (const e of Deno.readDir(mnt)) names.push(e.name);
+    assert.deepEqual(names, [".partial"]);
+  },
+});

@@ -1,0 +1,118 @@
+/**
+ * Starting this project's server tools as child processes, the way tests
+ * and benches need them: with given permissions and environment, optionally
+ * inside a network namespace, waiting for the `listening on HOST:PORT` line
+ * every server prints. Stdout is read all along, so the pipe never fills.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { UserError } from "../../lib/core/errors.ts";
+
+/** The repository root. */
+export const REPO_ROOT: string = new URL("../..", import.meta.url).pathname;
+
+/** Options of {@link startServerTool}. */
+export interface ToolOptions {
+  /** Deno permission flags (default: every permission). */
+  permissions?: string[];
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Run inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  /** Where the tool's stderr goes (default: inherited). */
+  stderr?: "inherit" | "null" | "piped";
+}
+
+/** A server tool running as a child process. */
+export interface ToolProcess extends AsyncDisposable {
+  /** The child process. */
+  readonly child: Deno.ChildProcess;
+  /** The port it said it listens on. */
+  readonly port: number;
+  /** Everything it printed on stdout so far. */
+  readonly output: () => string;
+  /** Stops it with SIGTERM; resolves with all it printed. Idempotent. */
+  stop(): Promise<string>;
+}
+
+/** The command that runs a project script with Deno. */
+export function toolCommand(
+  script: string,
+  args: string[],
+  options: ToolOptions = {},
+): Deno.Command {
+  const deno = [
+    Deno.execPath(),
+    "run",
+    ...(options.permissions ?? ["-A"]),
+    join(REPO_ROOT, script),
+  ];
+  const [cmd, ...rest] = options.netns
+    ? ["ip", "netns", "exec", options.netns, ...deno, ...args]
+    : [...deno, ...args];
+  return new Deno.Command(cmd, {
+    args: rest,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: options.stderr ?? "inherit",
+  });
+}
+
+/** Starts a server tool and waits until it prints `listening on HOST:PORT`. */
+export async function startServerTool(
+  script: string,
+  args: string[],
+  options: ToolOptions = {},
+): Promise<ToolProcess> {
+  const child = toolCommand(script, args, options).spawn();
+  let text = "";
+  const listening = Promise.withResolvers<number>();
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const m = /listening on \S+:(\d+)/.exec(text);
+      if (m) listening.resolve(Number(m[1]));
+    }
+    listening.reject(new UserError(`${script} exited before listening: ${text.trim()}`));
+  })();
+  let port: number;
+  try {
+    port = await listening.promise;
+  } catch (err) {
+    await child.status;
+    throw err;
+  }
+  let stopping: Promise<string> | undefined;
+  const stop = () =>
+    stopping ??= (async () => {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      await reading.catch(() => {});
+      return text;
+    })();
+  return {
+    child,
+    port,
+    output: () => text,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+    },
+  };
+}
+
+/** Whether a command is on the PATH (for tests and benches that need one). */
+export async function commandExists(name: string): Promise<boolean> {
+  const r = await new Deno.Command("sh", {
+    args: ["-c", 'command -v "$1"', "sh", name],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return r.code === 0;
+}
