@@ -13,8 +13,9 @@
  */
 import { join } from "node:path";
 import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
-import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { readFrames } from "../lib/io/framed_conn.ts";
+
+import { readChunks } from "../lib/io/conn.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import { blockMs, DEFAULT_SPEC } from "../lib/core/audio/spec.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { startServerTool, toolCommand } from "../tests/support/tool_process.ts";
@@ -40,13 +41,13 @@ async function listener(port: number, seconds: number) {
   conn.setNoDelay(true);
   const counts = { blocks: 0, corrupted: 0, gaps: 0 };
   const timer = setTimeout(() => conn.close(), seconds * 1000);
-  let spec = DEFAULT_SPEC;
   let expected: number | undefined;
   try {
-    for await (const f of readFrames(conn, AUDIO_CLIENT_LIMITS)) {
-      if (f.type === AudioMsg.HELLO) spec = decodeHello(f.payload);
-      else {
-        const b = decodeBlock(f.payload, spec);
+    const receiver = new AudioTcpReceiver();
+    for await (const bytes of readChunks(conn)) {
+      for (const e of receiver.receive(bytes)) {
+        if (e.type !== "block") continue;
+        const b = e.block;
         if (!b.intact) counts.corrupted++;
         if (expected !== undefined && b.seq !== expected) counts.gaps++;
         expected = b.seq + 1;

@@ -17,7 +17,8 @@
  * @module
  */
 import { join } from "node:path";
-import { onShutdown, parseFlags, parseSecondsFlag, resolveUserPath, runMain } from "../lib/cli/flags.ts";
+import { onShutdown, parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+import { resolveUserPath } from "../lib/io/paths.ts";
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import { parseProbability } from "../lib/core/wire/impairment.ts";
 import {

@@ -8,13 +8,15 @@
 import { md5 } from "../lib/core/wire/md5.ts";
 import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
 import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
-import { decodeFragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
+import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
 import { Reassembler } from "../lib/core/audio/reassembly.ts";
 import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
+import { Broadcaster } from "../lib/core/audio/broadcaster.ts";
 import type { AudioSource } from "../lib/io/audio_io.ts";
 import { startAudioTcpServer } from "../tcp/audio_server.ts";
 import { startAudioUdpServer } from "../udp/audio_server.ts";
-import { readFrames } from "../lib/io/framed_conn.ts";
+import { readChunks } from "../lib/io/conn.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import { encodeSubscribe, UdpMsg } from "../lib/core/audio/udp_datagrams.ts";
 import { startFileServer } from "../tcp/file_server.ts";
 import { sendFile } from "../tcp/file_client.ts";
@@ -33,12 +35,13 @@ Deno.bench("MD5 of a 64 KiB file chunk", { group: "md5" }, () => {
 });
 const CHUNK = new Uint8Array(64 * 1024).fill(3);
 
-const frame = encodeBlock(1, 1000, samples);
+const broadcaster = new Broadcaster({ ...SPEC, streamId: 1, format: "s16le" });
+const frame = encodeBlock(broadcaster.next(samples, 1000));
 Deno.bench(
   "tcp: encode a block frame (with its MD5)",
   { group: "tcp framing", baseline: true },
   () => {
-    encodeBlock(1, 1000, samples);
+    encodeBlock(broadcaster.next(samples, 1000));
   },
 );
 Deno.bench("tcp: decode and check a block frame", { group: "tcp framing" }, () => {
@@ -65,7 +68,7 @@ Deno.bench("udp: fragment a block", { group: "udp fragmentation", baseline: true
 });
 Deno.bench("udp: reassemble and check a block", { group: "udp fragmentation" }, () => {
   const r = new Reassembler(2048, 1200);
-  for (const f of frags) r.push(decodeFragment(f)!);
+  for (const f of frags) r.push(decodeFragment(f) as Fragment);
 });
 
 Deno.bench("jitter buffer: push and pop 64 blocks", { group: "jitter buffer" }, () => {
@@ -121,11 +124,13 @@ Deno.bench("tcp: 200 blocks, server to client on loopback", {
   b.start();
   feed.go();
   let blocks = 0;
-  for await (const f of readFrames(conn, AUDIO_CLIENT_LIMITS)) {
-    if (f.type !== 17) continue;
-    decodeBlock(f.payload, SPEC);
-    feed.got();
-    if (++blocks === 200) break;
+  const receiver = new AudioTcpReceiver();
+  reading: for await (const bytes of readChunks(conn)) {
+    for (const e of receiver.receive(bytes)) {
+      if (e.type !== "block") continue;
+      feed.got();
+      if (++blocks === 200) break reading;
+    }
   }
   b.end();
   conn.close();
@@ -147,7 +152,7 @@ Deno.bench("udp: 200 blocks, server to client on loopback", {
   let blocks = 0;
   for await (const [d] of sock) {
     if (d[3] !== UdpMsg.DATA) continue;
-    if (r.push(decodeFragment(d)!)) {
+    if (r.push(decodeFragment(d) as Fragment)) {
       feed.got();
       if (++blocks === 200) break;
     }

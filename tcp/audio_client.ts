@@ -8,13 +8,16 @@
  *
  * @module
  */
-import { AUDIO_CLIENT_LIMITS, AudioMsg, decodeBlock, decodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { Playout } from "../lib/io/playout.ts";
-import { ProtocolError, UserError } from "../lib/core/errors.ts";
-import { describeError } from "../lib/io/errors.ts";
-import { readFrames } from "../lib/io/framed_conn.ts";
-import { connectTo } from "../lib/io/net.ts";
+import { blockMs } from "../lib/core/audio/spec.ts";
+import type { OrderCounters } from "../lib/core/audio/jitter_buffer.ts";
+import { SequenceTracker } from "../lib/core/audio/sequence_tracker.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
+import { FormatChangedError, Playout } from "../lib/io/playout.ts";
+import { readChunks } from "../lib/io/conn.ts";
+import { closeQuietly, describeError } from "../lib/io/errors.ts";
+import { connectTo } from "../lib/io/net.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 
@@ -43,7 +46,9 @@ const IDLE_MS = 5000;
 export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise<StreamReport> {
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? ((line: string) => console.error(line));
-  await using playout = new Playout("tcp", {
+  // Counters of the ordering core, kept across reconnections.
+  const order = new SequenceTracker(0).counters;
+  await using playout = new Playout("tcp", order, {
     output: options.output,
     lateMs: options.latencyMs ?? 100,
     status: options.status,
@@ -53,11 +58,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
   let done = false;
   const stop = () => {
     done = true;
-    try {
-      conn?.close();
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(conn);
   };
   options.signal?.addEventListener("abort", stop);
   const timer = Number.isFinite(deadline)
@@ -71,7 +72,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         conn = await connectTo(host, options.port);
         if (done) break;
         conn.setNoDelay(true);
-        await session(conn, playout, `${host}:${options.port}`, () => {
+        await session(conn, playout, order, `${host}:${options.port}`, () => {
           connectedOnce = true;
           backoff = 100;
         });
@@ -79,18 +80,13 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         throw new UserError("Server closed the connection");
       } catch (err) {
         if (done) break;
-        if (!connectedOnce) throw err;
-        if (err instanceof UserError && /changed format/.test(err.message)) throw err;
+        if (!connectedOnce || err instanceof FormatChangedError) throw err;
         playout.stats.reconnects++;
         log(`${describeError(err)}; reconnecting in ${backoff} ms`);
         await new Promise((r) => setTimeout(r, backoff));
         backoff = Math.min(backoff * 2, 2000);
       } finally {
-        try {
-          conn?.close();
-        } catch {
-          // Already closed.
-        }
+        closeQuietly(conn);
       }
     }
   } finally {
@@ -104,33 +100,47 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
 async function session(
   conn: Deno.TcpConn,
   playout: Playout,
+  order: OrderCounters,
   where: string,
   connected: () => void,
 ): Promise<void> {
-  const frames = readFrames(conn, AUDIO_CLIENT_LIMITS, {
-    idleMs: IDLE_MS,
-    onBytes: (n) => playout.stats.bytes += n,
-  });
-  let first;
-  const helloTimer = setTimeout(() => conn.close(), HELLO_TIMEOUT_MS);
+  const receiver = new AudioTcpReceiver();
+  let tracker: SequenceTracker | undefined;
+  // A server that says nothing within HELLO_TIMEOUT_MS is not one of ours.
+  const helloTimer = setTimeout(() => closeQuietly(conn), HELLO_TIMEOUT_MS);
+  const notOurs = (why: string) =>
+    new UserError(`Peer at ${where} is not an Audio-TCP server: ${why}`);
   try {
-    first = await frames.next();
+    for await (const bytes of readChunks(conn, { idleMs: IDLE_MS })) {
+      let events;
+      try {
+        events = receiver.receive(bytes);
+      } catch (err) {
+        if (!receiver.hello) throw notOurs(describeError(err));
+        throw err;
+      } finally {
+        playout.stats.bytes += bytes.length;
+      }
+      for (const e of events) {
+        if (e.type === "hello") {
+          clearTimeout(helloTimer);
+          await playout.begin(e.hello);
+          tracker = new SequenceTracker(blockMs(e.hello), order);
+          tracker.stream(e.hello.streamId);
+          connected();
+        } else {
+          for (const d of tracker!.push(e.block)) playout.decide(d);
+        }
+      }
+    }
+    receiver.closed();
   } catch (err) {
-    throw new UserError(`Peer at ${where} is not an Audio-TCP server: ${describeError(err)}`);
+    if (!receiver.hello && !(err instanceof UserError)) throw notOurs(describeError(err));
+    throw err;
   } finally {
     clearTimeout(helloTimer);
   }
-  if (first.done || first.value.type !== AudioMsg.HELLO) {
-    throw new UserError(`Peer at ${where} is not an Audio-TCP server: it sent no hello`);
-  }
-  const hello = decodeHello(first.value.payload);
-  await playout.begin(hello, hello.streamId);
-  connected();
-  for await (const f of frames) {
-    if (f.type !== AudioMsg.BLOCK) throw new ProtocolError(`Unexpected frame type ${f.type}`);
-    const b = decodeBlock(f.payload, hello);
-    playout.block(b.seq, b.captured, b.samples, b.intact);
-  }
+  if (!receiver.hello) throw notOurs("it sent no hello");
 }
 
 const FLAGS = {

@@ -10,9 +10,11 @@
  */
 import type { AudioSource } from "../lib/io/audio_io.ts";
 import { describeSpec } from "../lib/core/audio/spec.ts";
-import { AUDIO_SERVER_LIMITS, encodeBlock, encodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { describeError } from "../lib/io/errors.ts";
-import { readFrames } from "../lib/io/framed_conn.ts";
+import { ListenerSession } from "../lib/core/audio/broadcaster.ts";
+import { encodeBlock, encodeHello } from "../lib/core/audio/tcp_frames.ts";
+import { startCapture } from "../lib/io/capture.ts";
+import { readChunks } from "../lib/io/conn.ts";
+import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { writeAll } from "../lib/io/streams.ts";
 import { listenTcp } from "../lib/io/net.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
@@ -33,80 +35,28 @@ export interface AudioTcpServerOptions {
   log?: (line: string) => void;
 }
 
-/** Counters of the server, for logs, tests and benches. */
-export interface AudioServerStats {
+/** Counters of the Audio-TCP server, for logs, tests and benches. */
+export interface AudioTcpServerStats {
+  /** Blocks captured. */
   blocksCaptured: number;
+  /** Listeners that connected. */
   listenersServed: number;
+  /** Listeners disconnected because they took nothing for too long. */
   listenersDropped: number;
+  /** Blocks dropped from the queues of listeners that fell behind. */
   blocksDroppedForSlowListeners: number;
 }
 
 /** A running Audio-TCP server. */
-export type AudioTcpServer = AudioServer<AudioServerStats>;
+export type AudioTcpServer = AudioServer<AudioTcpServerStats>;
 
-/** One connected listener: a bounded queue drained by its own writer. */
-class Listener {
+/** One connected listener: its session core and the connection it writes to. */
+interface Listener {
   readonly conn: Deno.TcpConn;
   readonly who: string;
-  #queue: Uint8Array[] = [];
-  #limit: number;
-  #wake: (() => void) | undefined;
-  #closed = false;
-  lastProgress = performance.now();
-  dropped = 0;
-
-  constructor(conn: Deno.TcpConn, limit: number) {
-    this.conn = conn;
-    const a = conn.remoteAddr as Deno.NetAddr;
-    this.who = `${a.hostname}:${a.port}`;
-    this.#limit = limit;
-  }
-
-  /** Queues a frame; when full, the oldest is dropped. Never waits. */
-  push(frame: Uint8Array): number {
-    if (this.#closed) return 0;
-    if (this.#queue.length === 0) this.lastProgress = performance.now();
-    let dropped = 0;
-    if (this.#queue.length >= this.#limit) {
-      this.#queue.shift();
-      this.dropped++;
-      dropped = 1;
-    }
-    this.#queue.push(frame);
-    this.#wake?.();
-    return dropped;
-  }
-
-  /** Writes queued frames until closed. */
-  async run(hello: Uint8Array): Promise<void> {
-    await writeAll(this.conn, hello);
-    while (!this.#closed) {
-      const frame = this.#queue.shift();
-      if (!frame) {
-        await new Promise<void>((r) => this.#wake = r);
-        this.#wake = undefined;
-        continue;
-      }
-      await writeAll(this.conn, frame);
-      this.lastProgress = performance.now();
-    }
-  }
-
-  /** Frames waiting to be written. */
-  get pending(): number {
-    return this.#queue.length;
-  }
-
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#wake?.();
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed.
-    }
-  }
+  readonly session: ListenerSession;
+  wake?: () => void;
+  closed: boolean;
 }
 
 /** Starts capturing and serving. */
@@ -118,14 +68,9 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   const queueBlocks = options.queueBlocks ?? 64;
   const stuckMs = options.stuckMs ?? 5000;
   const maxListeners = options.maxListeners ?? 100;
-  const hello = encodeHello({
-    ...source.spec,
-    streamId: crypto.getRandomValues(new Uint32Array(1))[0],
-    format: "s16le",
-  });
   const listeners = new Set<Listener>();
   const tasks = new Set<Promise<void>>();
-  const stats: AudioServerStats = {
+  const stats: AudioTcpServerStats = {
     blocksCaptured: 0,
     listenersServed: 0,
     listenersDropped: 0,
@@ -137,23 +82,49 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     tasks.add(p);
     p.finally(() => tasks.delete(p));
   };
+  const drop = (l: Listener) => {
+    l.closed = true;
+    l.wake?.();
+    closeQuietly(l.conn);
+  };
+
+  // The fan-out: one frame per block, queued for every listener.
+  const capture = startCapture(source, (block) => {
+    const frame = encodeBlock(block);
+    stats.blocksCaptured++;
+    const t = performance.now();
+    for (const l of listeners) {
+      if (l.session.push(frame, t)) stats.blocksDroppedForSlowListeners++;
+      l.wake?.();
+      if (l.session.stuck(t)) {
+        log(`${l.who}: took no audio for ${stuckMs / 1000} s; disconnected`);
+        stats.listenersDropped++;
+        drop(l);
+      }
+    }
+  });
+  const hello = encodeHello(capture.format);
 
   const serve = async (l: Listener) => {
-    // Anything a listener sends is a protocol error: read to notice it,
-    // and to notice the listener leaving.
+    // A listener sends nothing: read to notice a byte it sends, or it leaving.
     const reading = (async () => {
-      for await (const _ of readFrames(l.conn, AUDIO_SERVER_LIMITS)) {
-        // No frame type is valid, so the decoder throws before this.
+      for await (const bytes of readChunks(l.conn)) l.session.receive(bytes);
+    })();
+    const writing = (async () => {
+      while (!l.closed) {
+        const frame = l.session.take(performance.now());
+        if (frame) await writeAll(l.conn, frame);
+        else await new Promise<void>((r) => l.wake = r);
       }
     })();
     try {
-      await Promise.race([l.run(hello), reading]);
+      await Promise.race([writing, reading]);
     } catch (err) {
       if (!stopping) log(`${l.who}: ${describeError(err)}; disconnected`);
     } finally {
-      l.close();
+      drop(l);
       listeners.delete(l);
-      await reading.catch(() => {});
+      await Promise.allSettled([reading, writing]);
     }
   };
 
@@ -166,7 +137,13 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
           continue;
         }
         conn.setNoDelay(true);
-        const l = new Listener(conn, queueBlocks);
+        const a = conn.remoteAddr as Deno.NetAddr;
+        const l: Listener = {
+          conn,
+          who: `${a.hostname}:${a.port}`,
+          session: new ListenerSession({ hello, queueBlocks, stuckMs }),
+          closed: false,
+        };
         listeners.add(l);
         stats.listenersServed++;
         track(serve(l));
@@ -174,36 +151,13 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     })().catch(() => {}),
   );
 
-  const finished = (async () => {
-    let seq = 0;
-    while (!stopping) {
-      const block = await source.read();
-      if (!block) break;
-      const frame = encodeBlock(seq++, block.captured, block.samples);
-      stats.blocksCaptured++;
-      const t = performance.now();
-      for (const l of listeners) {
-        stats.blocksDroppedForSlowListeners += l.push(frame);
-        if (l.pending > 0 && t - l.lastProgress > stuckMs) {
-          log(`${l.who}: took no audio for ${stuckMs / 1000} s; disconnected`);
-          stats.listenersDropped++;
-          l.close();
-        }
-      }
-    }
-  })();
-
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       stopping = true;
-      try {
-        listener.close();
-      } catch {
-        // Already closed.
-      }
-      await finished.catch(() => {});
-      for (const l of listeners) l.close();
+      closeQuietly(listener);
+      await capture.stop();
+      for (const l of listeners) drop(l);
       await Promise.allSettled([...tasks]);
       await source.close();
     })();
@@ -217,7 +171,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     get listeners() {
       return listeners.size;
     },
-    finished,
+    finished: capture.finished,
     close,
     [Symbol.asyncDispose]: close,
   };

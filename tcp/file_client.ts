@@ -9,12 +9,7 @@
  */
 import { basename } from "node:path";
 import { UsageError, UserError } from "../lib/core/errors.ts";
-import {
-  chooseChunkSize,
-  type Done,
-  encodeError,
-  FILE_PORT,
-} from "../lib/core/file/messages.ts";
+import { chooseChunkSize, type Done, encodeError, FILE_PORT } from "../lib/core/file/messages.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
 import { md5, Md5Stream } from "../lib/core/wire/md5.ts";
 import { formatBytes, formatRate } from "../lib/core/report/format.ts";
@@ -29,9 +24,9 @@ import {
   parsePort,
   parseSizeFlag,
   portFlag,
-  resolveUserPath,
   runMain,
 } from "../lib/cli/flags.ts";
+import { resolveUserPath } from "../lib/io/paths.ts";
 
 /** Options of {@link sendFile}. */
 export interface SendOptions {

@@ -24,9 +24,9 @@ import {
   parseSecondsFlag,
   parseSizeFlag,
   portFlag,
-  resolveUserPath,
   runMain,
 } from "../lib/cli/flags.ts";
+import { resolveUserPath } from "../lib/io/paths.ts";
 import { checkDirectory, PartialFile, removeStalePartials } from "./file_store.ts";
 
 export { FILE_PORT };

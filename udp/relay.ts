@@ -18,10 +18,10 @@ import {
   type ImpairmentConfig,
   parseProbability,
 } from "../lib/core/wire/impairment.ts";
-import { DATA_HEADER, datagramType, UdpMsg } from "../lib/core/audio/udp_datagrams.ts";
+import { DATA_HEADER, decodeFragment, isRejected } from "../lib/core/audio/udp_datagrams.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cli/flags.ts";
-import { listenUdp } from "./audio_server.ts";
+import { listenUdp } from "../lib/io/net.ts";
 
 /** One DATA fragment's fate, for tests that check what clients counted. */
 export interface FragmentFate extends Fate {
@@ -75,9 +75,9 @@ export function startUdpRelay(options: UdpRelayOptions): UdpRelay {
 
   const deliver = (model: Impairment, d: Uint8Array, out: (d: Uint8Array) => void) => {
     const { fate, deliveries } = model.decide(d);
-    if (options.record && model === down && datagramType(d) === UdpMsg.DATA && d.length > 16) {
-      const v = new DataView(d.buffer, d.byteOffset);
-      fates.push({ seq: v.getUint32(8), index: v.getUint16(12), ...fate });
+    if (options.record && model === down) {
+      const f = decodeFragment(d);
+      if (!isRejected(f)) fates.push({ seq: f.seq, index: f.index, ...fate });
     }
     for (const { data, delayMs } of deliveries) {
       if (delayMs <= 0) out(data);

@@ -15,8 +15,8 @@ import {
   parsePort,
   parseSecondsFlag,
   portFlag,
-  resolveUserPath,
 } from "./flags.ts";
+import { resolveUserPath } from "../io/paths.ts";
 import { type StreamReport, summaryText } from "../core/report/stream_report.ts";
 
 /** Default audio port, for both transports (the original project's). */

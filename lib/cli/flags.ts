@@ -7,7 +7,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { isAbsolute, resolve } from "node:path";
 import { UsageError, UserError } from "../core/errors.ts";
 import { describeError } from "../io/errors.ts";
 import { parseSize } from "../core/report/format.ts";
@@ -137,22 +136,6 @@ export function parseSecondsFlag(flag: string, text: string, unit = "seconds"): 
     throw new UsageError(`--${flag} ${JSON.stringify(text)} is not a positive number of ${unit}`);
   }
   return n;
-}
-
-/**
- * Resolves a path the user typed against the directory they ran the command
- * from. `deno task` runs tools from the project directory and keeps the
- * user's in INIT_CWD.
- */
-export function resolveUserPath(path: string): string {
-  if (isAbsolute(path)) return path;
-  let base: string | undefined;
-  try {
-    base = Deno.env.get("INIT_CWD");
-  } catch {
-    base = undefined;
-  }
-  return resolve(base ?? Deno.cwd(), path);
 }
 
 /**

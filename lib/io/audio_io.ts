@@ -5,13 +5,14 @@
  *
  * @module
  */
+import { now } from "./clock.ts";
 import { type AudioEndpoint, parseEndpoint, selectDevice } from "../core/audio/endpoint.ts";
 import { type AudioSpec, blockMs, validateSpec } from "../core/audio/spec.ts";
 import { UsageError, UserError } from "../core/errors.ts";
 import { describeError } from "../io/errors.ts";
 import { ToneGenerator } from "../core/audio/tone.ts";
 import { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH } from "../core/audio/wav.ts";
-import { resolveUserPath } from "../cli/flags.ts";
+import { resolveUserPath } from "./paths.ts";
 import { readFullSync } from "./streams.ts";
 import { type AudioStream, PortAudio } from "../../native/mod.ts";
 
@@ -47,11 +48,6 @@ export interface AudioSink extends AsyncDisposable {
   readonly underflows: number;
   /** Finishes and releases the sink. Idempotent. */
   close(): Promise<void>;
-}
-
-/** Current time in ms on the wall clock shared by processes on one machine. */
-export function now(): number {
-  return performance.timeOrigin + performance.now();
 }
 
 /** Waits until `performance.now()` reaches `at` ms. */

@@ -27,6 +27,35 @@ export function listenTcp(host: string, port: number): Deno.TcpListener {
   }
 }
 
+/** Opens a UDP socket with errors a user can act on. */
+export function listenUdp(host: string, port: number): Deno.DatagramConn {
+  try {
+    return Deno.listenDatagram({ hostname: host, port, transport: "udp" });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      throw new UserError(`UDP port ${port} on ${host} is already in use`);
+    }
+    throw new UserError(describeError(err, `Could not listen on UDP ${host}:${port}`));
+  }
+}
+
+/**
+ * Opens the client's UDP socket for talking to `host`: on loopback when the
+ * server is on loopback, else on every address of the server's family.
+ */
+export function openUdpClientSocket(host: string): Deno.DatagramConn {
+  const loopback = /^(127\.|localhost$|::1$)/.test(host);
+  try {
+    return Deno.listenDatagram({
+      hostname: loopback ? "127.0.0.1" : host.includes(":") ? "::" : "0.0.0.0",
+      port: 0,
+      transport: "udp",
+    });
+  } catch (err) {
+    throw new UserError(describeError(err, "Could not open a UDP socket"));
+  }
+}
+
 /** A TCP port on loopback that was free a moment ago (for tests and benches). */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

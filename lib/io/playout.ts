@@ -1,19 +1,20 @@
 /**
- * What both audio clients share: the play-out side. Blocks come in with a
- * sequence number and a capture time; this checks them, conceals what
- * cannot be played, counts everything and hands blocks to the sink, and
- * draws the live status line. Transports differ only in how blocks arrive.
+ * What both audio clients share: the play-out side. The transport's
+ * ordering core (the TCP sequence tracker or the UDP jitter buffer) decides
+ * what each slot holds; this hands those decisions to the sink, skipping
+ * what would play too late, conceals what cannot be played, and draws the
+ * live status line.
  *
  * @module
  */
-import { type AudioSink, now, openSink } from "./audio_io.ts";
+import { type AudioSink, openSink } from "./audio_io.ts";
+import { now } from "./clock.ts";
 import { type AudioSpec, blockMs, describeSpec } from "../core/audio/spec.ts";
 import { Concealer } from "../core/audio/conceal.ts";
+import type { OrderCounters, PlayoutDecision } from "../core/audio/jitter_buffer.ts";
+import { sameSpec } from "../core/audio/stream_format.ts";
 import { UserError } from "../core/errors.ts";
 import { statusLine, type StreamReport, StreamStats } from "../core/report/stream_report.ts";
-
-/** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
-export const MAX_FILL_BLOCKS = 50;
 
 /** Options shared by the audio clients. */
 export interface PlayoutOptions {
@@ -51,8 +52,6 @@ export class Playout implements AsyncDisposable {
   #sink: AudioSink | undefined;
   #spec: AudioSpec | undefined;
   #concealer: Concealer | undefined;
-  #expected: number | undefined;
-  #streamId: number | undefined;
   #lastStatus = 0;
   #tty: boolean;
   #queue: Pending[] = [];
@@ -62,9 +61,12 @@ export class Playout implements AsyncDisposable {
   #writer: Promise<void> | undefined;
   #closing = false;
 
-  /** Creates the play-out side; the sink opens at {@link begin}. */
-  constructor(transport: "tcp" | "udp", options: PlayoutOptions) {
-    this.stats = new StreamStats(transport);
+  /**
+   * Creates the play-out side; the sink opens at {@link begin}. `order` is
+   * the ordering core's counters, reported beside the sink's.
+   */
+  constructor(transport: "tcp" | "udp", order: OrderCounters, options: PlayoutOptions) {
+    this.stats = new StreamStats(transport, order, now());
     this.#options = options;
     this.#tty = options.status ?? Deno.stderr.isTerminal();
   }
@@ -76,10 +78,10 @@ export class Playout implements AsyncDisposable {
 
   /**
    * Starts (or resumes after a reconnection) a stream. Opens the sink on the
-   * first call; a later stream must have the same format. A new stream id
-   * (the server restarted) resets sequence tracking.
+   * first call; a later stream must have the same format, or this throws
+   * {@link FormatChangedError}.
    */
-  async begin(spec: AudioSpec, streamId: number): Promise<void> {
+  async begin(spec: AudioSpec): Promise<void> {
     if (!this.#spec) {
       this.#sink = await openSink(this.#options.output, spec);
       this.#spec = spec;
@@ -88,62 +90,19 @@ export class Playout implements AsyncDisposable {
       this.#maxQueue = Math.ceil(this.#options.lateMs / blockMs(spec)) + 8;
       this.#cushion = Math.max(1, Math.floor(this.#options.lateMs / blockMs(spec) / 2));
       this.#writer = this.#write();
-    } else if (
-      spec.rate !== this.#spec.rate || spec.channels !== this.#spec.channels ||
-      spec.block !== this.#spec.block
-    ) {
-      throw new UserError(
-        `Server changed format from ${describeSpec(this.#spec)} to ${
-          describeSpec(spec)
-        }; restart the client`,
-      );
+    } else if (!sameSpec(spec, this.#spec)) {
+      throw new FormatChangedError(this.#spec, spec);
     }
-    if (streamId !== this.#streamId) this.#expected = undefined;
-    this.#streamId = streamId;
   }
 
-  /**
-   * Takes one block as it arrives (the transport counts bytes on the wire
-   * itself). `intact` false means it failed its MD5: it is counted and
-   * concealed, never played. Blocks missing before `seq` are counted lost
-   * and concealed (up to {@link MAX_FILL_BLOCKS}).
-   */
-  block(seq: number, captured: number, samples: Int16Array, intact: boolean): void {
-    const st = this.stats;
-    if (this.#expected !== undefined && seq !== this.#expected) {
-      const gap = (seq - this.#expected) >>> 0;
-      if (gap >= 0x80000000) return; // A stale block from before a resync: drop it.
-      st.lost += gap;
-      if (gap <= MAX_FILL_BLOCKS) {
-        const ms = blockMs(this.#spec!);
-        for (let i = gap; i > 0; i--) this.#push({ samples: null, captured: captured - i * ms });
-      }
-    }
-    this.#expected = (seq + 1) >>> 0;
-    if (!intact) {
-      st.corrupted++;
-      this.#push({ samples: null, captured });
-      return;
-    }
-    this.#push({ samples, captured });
-  }
-
-  /**
-   * Queues a block for the sink as it is (for a transport that orders and
-   * counts blocks itself, like the UDP jitter buffer).
-   */
-  play(samples: Int16Array, captured: number): void {
-    this.#push({ samples, captured });
-  }
-
-  /** Queues a concealment in place of a block captured at `captured`. */
-  conceal(captured: number): void {
-    this.#push({ samples: null, captured });
+  /** Queues what the ordering core decided for one slot. Never waits. */
+  decide(d: PlayoutDecision): void {
+    this.#push({ samples: d.kind === "play" ? d.samples : null, captured: d.captured });
   }
 
   /** The report so far. */
   report(): StreamReport {
-    return this.stats.report();
+    return this.stats.report(now());
   }
 
   /** Plays what is still queued and on time, then closes the sink. Idempotent. */
@@ -167,7 +126,7 @@ export class Playout implements AsyncDisposable {
     if (this.#queue.length >= this.#maxQueue) {
       // The sink is far behind: the oldest entry can no longer be on time.
       const old = this.#queue.shift()!;
-      if (old.samples) this.stats.late++;
+      if (old.samples) this.stats.sinkLate++;
     }
     this.#queue.push(entry);
     this.#wake?.();
@@ -192,9 +151,9 @@ export class Playout implements AsyncDisposable {
         // behind it: skip down to a cushion of the newest (half the latency
         // bound), so the session is live again at once and the sink does
         // not run dry, which makes some devices restart and stall again.
-        if (e.samples) st.late++;
+        if (e.samples) st.sinkLate++;
         while (this.#queue.length > this.#cushion) {
-          if (this.#queue.shift()!.samples) st.late++;
+          if (this.#queue.shift()!.samples) st.sinkLate++;
         }
         continue;
       }
@@ -217,5 +176,16 @@ export class Playout implements AsyncDisposable {
     if (t - this.#lastStatus < 250) return;
     this.#lastStatus = t;
     Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${statusLine(this.report())}`));
+  }
+}
+
+/** A server came back with another audio format; the client cannot follow it. */
+export class FormatChangedError extends UserError {
+  /** Creates the error naming both formats. */
+  constructor(from: AudioSpec, to: AudioSpec) {
+    super(
+      `Server changed format from ${describeSpec(from)} to ${describeSpec(to)}; restart the client`,
+    );
+    this.name = "FormatChangedError";
   }
 }

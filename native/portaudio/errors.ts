@@ -4,7 +4,6 @@
  * @module
  */
 
-
 /** PortAudio error codes this binding treats specially (portaudio.h, PaErrorCode). */
 export const PaErrorCode = {
   paNoError: 0,

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameDecoder, type FrameLimits, HEADER_LENGTH } from "../../lib/core/wire/frame.ts";
+import {
+  encodeFrame,
+  FrameDecoder,
+  type FrameLimits,
+  HEADER_LENGTH,
+} from "../../lib/core/wire/frame.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 
 const LIMITS: FrameLimits = { maxPayload: { 1: 100, 2: 10_000, 3: 0 } };

@@ -1,7 +1,12 @@
 /** The TCP-versus-UDP comparison: its pure parts, a small real run, and cleanup. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CompareRow, latencyChart, markdownTable, sanityProblems } from "../../lib/core/report/compare.ts";
+import {
+  type CompareRow,
+  latencyChart,
+  markdownTable,
+  sanityProblems,
+} from "../../lib/core/report/compare.ts";
 import { leftoverNamespaces, netnsUnavailable } from "../../bench/netns.ts";
 import { ROOT, tempDir } from "../support/helpers.ts";
 

@@ -7,7 +7,14 @@ import { join } from "node:path";
 import { LAYOUT } from "../../native/mod.ts";
 import { commandExists } from "../support/tool_process.ts";
 import { estimateFrequency, rmsLevel } from "../../lib/core/audio/tone.ts";
-import { loudPart, oneLineError, readWav, runTool, tempDir, writeToneWav } from "../support/helpers.ts";
+import {
+  loudPart,
+  oneLineError,
+  readWav,
+  runTool,
+  tempDir,
+  writeToneWav,
+} from "../support/helpers.ts";
 import { recordSpeaker, soundTest } from "../support/pulse.ts";
 
 const AUDIO_PERMS = [

@@ -3,7 +3,13 @@
  * corrupt or cut a stream, and running a tool as a user would.
  */
 import { join } from "node:path";
-import { FrameDecoder, type FrameLimits, HEADER_LENGTH, writeHeader } from "../../lib/core/wire/frame.ts";
+import { decodeFragment, type Fragment, isRejected } from "../../lib/core/audio/udp_datagrams.ts";
+import {
+  FrameDecoder,
+  type FrameLimits,
+  HEADER_LENGTH,
+  writeHeader,
+} from "../../lib/core/wire/frame.ts";
 import { DATA_PREFIX, MsgType, SERVER_LIMITS } from "../../lib/core/file/messages.ts";
 import { writeAll } from "../../lib/io/streams.ts";
 import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
@@ -293,4 +299,11 @@ export function compareBlocks(
     else different.push(b);
   }
   return { same, different };
+}
+
+/** Decodes a DATA datagram the test expects to be valid; fails the test otherwise. */
+export function fragment(d: Uint8Array): Fragment {
+  const f = decodeFragment(d);
+  if (isRejected(f)) throw new Error(`Expected a valid fragment: ${f.rejected}`);
+  return f;
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { before } from "./reassembly.ts";
+import { before } from "./sequence.ts";
 
 /** A block handed to the jitter buffer. */
 export interface JitterBlock {
@@ -31,17 +31,25 @@ export type PlayoutDecision =
   | { kind: "play"; seq: number; captured: number; samples: Int16Array }
   | { kind: "conceal"; seq: number; captured: number; reason: "missing" | "corrupted" };
 
-/** Counters the jitter buffer keeps. */
-export interface JitterCounters {
+/**
+ * What the ordering side of an audio client counts: the UDP jitter buffer
+ * and the TCP sequence tracker keep the same counters.
+ */
+export interface OrderCounters {
   /** Blocks that arrived after a later block, in time to be played. */
   reordered: number;
   /** Blocks that arrived after their slot was concealed. */
   late: number;
   /** Blocks never received (counted once out of the window). */
   lost: number;
-  /** Blocks received twice. */
+  /** Blocks received twice (or, over TCP, from before a resync). */
   duplicate: number;
+  /** Blocks that failed their MD5 (concealed, never played). */
+  corrupted: number;
 }
+
+/** The jitter buffer's counters. */
+export type JitterCounters = OrderCounters;
 
 /** Options of a {@link JitterBuffer}. */
 export interface JitterOptions {
@@ -51,12 +59,14 @@ export interface JitterOptions {
   blockMs: number;
   /** Blocks remembered behind and ahead of the play-out point (default 64). */
   window?: number;
+  /** Counters to keep counting into (kept across a stream restart). */
+  counters?: OrderCounters;
 }
 
 /** Puts blocks in order and decides, slot by slot, what to play. */
 export class JitterBuffer {
   /** What the jitter buffer has decided so far. */
-  readonly counters: JitterCounters = { reordered: 0, late: 0, lost: 0, duplicate: 0 };
+  readonly counters: OrderCounters;
   #target: number;
   #blockMs: number;
   #window: number;
@@ -72,6 +82,13 @@ export class JitterBuffer {
     this.#target = options.targetMs;
     this.#blockMs = options.blockMs;
     this.#window = options.window ?? 64;
+    this.counters = options.counters ??
+      { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
+  }
+
+  /** The target latency, ms. */
+  get targetMs(): number {
+    return this.#target;
   }
 
   /** The sequence number due next (undefined before the first block). */
@@ -86,6 +103,7 @@ export class JitterBuffer {
 
   /** Takes a block; says whether it was queued, late or a duplicate. */
   push(b: JitterBlock): "queued" | "late" | "duplicate" | "stale" {
+    if (!b.intact) this.counters.corrupted++;
     if (this.#next === undefined) {
       this.#next = b.seq; // Join the stream at the first block received.
     }

@@ -8,6 +8,7 @@
  * @module
  */
 import { bytesEqual, md5 } from "../wire/md5.ts";
+import { before } from "./sequence.ts";
 import { type Fragment, fragmentCount, fragmentSize } from "./udp_datagrams.ts";
 
 /** A block put back together. */
@@ -46,14 +47,8 @@ interface Partial {
 
 /** Puts blocks back together from fragments. */
 export class Reassembler {
-  /** What the reassembler has seen. */
-  readonly counters: ReassemblyCounters = {
-    fragments: 0,
-    duplicates: 0,
-    expired: 0,
-    invalid: 0,
-    evicted: 0,
-  };
+  /** What the reassembler has seen (shared with earlier ones when passed in). */
+  readonly counters: ReassemblyCounters;
   #blockBytes: number;
   #size: number;
   #count: number;
@@ -69,8 +64,21 @@ export class Reassembler {
    * @param blockBytes Bytes per block in this stream.
    * @param mtu The stream's MTU (sets the fragment size and count).
    * @param maxInFlight Most incomplete blocks held at once (default 64).
+   * @param counters Counters to keep counting into (across a stream restart).
    */
-  constructor(blockBytes: number, mtu: number, maxInFlight = 64) {
+  constructor(
+    blockBytes: number,
+    mtu: number,
+    maxInFlight = 64,
+    counters: ReassemblyCounters = {
+      fragments: 0,
+      duplicates: 0,
+      expired: 0,
+      invalid: 0,
+      evicted: 0,
+    },
+  ) {
+    this.counters = counters;
     this.#blockBytes = blockBytes;
     this.#size = fragmentSize(mtu);
     this.#count = fragmentCount(blockBytes, mtu);
@@ -165,9 +173,4 @@ export class Reassembler {
     this.#doneOrder.push(seq);
     if (this.#doneOrder.length > this.#maxInFlight * 2) this.#done.delete(this.#doneOrder.shift()!);
   }
-}
-
-/** Whether sequence number `a` comes before `b` (with wrap-around). */
-export function before(a: number, b: number): boolean {
-  return ((a - b) | 0) < 0;
 }

@@ -1,8 +1,8 @@
 /**
- * Audio-TCP messages, carried in the shared frame format (`frame.ts`).
+ * Audio-TCP frames, carried in the shared frame format (`frame.ts`).
  * No I/O.
  *
- * - server → client `HELLO` (JSON): the stream's format and id.
+ * - server → client `HELLO`: the stream's format and id (`stream_format.ts`).
  * - server → client `BLOCK`: sequence (u32), capture time (f64, ms since
  *   the Unix epoch), MD5 of the samples (16 bytes), samples (16-bit LE).
  *
@@ -10,9 +10,11 @@
  *
  * @module
  */
-import { type AudioSpec, blockBytes, validateSpec } from "./spec.ts";
-import { ProtocolError, UserError } from "../errors.ts";
-import { type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import { type AudioSpec, blockBytes } from "./spec.ts";
+import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
+import { ProtocolError } from "../errors.ts";
+import type { StreamBlock } from "./broadcaster.ts";
+import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
 
 /** Audio-TCP message types. */
@@ -32,57 +34,36 @@ export const AUDIO_CLIENT_LIMITS: FrameLimits = {
 /** What a server accepts from a client: nothing. */
 export const AUDIO_SERVER_LIMITS: FrameLimits = { maxPayload: {} };
 
-/** The stream description a server sends first. */
-export interface Hello extends AudioSpec {
-  /** Random id of this capture; a new id means the server restarted. */
-  streamId: number;
-  /** Always "s16le". */
-  format: "s16le";
-}
+/** The stream description a server sends first (the shared {@link StreamFormat}). */
+export type Hello = StreamFormat;
 
 /** Encodes a HELLO frame. */
 export function encodeHello(hello: Hello): Uint8Array {
-  const body = new TextEncoder().encode(JSON.stringify(hello));
-  const out = new Uint8Array(HEADER_LENGTH + body.length);
-  writeHeader(out, AudioMsg.HELLO, body.length);
-  out.set(body, HEADER_LENGTH);
-  return out;
+  return encodeFrame(AudioMsg.HELLO, encodeStreamFormat(hello));
 }
 
-/** Decodes and validates a HELLO payload. */
+/** Decodes and validates a HELLO payload; throws {@link ProtocolError} if unusable. */
 export function decodeHello(payload: Uint8Array): Hello {
-  let o: Record<string, unknown>;
-  try {
-    o = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
-  } catch {
-    throw new ProtocolError("Server hello is not valid JSON");
-  }
-  if (typeof o !== "object" || o === null || o.format !== "s16le") {
-    throw new ProtocolError("Server hello has an unknown sample format");
-  }
-  if (typeof o.streamId !== "number") throw new ProtocolError("Server hello has no stream id");
-  let spec: AudioSpec;
-  try {
-    spec = validateSpec({
-      rate: o.rate as number,
-      channels: o.channels as number,
-      block: o.block as number,
-    });
-  } catch (err) {
-    throw new ProtocolError(`Server hello is unusable: ${(err as UserError).message}`);
-  }
-  return { ...spec, streamId: o.streamId, format: "s16le" };
+  const f = parseStreamFormat(payload);
+  if (typeof f === "string") throw new ProtocolError(`Server hello ${f}`);
+  return {
+    rate: f.rate,
+    channels: f.channels,
+    block: f.block,
+    streamId: f.streamId,
+    format: f.format,
+  };
 }
 
-/** Encodes a BLOCK frame (computes the MD5 once, for every listener). */
-export function encodeBlock(seq: number, captured: number, samples: Int16Array): Uint8Array {
-  const data = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
+/** Encodes a BLOCK frame from a numbered, digested block (once, for every listener). */
+export function encodeBlock(block: StreamBlock): Uint8Array {
+  const data = block.bytes;
   const out = new Uint8Array(HEADER_LENGTH + BLOCK_PREFIX + data.length);
   writeHeader(out, AudioMsg.BLOCK, BLOCK_PREFIX + data.length);
   const v = new DataView(out.buffer, HEADER_LENGTH);
-  v.setUint32(0, seq >>> 0);
-  v.setFloat64(4, captured);
-  out.set(md5(data), HEADER_LENGTH + 12);
+  v.setUint32(0, block.seq >>> 0);
+  v.setFloat64(4, block.captured);
+  out.set(block.digest, HEADER_LENGTH + 12);
   out.set(data, HEADER_LENGTH + BLOCK_PREFIX);
   return out;
 }

@@ -11,7 +11,7 @@
  *   40 fragment bytes
  * SUBSCRIBE (client → server): 4 cookie (16 bytes, zero at first), padded to 64 bytes
  * CHALLENGE (server → client): 4 cookie (16 bytes)
- * FORMAT (server → client): 4 JSON {rate, channels, block, streamId, format, mtu}
+ * FORMAT (server → client): 4 the stream format's JSON (`stream_format.ts`) with `mtu`
  * BYE (client → server): 4 cookie (16 bytes)
  * FULL (server → client): 4 bytes only; the listener cap is reached
  * ```
@@ -24,7 +24,7 @@
  * @module
  */
 import { createHmac } from "node:crypto";
-import { type AudioSpec, validateSpec } from "./spec.ts";
+import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
 import { MD5_LENGTH } from "../wire/md5.ts";
 
 /** `"SU"`. */
@@ -64,14 +64,29 @@ export interface Fragment {
   data: Uint8Array;
 }
 
-/** The stream format a server announces. */
-export interface UdpFormat extends AudioSpec {
-  /** Random id of the server's capture. */
-  streamId: number;
-  /** Sample format; always 16-bit little-endian. */
-  format: "s16le";
+/** The stream format a server announces over UDP: the shared one plus its MTU. */
+export interface UdpFormat extends StreamFormat {
   /** Largest datagram the server sends, bytes. */
   mtu: number;
+}
+
+/**
+ * Why a datagram was refused. Datagram decoders return this instead of
+ * throwing: one bad datagram says nothing about the next, so the session
+ * counts it and goes on.
+ */
+export interface Rejected {
+  /** What is wrong with it, for logs and tests. */
+  rejected: string;
+}
+
+/** Whether a decoder's answer is a {@link Rejected}. */
+export function isRejected<T extends object>(x: T | Rejected): x is Rejected {
+  return "rejected" in x;
+}
+
+function reject(why: string): Rejected {
+  return { rejected: why };
 }
 
 /** Type of a datagram, or null if it is not ours (bad magic, version or size). */
@@ -132,16 +147,17 @@ export function fragmentBlock(
   return out;
 }
 
-/** Decodes a DATA datagram, or returns null if it is malformed. */
-export function decodeFragment(d: Uint8Array): Fragment | null {
-  if (datagramType(d) !== UdpMsg.DATA || d.length <= DATA_HEADER) return null;
+/** Decodes a DATA datagram, or says why it is refused. */
+export function decodeFragment(d: Uint8Array): Fragment | Rejected {
+  if (datagramType(d) !== UdpMsg.DATA) return reject("not an Audio-UDP data datagram");
+  if (d.length <= DATA_HEADER) return reject("data datagram too short");
   const v = new DataView(d.buffer, d.byteOffset, d.length);
   const index = v.getUint16(12);
   const count = v.getUint16(14);
   const captured = v.getFloat64(16);
-  if (count === 0 || count > MAX_FRAGMENTS || index >= count || !Number.isFinite(captured)) {
-    return null;
-  }
+  if (count === 0 || count > MAX_FRAGMENTS) return reject(`impossible fragment count ${count}`);
+  if (index >= count) return reject(`fragment index ${index} not below count ${count}`);
+  if (!Number.isFinite(captured)) return reject("capture time is not a finite number");
   return {
     streamId: v.getUint32(4),
     seq: v.getUint32(8),
@@ -179,25 +195,29 @@ export function encodeFull(): Uint8Array {
 
 /** A FORMAT datagram. */
 export function encodeFormat(f: UdpFormat): Uint8Array {
-  const body = new TextEncoder().encode(JSON.stringify(f));
+  const body = encodeStreamFormat(f);
   const d = header(UdpMsg.FORMAT, 4 + body.length);
   d.set(body, 4);
   return d;
 }
 
-/** Decodes a FORMAT datagram, or null if malformed. */
-export function decodeFormat(d: Uint8Array): UdpFormat | null {
-  try {
-    const o = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(d.subarray(4)));
-    const spec = validateSpec({ rate: o.rate, channels: o.channels, block: o.block });
-    if (
-      o.format !== "s16le" || typeof o.streamId !== "number" || !Number.isInteger(o.mtu) ||
-      o.mtu < MIN_MTU || o.mtu > MAX_MTU
-    ) return null;
-    return { ...spec, streamId: o.streamId, format: "s16le", mtu: o.mtu };
-  } catch {
-    return null;
+/** Decodes a FORMAT datagram, or says why it is refused. */
+export function decodeFormat(d: Uint8Array): UdpFormat | Rejected {
+  if (datagramType(d) !== UdpMsg.FORMAT) return reject("not a format datagram");
+  const f = parseStreamFormat(d.subarray(4));
+  if (typeof f === "string") return reject(`format ${f}`);
+  const mtu = f.fields.mtu;
+  if (!Number.isInteger(mtu) || (mtu as number) < MIN_MTU || (mtu as number) > MAX_MTU) {
+    return reject(`format has an MTU outside ${MIN_MTU} to ${MAX_MTU}`);
   }
+  return {
+    rate: f.rate,
+    channels: f.channels,
+    block: f.block,
+    streamId: f.streamId,
+    format: "s16le",
+    mtu: mtu as number,
+  };
 }
 
 /**
@@ -209,8 +229,11 @@ export class CookieJar {
   #secret: Uint8Array;
   #bucketMs: number;
 
-  /** Creates a jar with a secret (random by default) and a bucket length in ms. */
-  constructor(secret = crypto.getRandomValues(new Uint8Array(32)), bucketMs = 30_000) {
+  /**
+   * Creates a jar. The caller draws `secret` (32 random bytes) so that this
+   * core stays deterministic under test.
+   */
+  constructor(secret: Uint8Array, bucketMs = 30_000) {
     this.#secret = secret;
     this.#bucketMs = bucketMs;
   }

@@ -17,7 +17,8 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
-import { type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import { isCount, jsonBytes, parseJsonObject } from "../wire/json.ts";
 import { MD5_LENGTH } from "../wire/md5.ts";
 
 /** Message types of the File-TCP protocol. */
@@ -104,21 +105,14 @@ export interface Done {
   bytes: number;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
-
 /** Encodes a frame whose payload is JSON. */
 export function encodeJson(type: number, value: unknown): Uint8Array {
-  const body = encoder.encode(JSON.stringify(value));
-  const out = new Uint8Array(HEADER_LENGTH + body.length);
-  writeHeader(out, type, body.length);
-  out.set(body, HEADER_LENGTH);
-  return out;
+  return encodeFrame(type, jsonBytes(value));
 }
 
 /** Encodes an ERROR frame carrying a one-line message. */
 export function encodeError(message: string): Uint8Array {
-  let body = encoder.encode(message.replace(/[\r\n]+/g, " "));
+  let body = new TextEncoder().encode(message.replace(/[\r\n]+/g, " "));
   if (body.length > 1024) body = body.subarray(0, 1024);
   const out = new Uint8Array(HEADER_LENGTH + body.length);
   writeHeader(out, MsgType.ERROR, body.length);
@@ -196,20 +190,9 @@ export function decodeNack(payload: Uint8Array): number {
 }
 
 function parseJson(payload: Uint8Array, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(decoder.decode(payload));
-  } catch {
-    throw new ProtocolError(`${what} is not valid JSON`);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ProtocolError(`${what} is not a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function isCount(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+  const o = parseJsonObject(payload);
+  if (typeof o === "string") throw new ProtocolError(`${what} ${o}`);
+  return o;
 }
 
 /** Number of chunks a file of `size` bytes has at `chunkSize`. */

@@ -17,8 +17,8 @@
 import { ProtocolError, UserError } from "../errors.ts";
 import { FrameDecoder, HEADER_LENGTH } from "../wire/frame.ts";
 import {
-  CLIENT_LIMITS,
   chunkCount,
+  CLIENT_LIMITS,
   DATA_PREFIX,
   decodeAccept,
   decodeDone,
@@ -110,7 +110,9 @@ export class FileSender {
         this.#held = decodeAccept(f.payload, this.chunks).held;
         this.#phase = "sending";
         events.push({ type: "accepted", held: this.#held });
-      } else if (f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")) {
+      } else if (
+        f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")
+      ) {
         const index = decodeNack(f.payload);
         if (index >= this.#nextChunk) {
           throw new ProtocolError(`Server asked for chunk ${index}, which was not sent`);

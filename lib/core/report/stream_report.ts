@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { OrderCounters } from "../audio/jitter_buffer.ts";
 
 /** Latency percentiles in milliseconds. */
 export interface LatencySummary {
@@ -97,46 +98,51 @@ export class LatencyHistogram {
   }
 }
 
-/** Counters of one client session, across reconnections. */
+/**
+ * Counters of one client session, across reconnections. The ordering side
+ * (the TCP sequence tracker or the UDP jitter buffer) keeps `order`; the
+ * play-out side counts what reached the sink; the transport shell counts
+ * bytes and reconnections and may add fields of its own.
+ */
 export class StreamStats {
   /** Which transport the session uses. */
   readonly transport: "tcp" | "udp";
+  /** Lost, late, corrupted, reordered and duplicate blocks, as the ordering core counts them. */
+  readonly order: OrderCounters;
   /** Intact blocks handed to the sink. */
   received = 0;
-  /** Blocks that never arrived. */
-  lost = 0;
-  /** Blocks that failed their MD5. */
-  corrupted = 0;
   /** Concealments handed to the sink. */
   concealed = 0;
-  /** Blocks skipped as late. */
-  late = 0;
+  /** Blocks the sink side skipped as late (the sink fell behind). */
+  sinkLate = 0;
   /** Bytes received from the network. */
   bytes = 0;
   /** Reconnections and rejoins. */
   reconnects = 0;
   /** Capture-to-sink latency of the blocks played. */
-  readonly latency = new LatencyHistogram();
-  /** Transport-specific counters, reported as they are. */
-  readonly extra: Record<string, number> = {};
-  #start = performance.now();
+  readonly latency: LatencyHistogram = new LatencyHistogram();
+  /** Transport-specific fields, reported as they are. */
+  extra: Record<string, number> = {};
+  #startedAt: number;
 
-  /** Starts the session clock. */
-  constructor(transport: "tcp" | "udp") {
+  /** Starts counting at `startedAt` (ms, any clock the caller keeps using). */
+  constructor(transport: "tcp" | "udp", order: OrderCounters, startedAt: number) {
     this.transport = transport;
+    this.order = order;
+    this.#startedAt = startedAt;
   }
 
-  /** The report with every field. */
-  report(): StreamReport {
+  /** The report with every field, at `now` (ms, the clock given at the start). */
+  report(now: number): StreamReport {
     return {
       transport: this.transport,
       blocks_received: this.received,
-      blocks_lost: this.lost,
-      blocks_corrupted: this.corrupted,
+      blocks_lost: this.order.lost,
+      blocks_corrupted: this.order.corrupted,
       blocks_concealed: this.concealed,
-      blocks_late: this.late,
+      blocks_late: this.order.late + this.sinkLate,
       bytes_received: this.bytes,
-      duration_s: Math.round((performance.now() - this.#start) / 10) / 100,
+      duration_s: Math.round((now - this.#startedAt) / 10) / 100,
       reconnects: this.reconnects,
       latency_ms: this.latency.summary(),
       ...this.extra,

@@ -1,0 +1,32 @@
+/**
+ * The command-line shell: flags, `runMain`, progress, and the shells of
+ * the audio tools.
+ *
+ * @module
+ */
+export {
+  AUDIO_PORT,
+  audioFlags,
+  type AudioServer,
+  CLIENT_FLAGS,
+  runClientTool,
+  runServerTool,
+  serverFlags,
+  specFromFlags,
+} from "./audio_shell.ts";
+export {
+  type Flags,
+  type FlagSpec,
+  type FlagSpecs,
+  helpText,
+  HOST_FLAG,
+  onShutdown,
+  parseFlags,
+  parsePort,
+  parseSecondsFlag,
+  parseSizeFlag,
+  portFlag,
+  runMain,
+  type ToolInfo,
+} from "./flags.ts";
+export { ProgressReporter, renderProgress } from "./progress.ts";

@@ -1,0 +1,127 @@
+/**
+ * The server side of both audio transports, with no I/O: one
+ * {@link Broadcaster} numbers each captured block and computes its MD5 once,
+ * whatever the number of listeners; each transport then fans it out (TCP
+ * through a {@link ListenerSession} per connection, UDP through the
+ * listener table).
+ *
+ * @module
+ */
+import { ProtocolError } from "../errors.ts";
+import { FrameDecoder } from "../wire/frame.ts";
+import { md5 } from "../wire/md5.ts";
+import type { StreamFormat } from "./stream_format.ts";
+import { AUDIO_SERVER_LIMITS } from "./tcp_frames.ts";
+
+/** One captured block, ready for every transport. */
+export interface StreamBlock {
+  /** Block sequence number (32-bit, wraps). */
+  seq: number;
+  /** Capture time of the block's first sample, ms, on the sender's clock. */
+  captured: number;
+  /** MD5 of the samples. */
+  digest: Uint8Array;
+  /** The samples as bytes (16-bit little-endian). */
+  bytes: Uint8Array;
+  /** The samples. */
+  samples: Int16Array;
+}
+
+/** Numbers and digests the blocks of one capture. */
+export class Broadcaster {
+  /** The stream every listener is told about. */
+  readonly format: StreamFormat;
+  #seq = 0;
+
+  /** A broadcaster for a capture described by `format` (its id drawn by the shell). */
+  constructor(format: StreamFormat) {
+    this.format = format;
+  }
+
+  /** Blocks numbered so far. */
+  get blocks(): number {
+    return this.#seq;
+  }
+
+  /** Takes the next captured block. */
+  next(samples: Int16Array, captured: number): StreamBlock {
+    const bytes = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
+    const seq = this.#seq;
+    this.#seq = (this.#seq + 1) >>> 0;
+    return { seq, captured, digest: md5(bytes), bytes, samples };
+  }
+}
+
+/** Options of a {@link ListenerSession}. */
+export interface ListenerSessionOptions {
+  /** The first frame every listener gets (the hello). */
+  hello: Uint8Array;
+  /** Blocks a listener may have queued before its oldest are dropped. */
+  queueBlocks: number;
+  /** A listener that takes nothing for this long (ms) with blocks waiting is stuck. */
+  stuckMs: number;
+}
+
+/**
+ * One Audio-TCP listener as the server sees it: a bounded queue of frames
+ * (when full, the oldest is dropped, so a slow listener never delays
+ * capture or anyone else), stuck detection from the times passed in, and
+ * the rule that a listener sends nothing.
+ */
+export class ListenerSession {
+  /** Frames dropped because the listener fell behind. */
+  dropped = 0;
+  #queue: Uint8Array[];
+  #limit: number;
+  #stuckMs: number;
+  #lastProgress: number | undefined;
+  #decoder = new FrameDecoder(AUDIO_SERVER_LIMITS);
+
+  /** A session whose first frame is the hello. */
+  constructor(options: ListenerSessionOptions) {
+    this.#queue = [options.hello];
+    this.#limit = options.queueBlocks;
+    this.#stuckMs = options.stuckMs;
+  }
+
+  /** Frames waiting to be written. */
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /**
+   * Bytes the listener sent. A listener may send nothing, so any whole
+   * header throws {@link ProtocolError} and ends the session.
+   */
+  receive(bytes: Uint8Array): void {
+    this.#decoder.push(bytes);
+    if (this.#decoder.next() !== null) throw new ProtocolError("Listener sent a frame");
+  }
+
+  /** Queues a frame at `now`; returns true when the oldest was dropped to make room. */
+  push(frame: Uint8Array, now: number): boolean {
+    if (this.#queue.length === 0) this.#lastProgress = now;
+    this.#lastProgress ??= now;
+    let dropped = false;
+    if (this.#queue.length >= this.#limit) {
+      this.#queue.shift();
+      this.dropped++;
+      dropped = true;
+    }
+    this.#queue.push(frame);
+    return dropped;
+  }
+
+  /** The next frame to write, if any. Taking one at `now` counts as progress. */
+  take(now: number): Uint8Array | undefined {
+    const frame = this.#queue.shift();
+    if (frame) this.#lastProgress = now;
+    return frame;
+  }
+
+  /** Whether frames have waited with no progress for longer than the stuck limit. */
+  stuck(now: number): boolean {
+    return this.#queue.length > 0 && this.#lastProgress !== undefined &&
+      now - this.#lastProgress > this.#stuckMs;
+  }
+}

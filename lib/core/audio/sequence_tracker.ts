@@ -1,0 +1,88 @@
+/**
+ * Audio-TCP's counterpart of the UDP jitter buffer: blocks arrive in order
+ * (TCP sees to that), so play-out decisions follow arrival, and this only
+ * notices what is missing or corrupted. It produces the same decisions and
+ * counters as {@link JitterBuffer}, so the play-out shell and the report
+ * treat both transports alike. No I/O.
+ *
+ * @module
+ */
+import type { OrderCounters, PlayoutDecision } from "./jitter_buffer.ts";
+
+/** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
+export const MAX_FILL_BLOCKS = 50;
+
+/** A block as a transport delivers it. */
+export interface ArrivedBlock {
+  /** Block sequence number. */
+  seq: number;
+  /** Capture time of the block's first sample, ms, on the sender's clock. */
+  captured: number;
+  /** False when it failed its MD5: concealed, never played. */
+  intact: boolean;
+  /** The samples. */
+  samples: Int16Array;
+}
+
+/** Turns blocks that arrive in order into play-out decisions. */
+export class SequenceTracker {
+  /** Counters, shared across stream restarts. */
+  readonly counters: OrderCounters;
+  #blockMs: number;
+  #expected: number | undefined;
+  #streamId: number | undefined;
+
+  /**
+   * A tracker for blocks of `blockMs` ms. Pass `counters` to keep counting
+   * into an existing set.
+   */
+  constructor(blockMs: number, counters?: OrderCounters) {
+    this.#blockMs = blockMs;
+    this.counters = counters ??
+      { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
+  }
+
+  /** Call with each hello's stream id: a new id (a restarted server) resets tracking. */
+  stream(streamId: number): void {
+    if (streamId !== this.#streamId) this.#expected = undefined;
+    this.#streamId = streamId;
+  }
+
+  /**
+   * The decisions one arriving block leads to: concealments for the blocks
+   * missing before it (up to {@link MAX_FILL_BLOCKS}), then the block itself
+   * (played, or concealed if it failed its MD5). A block from before a
+   * resync is dropped.
+   */
+  push(b: ArrivedBlock): PlayoutDecision[] {
+    const out: PlayoutDecision[] = [];
+    const c = this.counters;
+    if (this.#expected !== undefined && b.seq !== this.#expected) {
+      const gap = (b.seq - this.#expected) >>> 0;
+      if (gap >= 0x80000000) {
+        c.duplicate++; // A stale block from before a resync: drop it.
+        return out;
+      }
+      c.lost += gap;
+      if (gap <= MAX_FILL_BLOCKS) {
+        for (let i = gap; i > 0; i--) {
+          const seq = (b.seq - i) >>> 0;
+          out.push({
+            kind: "conceal",
+            seq,
+            captured: b.captured - i * this.#blockMs,
+            reason: "missing",
+          });
+        }
+      }
+    }
+    this.#expected = (b.seq + 1) >>> 0;
+    if (!b.intact) {
+      c.corrupted++;
+      out.push({ kind: "conceal", seq: b.seq, captured: b.captured, reason: "corrupted" });
+    } else {
+      out.push({ kind: "play", seq: b.seq, captured: b.captured, samples: b.samples });
+    }
+    return out;
+  }
+}

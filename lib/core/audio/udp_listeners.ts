@@ -1,0 +1,129 @@
+/**
+ * The Audio-UDP server's listener table, with no I/O: subscriptions,
+ * cookies, renewals, goodbyes, the listener cap and expiry of silent
+ * listeners. Datagrams and the current time in, the reply to send out.
+ *
+ * An address that has not echoed a valid cookie gets only a CHALLENGE, and
+ * only when it is no larger than what that address sent, so the server
+ * cannot be used to flood a forged source address.
+ *
+ * @module
+ */
+import {
+  CookieJar,
+  datagramType,
+  decodeCookie,
+  encodeChallenge,
+  encodeFull,
+  UdpMsg,
+} from "./udp_datagrams.ts";
+
+/** Counters of the listener table (and of the server around it). */
+export interface UdpServerStats {
+  /** Blocks captured (kept by the server shell). */
+  blocksCaptured: number;
+  /** Datagrams sent (kept by the server shell). */
+  datagramsSent: number;
+  /** Datagrams that were not ours or made no sense. */
+  datagramsInvalid: number;
+  /** Challenges sent to unproven addresses. */
+  challengesSent: number;
+  /** Listeners that joined. */
+  listenersJoined: number;
+  /** Listeners forgotten after falling silent. */
+  listenersForgotten: number;
+  /** Subscriptions refused because the listener cap was reached. */
+  listenersRefused: number;
+}
+
+/** Options of a {@link ListenerTable}. */
+export interface ListenerTableOptions {
+  /** 32 random bytes for the cookies, drawn by the shell. */
+  secret: Uint8Array;
+  /** The FORMAT datagram sent to every proven listener. */
+  format: Uint8Array;
+  /** Most listeners at once. */
+  maxListeners: number;
+  /** Forget a listener silent for this long, ms. */
+  timeoutMs: number;
+}
+
+/** Listeners of one Audio-UDP stream, keyed by address. `A` is the shell's address type. */
+export class ListenerTable<A> {
+  /** What the table has done. */
+  readonly stats: UdpServerStats = {
+    blocksCaptured: 0,
+    datagramsSent: 0,
+    datagramsInvalid: 0,
+    challengesSent: 0,
+    listenersJoined: 0,
+    listenersForgotten: 0,
+    listenersRefused: 0,
+  };
+  #options: ListenerTableOptions;
+  #jar: CookieJar;
+  #listeners = new Map<string, { addr: A; lastSeen: number }>();
+
+  /** An empty table. */
+  constructor(options: ListenerTableOptions) {
+    this.#options = options;
+    this.#jar = new CookieJar(options.secret);
+  }
+
+  /** Listeners now. */
+  get size(): number {
+    return this.#listeners.size;
+  }
+
+  /**
+   * Takes a datagram from `addr` (whose text form is `key`, host and port)
+   * at `now` (ms); returns the datagram to answer with, if any.
+   */
+  receive(d: Uint8Array, key: string, addr: A, now: number): Uint8Array | null {
+    const st = this.stats;
+    const type = datagramType(d);
+    const cookie = decodeCookie(d);
+    if ((type !== UdpMsg.SUBSCRIBE && type !== UdpMsg.BYE) || !cookie) {
+      st.datagramsInvalid++;
+      return null;
+    }
+    if (!this.#jar.check(key, cookie, now)) {
+      if (type === UdpMsg.SUBSCRIBE) {
+        // Never send an unproven address more than it sent us.
+        const challenge = encodeChallenge(this.#jar.issue(key, now));
+        if (challenge.length <= d.length) {
+          st.challengesSent++;
+          return challenge;
+        }
+      }
+      st.datagramsInvalid++;
+      return null;
+    }
+    if (type === UdpMsg.BYE) {
+      this.#listeners.delete(key);
+      return null;
+    }
+    const known = this.#listeners.get(key);
+    if (known) known.lastSeen = now;
+    else if (this.#listeners.size >= this.#options.maxListeners) {
+      st.listenersRefused++;
+      return encodeFull();
+    } else {
+      this.#listeners.set(key, { addr, lastSeen: now });
+      st.listenersJoined++;
+    }
+    return this.#options.format;
+  }
+
+  /** The listeners to send a block to at `now`; those silent too long are forgotten. */
+  live(now: number): A[] {
+    const out: A[] = [];
+    for (const [key, l] of this.#listeners) {
+      if (now - l.lastSeen > this.#options.timeoutMs) {
+        this.#listeners.delete(key);
+        this.stats.listenersForgotten++;
+      } else out.push(l.addr);
+    }
+    return out;
+  }
+}

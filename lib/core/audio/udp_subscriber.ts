@@ -1,0 +1,196 @@
+/**
+ * The Audio-UDP listener's session core: subscription, cookie echo,
+ * renewals, stream restarts, reassembly and the jitter buffer, driven by
+ * datagrams and the current time. No sockets, no timers, no clock.
+ *
+ * The shell sends what {@link UdpSubscriber.start}, {@link UdpSubscriber.tick}
+ * and the `send` events return, hands every datagram to
+ * {@link UdpSubscriber.receive}, and at each slot's due time
+ * ({@link UdpSubscriber.nextDue}) asks {@link UdpSubscriber.pop} what to play.
+ *
+ * @module
+ */
+import { blockBytes, blockMs } from "./spec.ts";
+import { JitterBuffer, type OrderCounters, type PlayoutDecision } from "./jitter_buffer.ts";
+import { Reassembler, type ReassemblyCounters } from "./reassembly.ts";
+import {
+  datagramType,
+  decodeCookie,
+  decodeFormat,
+  decodeFragment,
+  encodeSubscribe,
+  isRejected,
+  type UdpFormat,
+  UdpMsg,
+} from "./udp_datagrams.ts";
+
+/** What a datagram or the passing of time means for the session. */
+export type SubscriberEvent =
+  /** Send this datagram to the server. */
+  | { type: "send"; datagram: Uint8Array }
+  /** A stream began (`restarted`: the server restarted with a new stream id). */
+  | { type: "stream"; format: UdpFormat; restarted: boolean }
+  /** A block was put back together and handed to the jitter buffer. */
+  | { type: "block" }
+  /** The server is full and took no new listener. */
+  | { type: "full" }
+  /** The server has not answered for too long. */
+  | { type: "silent"; streaming: boolean };
+
+/** Options of a {@link UdpSubscriber}. */
+export interface SubscriberOptions {
+  /** Jitter buffer target, ms (default: three blocks). */
+  latencyMs?: number;
+  /** Give up when the server has not answered for this long, ms (default 5000). */
+  answerTimeoutMs?: number;
+  /** Renew the subscription this often, ms (default 1000). */
+  renewMs?: number;
+}
+
+/** One listener's subscription to an Audio-UDP server. */
+export class UdpSubscriber {
+  /** Ordering counters, kept across stream restarts. */
+  readonly counters: OrderCounters = { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
+  /** Reassembly counters, kept across stream restarts. */
+  readonly fragments: ReassemblyCounters = {
+    fragments: 0,
+    duplicates: 0,
+    expired: 0,
+    invalid: 0,
+    evicted: 0,
+  };
+  /** Datagrams refused before reassembly (not from the server, not ours, wrong stream). */
+  invalid = 0;
+  /** Bytes of audio datagrams received. */
+  bytes = 0;
+  /** Times the server restarted and the session rejoined. */
+  restarts = 0;
+  #options: SubscriberOptions;
+  #cookie: Uint8Array | null = null;
+  #format: UdpFormat | undefined;
+  #jitter: JitterBuffer | undefined;
+  #reasm: Reassembler | undefined;
+  #lastAnswer = 0;
+  #nextRenew = 0;
+
+  /** A subscriber; nothing happens until {@link start}. */
+  constructor(options: SubscriberOptions = {}) {
+    this.#options = options;
+  }
+
+  /** The stream's format, once the server sent it. */
+  get format(): UdpFormat | undefined {
+    return this.#format;
+  }
+
+  /** The jitter target in ms, once the format is known. */
+  get targetMs(): number | undefined {
+    return this.#jitter?.targetMs;
+  }
+
+  /** The first SUBSCRIBE, at `now` (ms). */
+  start(now: number): Uint8Array {
+    this.#lastAnswer = now;
+    this.#nextRenew = now + this.#renewMs;
+    return encodeSubscribe(null);
+  }
+
+  /** Renewals and the answer timeout: call about every second. */
+  tick(now: number): SubscriberEvent[] {
+    if (now - this.#lastAnswer > (this.#options.answerTimeoutMs ?? 5000)) {
+      return [{ type: "silent", streaming: this.#format !== undefined }];
+    }
+    // Half a period of slack, so a timer that fires a little early still renews.
+    if (now < this.#nextRenew - this.#renewMs / 2) return [];
+    this.#nextRenew = now + this.#renewMs;
+    return [{ type: "send", datagram: encodeSubscribe(this.#cookie) }];
+  }
+
+  /**
+   * Takes one datagram at `now`. `fromServer` says whether it came from the
+   * address subscribed to; anything else is counted invalid and ignored.
+   */
+  receive(d: Uint8Array, fromServer: boolean, now: number): SubscriberEvent[] {
+    if (!fromServer) return this.#invalid();
+    const type = datagramType(d);
+    if (type === UdpMsg.DATA && this.#reasm && this.#jitter) {
+      const f = decodeFragment(d);
+      if (isRejected(f) || f.streamId !== this.#format!.streamId) return this.#invalid();
+      this.#lastAnswer = now;
+      this.bytes += d.length;
+      const b = this.#reasm.push(f);
+      if (!b) return [];
+      this.#jitter.push(b);
+      return [{ type: "block" }];
+    }
+    if (type === UdpMsg.CHALLENGE) {
+      const c = decodeCookie(d);
+      if (!c) return this.#invalid();
+      this.#cookie = c.slice();
+      this.#lastAnswer = now;
+      return [{ type: "send", datagram: encodeSubscribe(this.#cookie) }];
+    }
+    if (type === UdpMsg.FULL && !this.#format) return [{ type: "full" }];
+    if (type === UdpMsg.FORMAT) {
+      const fmt = decodeFormat(d);
+      if (isRejected(fmt)) return this.#invalid();
+      this.#lastAnswer = now;
+      if (fmt.streamId === this.#format?.streamId) return [];
+      // First format, or the server restarted: (re)start the stream.
+      const restarted = this.#format !== undefined;
+      if (restarted) this.restarts++;
+      const targetMs = this.#jitter?.targetMs ??
+        this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
+      this.#format = fmt;
+      this.#jitter = new JitterBuffer({ targetMs, blockMs: blockMs(fmt), counters: this.counters });
+      this.#reasm = new Reassembler(blockBytes(fmt), fmt.mtu, 64, this.fragments);
+      return [{ type: "stream", format: fmt, restarted }];
+    }
+    return this.#invalid();
+  }
+
+  /** When the next play-out slot is due (ms, the capture clock), or null. */
+  nextDue(): number | null {
+    return this.#jitter?.nextDue() ?? null;
+  }
+
+  /** The decision for the next slot if it is due at `now`, else null. */
+  pop(now: number): PlayoutDecision | null {
+    const decision = this.#jitter?.pop(now) ?? null;
+    if (decision) this.#reasm!.setFloor(this.#jitter!.next ?? decision.seq + 1);
+    return decision;
+  }
+
+  /** The BYE to send when leaving, if the server ever gave a cookie. */
+  bye(): Uint8Array | null {
+    return this.#cookie ? encodeSubscribe(this.#cookie, true) : null;
+  }
+
+  /** Ends the session: blocks still awaited are counted lost. */
+  finish(): void {
+    this.#jitter?.finish();
+  }
+
+  /** The transport's own report fields. */
+  reportFields(): Record<string, number> {
+    const f = this.fragments;
+    return {
+      target_latency_ms: this.targetMs ?? 0,
+      fragments_per_block: this.#reasm?.fragmentsPerBlock ?? 0,
+      blocks_reordered: this.counters.reordered,
+      fragments_received: f.fragments,
+      fragments_duplicate: f.duplicates,
+      fragments_expired: f.expired,
+      datagrams_invalid: this.invalid + f.invalid,
+    };
+  }
+
+  get #renewMs(): number {
+    return this.#options.renewMs ?? 1000;
+  }
+
+  #invalid(): SubscriberEvent[] {
+    this.invalid++;
+    return [];
+  }
+}

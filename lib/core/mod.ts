@@ -1,0 +1,178 @@
+/**
+ * The I/O-free cores: framing, messages, session cores, reassembly, jitter
+ * buffer, reports. Nothing here touches a socket, a file, a timer or a clock;
+ * time is passed in.
+ *
+ * @module
+ */
+export {
+  Broadcaster,
+  ListenerSession,
+  type ListenerSessionOptions,
+  type StreamBlock,
+} from "./audio/broadcaster.ts";
+export { Concealer } from "./audio/conceal.ts";
+export {
+  type AudioEndpoint,
+  type NamedDevice,
+  parseEndpoint,
+  selectDevice,
+} from "./audio/endpoint.ts";
+export {
+  type JitterBlock,
+  JitterBuffer,
+  type JitterCounters,
+  type JitterOptions,
+  type OrderCounters,
+  type PlayoutDecision,
+} from "./audio/jitter_buffer.ts";
+export { type AssembledBlock, Reassembler, type ReassemblyCounters } from "./audio/reassembly.ts";
+export { before } from "./audio/sequence.ts";
+export { type ArrivedBlock, MAX_FILL_BLOCKS, SequenceTracker } from "./audio/sequence_tracker.ts";
+export {
+  type AudioSpec,
+  blockBytes,
+  blockMs,
+  DEFAULT_SPEC,
+  describeSpec,
+  SAMPLE_BYTES,
+  validateSpec,
+} from "./audio/spec.ts";
+export {
+  encodeStreamFormat,
+  parseStreamFormat,
+  sameSpec,
+  type StreamFormat,
+} from "./audio/stream_format.ts";
+export {
+  AUDIO_CLIENT_LIMITS,
+  AUDIO_SERVER_LIMITS,
+  AudioMsg,
+  BLOCK_PREFIX,
+  decodeBlock,
+  decodeHello,
+  encodeBlock,
+  encodeHello,
+  type Hello,
+  type ReceivedBlock,
+} from "./audio/tcp_frames.ts";
+export { type AudioTcpEvent, AudioTcpReceiver } from "./audio/tcp_session.ts";
+export { estimateFrequency, rmsLevel, ToneGenerator } from "./audio/tone.ts";
+export {
+  COOKIE_LENGTH,
+  CookieJar,
+  DATA_HEADER,
+  datagramType,
+  decodeCookie,
+  decodeFormat,
+  decodeFragment,
+  encodeChallenge,
+  encodeFormat,
+  encodeFull,
+  encodeSubscribe,
+  type Fragment,
+  fragmentBlock,
+  fragmentCount,
+  fragmentSize,
+  isRejected,
+  MAX_FRAGMENTS,
+  MAX_MTU,
+  MIN_MTU,
+  type Rejected,
+  SUBSCRIBE_LENGTH,
+  UDP_MAGIC,
+  UDP_VERSION,
+  type UdpFormat,
+  UdpMsg,
+} from "./audio/udp_datagrams.ts";
+export {
+  ListenerTable,
+  type ListenerTableOptions,
+  type UdpServerStats,
+} from "./audio/udp_listeners.ts";
+export {
+  type SubscriberEvent,
+  type SubscriberOptions,
+  UdpSubscriber,
+} from "./audio/udp_subscriber.ts";
+export { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH, type WavInfo } from "./audio/wav.ts";
+export { ProtocolError, UsageError, UserError } from "./errors.ts";
+export {
+  type Accept,
+  chooseChunkSize,
+  chunkCount,
+  type ChunkRef,
+  CLIENT_LIMITS,
+  DATA_PREFIX,
+  decodeAccept,
+  decodeChunk,
+  decodeDone,
+  decodeEnd,
+  decodeError,
+  decodeNack,
+  decodeOffer,
+  DEFAULT_CHUNK_SIZE,
+  type Done,
+  encodeCheck,
+  encodeError,
+  encodeJson,
+  encodeNack,
+  type End,
+  FILE_PORT,
+  fillDataFrame,
+  MAX_CHUNK_RETRIES,
+  MAX_CHUNK_SIZE,
+  MAX_CHUNKS,
+  MAX_HELD_RANGES,
+  MIN_CHUNK_SIZE,
+  MsgType,
+  type Offer,
+  SERVER_LIMITS,
+} from "./file/messages.ts";
+export { receivedName, safeBaseName } from "./file/names.ts";
+export {
+  CHECKPOINT_MS,
+  FileReceiver,
+  type ReceiverCounters,
+  type ReceiverEvent,
+  WholeFileMismatch,
+} from "./file/receiver.ts";
+export { DATA_OFFSET, FileSender, type SenderCounters, type SenderEvent } from "./file/sender.ts";
+export { type ChunkOutcome, TransferState } from "./file/transfer_state.ts";
+export {
+  type CompareRow,
+  latencyChart,
+  type LossMethod,
+  markdownTable,
+  sanityProblems,
+} from "./report/compare.ts";
+export { formatBytes, formatDuration, formatRate, parseSize } from "./report/format.ts";
+export {
+  LatencyHistogram,
+  type LatencySummary,
+  statusLine,
+  type StreamReport,
+  type StreamReportFields,
+  StreamStats,
+  summaryText,
+} from "./report/stream_report.ts";
+export {
+  encodeFrame,
+  type Frame,
+  FRAME_MAGIC,
+  FRAME_VERSION,
+  FrameDecoder,
+  type FrameLimits,
+  HEADER_LENGTH,
+  writeHeader,
+} from "./wire/frame.ts";
+export {
+  type Delivery,
+  type Fate,
+  Impairment,
+  type ImpairmentConfig,
+  type ImpairmentCounters,
+  parseProbability,
+} from "./wire/impairment.ts";
+export { isCount, jsonBytes, parseJsonObject } from "./wire/json.ts";
+export { bytesEqual, md5, MD5_LENGTH, Md5Stream, toHex } from "./wire/md5.ts";

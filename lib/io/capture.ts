@@ -1,0 +1,54 @@
+/**
+ * The one capture loop both audio servers run: read a block from the
+ * source, number and digest it once ({@link Broadcaster}), hand it to the
+ * transport's fan-out. Ends when the source ends or {@link Capture.stop}.
+ *
+ * @module
+ */
+import { Broadcaster, type StreamBlock } from "../core/audio/broadcaster.ts";
+import type { StreamFormat } from "../core/audio/stream_format.ts";
+import type { AudioSource } from "./audio_io.ts";
+
+/** A running capture. */
+export interface Capture {
+  /** The stream every listener is told about. */
+  readonly format: StreamFormat;
+  /** Blocks captured so far. */
+  readonly blocks: number;
+  /** Resolves when the source ends or the capture is stopped. */
+  readonly finished: Promise<void>;
+  /** Stops after the block being read; idempotent. Resolves when stopped. */
+  stop(): Promise<void>;
+}
+
+/** A random stream id, so listeners notice a restarted server. */
+export function newStreamId(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+/** Starts capturing `source`, handing every block to `fanout`. */
+export function startCapture(
+  source: AudioSource,
+  fanout: (block: StreamBlock) => void,
+): Capture {
+  const broadcaster = new Broadcaster({ ...source.spec, streamId: newStreamId(), format: "s16le" });
+  let stopping = false;
+  const finished = (async () => {
+    while (!stopping) {
+      const block = await source.read();
+      if (!block) break;
+      fanout(broadcaster.next(block.samples, block.captured));
+    }
+  })();
+  return {
+    format: broadcaster.format,
+    get blocks() {
+      return broadcaster.blocks;
+    },
+    finished,
+    stop: async () => {
+      stopping = true;
+      await finished.catch(() => {});
+    },
+  };
+}

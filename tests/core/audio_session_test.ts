@@ -1,0 +1,235 @@
+/**
+ * Audio session cores driven without sockets or clocks: the broadcaster
+ * and a TCP listener session against the listener's receiver, the sequence
+ * tracker, and the UDP listener table against the subscriber, with time
+ * passed in.
+ */
+import assert from "node:assert/strict";
+import { Broadcaster, ListenerSession } from "../../lib/core/audio/broadcaster.ts";
+import { AudioTcpReceiver } from "../../lib/core/audio/tcp_session.ts";
+import { encodeBlock, encodeHello } from "../../lib/core/audio/tcp_frames.ts";
+import { SequenceTracker } from "../../lib/core/audio/sequence_tracker.ts";
+import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
+import {
+  encodeFormat,
+  encodeSubscribe,
+  fragmentBlock,
+  UdpMsg,
+} from "../../lib/core/audio/udp_datagrams.ts";
+import type { StreamFormat } from "../../lib/core/audio/stream_format.ts";
+import { encodeFrame } from "../../lib/core/wire/frame.ts";
+import { ProtocolError } from "../../lib/core/errors.ts";
+
+const FORMAT: StreamFormat = { rate: 8000, channels: 1, block: 64, streamId: 42, format: "s16le" };
+const BLOCK_MS = 8;
+
+function samples(seq: number): Int16Array {
+  return new Int16Array(FORMAT.block).map((_, i) => seq * 100 + i);
+}
+
+Deno.test("audio-tcp session: broadcaster to receiver at every split size, blocks intact and in order", () => {
+  const b = new Broadcaster(FORMAT);
+  const stream = [encodeHello(FORMAT)];
+  for (let s = 0; s < 5; s++) stream.push(encodeBlock(b.next(samples(s), 1000 + s * BLOCK_MS)));
+  const all = new Uint8Array(stream.reduce((n, f) => n + f.length, 0));
+  let at = 0;
+  for (const f of stream) all.set(f, (at += f.length) - f.length);
+  for (const split of [1, 2, 7, 8, 9, 100, all.length]) {
+    const r = new AudioTcpReceiver();
+    const events = [];
+    for (let i = 0; i < all.length; i += split) events.push(...r.receive(all.slice(i, i + split)));
+    assert.equal(events[0].type, "hello");
+    const blocks = events.slice(1).map((e) => e.type === "block" ? e.block : assert.fail());
+    assert.deepEqual(blocks.map((x) => x.seq), [0, 1, 2, 3, 4], `split ${split}`);
+    assert.ok(blocks.every((x) => x.intact));
+    assert.deepEqual(blocks[3].samples, samples(3));
+    assert.equal(r.bytes, all.length);
+  }
+});
+
+Deno.test("audio-tcp session: a receiver refuses a stream without a hello, a second hello and a cut frame", () => {
+  const b = new Broadcaster(FORMAT);
+  const block = encodeBlock(b.next(samples(0), 0));
+  assert.throws(() => new AudioTcpReceiver().receive(block), /no hello/);
+  const twice = new AudioTcpReceiver();
+  twice.receive(encodeHello(FORMAT));
+  assert.throws(() => twice.receive(encodeHello(FORMAT)), ProtocolError);
+  const cut = new AudioTcpReceiver();
+  cut.receive(encodeHello(FORMAT));
+  cut.receive(block.subarray(0, 10));
+  assert.throws(() => cut.closed(), ProtocolError);
+  const bad = new AudioTcpReceiver();
+  assert.throws(
+    () => bad.receive(encodeHello({ ...FORMAT, rate: 5 })),
+    (e: Error) => e instanceof ProtocolError && /Sample rate 5/.test(e.message),
+  );
+});
+
+Deno.test("audio-tcp session: a listener's queue is bounded, drops its oldest, and a stuck one is noticed", () => {
+  const hello = encodeHello(FORMAT);
+  const l = new ListenerSession({ hello, queueBlocks: 3, stuckMs: 100 });
+  const frames = [1, 2, 3, 4, 5].map((n) => new Uint8Array([n]));
+  assert.equal(l.take(0), hello, "the hello comes first");
+  let dropped = 0;
+  for (const f of frames) if (l.push(f, 10)) dropped++;
+  assert.equal(dropped, 2);
+  assert.equal(l.pending, 3);
+  assert.deepEqual(l.take(20), frames[2], "the oldest were dropped");
+  assert.equal(l.stuck(100), false, "progress at 20");
+  assert.equal(l.stuck(121), true, "nothing taken for 101 ms with frames waiting");
+  l.take(130);
+  l.take(130);
+  assert.equal(l.stuck(1000), false, "an empty queue is never stuck");
+  // A listener may send nothing: a whole frame header from it ends the session.
+  assert.throws(() => l.receive(encodeFrame(17, new Uint8Array(0))), ProtocolError);
+});
+
+Deno.test("sequence tracker: gaps are concealed and counted lost, corruption concealed, stale blocks dropped", () => {
+  const t = new SequenceTracker(BLOCK_MS);
+  t.stream(1);
+  const block = (seq: number, intact = true) => ({
+    seq,
+    captured: 1000 + seq * BLOCK_MS,
+    intact,
+    samples: samples(seq),
+  });
+  assert.deepEqual(t.push(block(0)).map((d) => d.kind), ["play"]);
+  const gap = t.push(block(3));
+  assert.deepEqual(gap.map((d) => d.kind), ["conceal", "conceal", "play"]);
+  assert.deepEqual(gap.map((d) => d.captured), [1008, 1016, 1024]);
+  assert.deepEqual(t.push(block(4, false)).map((d) => d.kind), ["conceal"]);
+  assert.deepEqual(t.push(block(2)), [], "a block from before is dropped");
+  assert.deepEqual(t.counters, { lost: 2, corrupted: 1, late: 0, reordered: 0, duplicate: 1 });
+  // A restarted server starts a new sequence: no gap is counted.
+  t.stream(2);
+  assert.deepEqual(t.push(block(900)).map((d) => d.kind), ["play"]);
+  assert.equal(t.counters.lost, 2);
+  // A huge gap is a resync: counted lost, not filled.
+  assert.equal(t.push(block(2000)).length, 1);
+  assert.equal(t.counters.lost, 2 + 1099);
+});
+
+/** A UDP server table and a subscriber, wired together with time passed in. */
+function udpPair(maxListeners = 4) {
+  const table = new ListenerTable<string>({
+    secret: new Uint8Array(32).fill(5),
+    format: encodeFormat({ ...FORMAT, mtu: 128 }),
+    maxListeners,
+    timeoutMs: 5000,
+  });
+  return table;
+}
+
+Deno.test("audio-udp session: subscribe, challenge, format, then blocks through the jitter buffer", () => {
+  const table = udpPair();
+  const sub = new UdpSubscriber({ latencyMs: 30 });
+  let now = 1_000_000;
+  // Handshake: SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie) -> FORMAT.
+  let toServer = [sub.start(now)];
+  let streamed = false;
+  for (let round = 0; round < 3 && !streamed; round++) {
+    const replies = toServer.map((d) => table.receive(d, "10.0.0.9:5000", "peer", now))
+      .filter((d): d is Uint8Array => d !== null);
+    toServer = [];
+    for (const r of replies) {
+      for (const e of sub.receive(r, true, now)) {
+        if (e.type === "send") toServer.push(e.datagram);
+        if (e.type === "stream") streamed = true;
+      }
+    }
+  }
+  assert.ok(streamed, "the subscriber got the format");
+  assert.equal(table.stats.challengesSent, 1);
+  assert.deepEqual(table.live(now), ["peer"]);
+  // Blocks 0..9, block 4 lost, block 6 corrupted, delivered 5 ms after capture.
+  const b = new Broadcaster(FORMAT);
+  for (let s = 0; s < 10; s++) {
+    const block = b.next(samples(s), now + s * BLOCK_MS);
+    const frags = fragmentBlock(
+      FORMAT.streamId,
+      block.seq,
+      block.captured,
+      block.digest,
+      block.bytes,
+      128,
+    );
+    assert.equal(frags.length, 2);
+    if (s === 4) continue;
+    if (s === 6) frags[1][60] ^= 1;
+    for (const f of frags) sub.receive(f, true, now + s * BLOCK_MS + 5);
+  }
+  // Play-out: each slot at capture time + 30 ms.
+  const kinds: string[] = [];
+  for (let t = now; t < now + 9 * BLOCK_MS + 31; t++) {
+    const d = sub.pop(t);
+    if (d) {
+      kinds.push(d.kind === "play" ? `p${d.seq}` : `c${d.seq}`);
+      assert.ok(t >= d.captured + 30 && t < d.captured + 31, "played at its due time");
+    }
+  }
+  assert.deepEqual(kinds, ["p0", "p1", "p2", "p3", "c4", "p5", "c6", "p7", "p8", "p9"]);
+  sub.finish();
+  assert.equal(sub.counters.lost, 1);
+  assert.equal(sub.counters.corrupted, 1);
+  // A datagram from anyone but the server is refused before any decoder.
+  const before = sub.invalid;
+  sub.receive(encodeFormat({ ...FORMAT, streamId: 7, mtu: 128 }), false, now);
+  assert.equal(sub.invalid, before + 1);
+  assert.equal(sub.format!.streamId, 42);
+});
+
+Deno.test("audio-udp session: renewals, silence, restarts and a full server, all by passing time in", () => {
+  const sub = new UdpSubscriber();
+  const t0 = 5000;
+  assert.equal(sub.start(t0)[3], UdpMsg.SUBSCRIBE);
+  assert.deepEqual(sub.tick(t0 + 400), [], "not yet time to renew");
+  assert.equal(sub.tick(t0 + 999)[0].type, "send", "a timer a little early still renews");
+  const silent = sub.tick(t0 + 5001);
+  assert.deepEqual(silent, [{ type: "silent", streaming: false }]);
+  // A full server, before any stream: said once.
+  const full = new UdpSubscriber();
+  full.start(0);
+  assert.deepEqual(full.receive(new Uint8Array([0x53, 0x55, 1, UdpMsg.FULL]), true, 1), [{
+    type: "full",
+  }]);
+  // A restart: a new stream id is a new stream; counters carry on.
+  const r = new UdpSubscriber();
+  r.start(0);
+  assert.equal(r.receive(encodeFormat({ ...FORMAT, mtu: 128 }), true, 1)[0].type, "stream");
+  assert.deepEqual(r.receive(encodeFormat({ ...FORMAT, mtu: 128 }), true, 2), [], "same stream");
+  const again = r.receive(encodeFormat({ ...FORMAT, streamId: 43, mtu: 128 }), true, 3);
+  assert.deepEqual(again.map((e) => e.type === "stream" && e.restarted), [true]);
+  assert.equal(r.restarts, 1);
+  // Hostile datagrams are counted, never thrown.
+  for (let i = 0; i < 500; i++) {
+    const d = new Uint8Array(1 + (i % 200)).map((_, j) => (i * 31 + j * 7) & 0xff);
+    if (i % 2 === 0 && d.length > 4) d.set([0x53, 0x55, 1, i % 7]);
+    r.receive(d, true, 10);
+  }
+  assert.ok(r.invalid > 0);
+});
+
+Deno.test("audio-udp table: an unproven address gets only a smaller challenge; the cap and expiry hold", () => {
+  const table = udpPair(2);
+  const small = new Uint8Array(24);
+  small.set([0x53, 0x55, 1, UdpMsg.SUBSCRIBE]);
+  const answer = table.receive(small, "a:1", "a", 0);
+  assert.ok(answer && answer.length <= small.length, "never a reply larger than the request");
+  assert.equal(table.stats.listenersJoined, 0, "an unproven address joins nothing");
+  const cookie = (d: Uint8Array) => d.slice(4, 20);
+  const join = (who: string) => {
+    const c = table.receive(encodeSubscribe(null), who, who, 0)!;
+    return table.receive(encodeSubscribe(cookie(c)), who, who, 0)!;
+  };
+  assert.equal(join("a:1")[3], UdpMsg.FORMAT);
+  assert.equal(join("b:1")[3], UdpMsg.FORMAT);
+  assert.equal(join("c:1")[3], UdpMsg.FULL, "over the cap");
+  assert.equal(table.stats.listenersRefused, 1);
+  // Another address's cookie does not work.
+  const stolen = table.receive(encodeSubscribe(null), "a:1", "a", 0)!;
+  assert.equal(table.receive(encodeSubscribe(cookie(stolen)), "d:1", "d", 0)![3], UdpMsg.CHALLENGE);
+  assert.deepEqual(table.live(4000), ["a:1", "b:1"]);
+  assert.deepEqual(table.live(5001), [], "silent for over 5 s: forgotten");
+  assert.equal(table.stats.listenersForgotten, 2);
+});
