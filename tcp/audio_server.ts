@@ -12,7 +12,7 @@ import type { AudioSource } from "../lib/io/audio_io.ts";
 import { describeSpec } from "../lib/core/audio/spec.ts";
 import { ListenerSession } from "../lib/core/audio/broadcaster.ts";
 import { encodeBlock, encodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { startCapture } from "../lib/io/capture.ts";
+import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { writeAll } from "../lib/io/streams.ts";
@@ -88,8 +88,10 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     closeQuietly(l.conn);
   };
 
+  const streamId = newStreamId();
+  const hello = encodeHello({ ...source.spec, streamId, format: "s16le" });
   // The fan-out: one frame per block, queued for every listener.
-  const capture = startCapture(source, (block) => {
+  const capture = startCapture(source, streamId, (block) => {
     const frame = encodeBlock(block);
     stats.blocksCaptured++;
     const t = performance.now();
@@ -103,7 +105,6 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
       }
     }
   });
-  const hello = encodeHello(capture.format);
 
   const serve = async (l: Listener) => {
     // A listener sends nothing: read to notice a byte it sends, or it leaving.

@@ -20,7 +20,7 @@ import {
   MIN_MTU,
 } from "../lib/core/audio/udp_datagrams.ts";
 import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp_listeners.ts";
-import { startCapture } from "../lib/io/capture.ts";
+import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { listenUdp } from "../lib/io/net.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
@@ -72,30 +72,29 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
   const log = options.log ?? ((line: string) => console.log(line));
   const socket = listenUdp(host, options.port);
   let stopping = false;
-  let table: ListenerTable<Deno.NetAddr> | undefined;
+  const streamId = newStreamId();
+  const listeners = new ListenerTable<Deno.NetAddr>({
+    secret: crypto.getRandomValues(new Uint8Array(32)),
+    format: encodeFormat({ ...spec, streamId, format: "s16le", mtu }),
+    maxListeners: options.maxListeners ?? 64,
+    timeoutMs: options.timeoutMs ?? 5000,
+  });
   const send = (d: Uint8Array, addr: Deno.NetAddr) =>
-    socket.send(d, addr).then(() => table!.stats.datagramsSent++, () => {});
+    socket.send(d, addr).then(() => listeners.stats.datagramsSent++, () => {});
 
   // The fan-out: fragments made once per block, sent to every live listener.
-  const capture = startCapture(source, (block) => {
-    table!.stats.blocksCaptured++;
+  const capture = startCapture(source, streamId, (block) => {
+    listeners.stats.blocksCaptured++;
     const frags = fragmentBlock(
-      capture.format.streamId,
+      streamId,
       block.seq,
       block.captured,
       block.digest,
       block.bytes,
       mtu,
     );
-    for (const addr of table!.live(performance.now())) for (const f of frags) send(f, addr);
+    for (const addr of listeners.live(performance.now())) for (const f of frags) send(f, addr);
   });
-  table = new ListenerTable<Deno.NetAddr>({
-    secret: crypto.getRandomValues(new Uint8Array(32)),
-    format: encodeFormat({ ...capture.format, mtu }),
-    maxListeners: options.maxListeners ?? 64,
-    timeoutMs: options.timeoutMs ?? 5000,
-  });
-  const listeners = table;
 
   // Control: subscriptions, renewals and goodbyes.
   const control = (async () => {

@@ -7,7 +7,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { UsageError, UserError } from "../core/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { describeError } from "../io/errors.ts";
 import { parseSize } from "../core/report/format.ts";
 
@@ -56,7 +56,7 @@ export interface ToolInfo {
 
 /**
  * Parses `args` against `specs`. Prints help and exits 0 on `--help`;
- * throws {@link UserError} (exit 2) on an unknown flag or missing value.
+ * throws {@link UsageError} on an unknown flag or missing value.
  */
 export function parseFlags<S extends FlagSpecs>(
   args: string[],
@@ -120,7 +120,7 @@ export function parsePort(text: string): number {
   return n;
 }
 
-/** Parses a size flag such as `10G`; throws a {@link UserError} naming the flag. */
+/** Parses a size flag such as `10G`; throws a {@link UsageError} naming the flag. */
 export function parseSizeFlag(flag: string, text: string): number {
   const n = parseSize(text);
   if (n === null) {

@@ -26,12 +26,13 @@ export function newStreamId(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** Starts capturing `source`, handing every block to `fanout`. */
+/** Starts capturing `source` as stream `streamId`, handing every block to `fanout`. */
 export function startCapture(
   source: AudioSource,
+  streamId: number,
   fanout: (block: StreamBlock) => void,
 ): Capture {
-  const broadcaster = new Broadcaster({ ...source.spec, streamId: newStreamId(), format: "s16le" });
+  const broadcaster = new Broadcaster({ ...source.spec, streamId, format: "s16le" });
   let stopping = false;
   const finished = (async () => {
     while (!stopping) {

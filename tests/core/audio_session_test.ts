@@ -124,7 +124,7 @@ function udpPair(maxListeners = 4) {
 Deno.test("audio-udp session: subscribe, challenge, format, then blocks through the jitter buffer", () => {
   const table = udpPair();
   const sub = new UdpSubscriber({ latencyMs: 30 });
-  let now = 1_000_000;
+  const now = 1_000_000;
   // Handshake: SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie) -> FORMAT.
   let toServer = [sub.start(now)];
   let streamed = false;
