@@ -1,7 +1,9 @@
 /**
- * `deno bench`: the hot paths, grouped, each against the others in its
- * group. Run `deno bench bench/core_bench.ts` (or plain `deno bench` for
- * every bench file, PortAudio included).
+ * `deno bench`: the cores' hot paths and whole sessions driven in memory,
+ * grouped, each against the others in its group. The cores do no I/O, so
+ * these need no permission at all: plain `deno bench` runs them. The
+ * socket and PortAudio benches are in `io_bench.ts` and
+ * `portaudio_bench.ts` (`deno task bench-io`).
  *
  * @module
  */
@@ -11,16 +13,14 @@ import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio
 import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
 import { Reassembler } from "../lib/core/audio/reassembly.ts";
 import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
-import { Broadcaster } from "../lib/core/audio/broadcaster.ts";
-import type { AudioSource } from "../lib/io/audio_io.ts";
-import { startAudioTcpServer } from "../tcp/audio_server.ts";
-import { startAudioUdpServer } from "../udp/audio_server.ts";
-import { readChunks } from "../lib/io/conn.ts";
+import { Broadcaster, ListenerSession } from "../lib/core/audio/broadcaster.ts";
+import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
+import { FileReceiver } from "../lib/core/file/receiver.ts";
+import { TransferState } from "../lib/core/file/transfer_state.ts";
+import { encodeHello } from "../lib/core/audio/tcp_frames.ts";
+import { encodeFormat } from "../lib/core/audio/udp_datagrams.ts";
+import { UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
-import { encodeSubscribe, UdpMsg } from "../lib/core/audio/udp_datagrams.ts";
-import { startFileServer } from "../tcp/file_server.ts";
-import { sendFile } from "../tcp/file_client.ts";
-import { join } from "node:path";
 
 const SPEC = { rate: 44100, channels: 1, block: 1024 };
 const samples = new Int16Array(1024).map((_, i) => Math.round(Math.sin(i / 10) * 8000));
@@ -79,104 +79,58 @@ Deno.bench("jitter buffer: push and pop 64 blocks", { group: "jitter buffer" }, 
   for (let s = 0; s < 64; s++) j.pop(1e12);
 });
 
-/**
- * A source as fast as the receiver takes: `blocks` blocks, never more than
- * 16 ahead of what the receiver has counted (so no queue or socket buffer
- * overflows and every block arrives). It starts when `go()` is called.
- */
-function burst(blocks: number) {
-  let produced = 0;
-  let received = 0;
-  let credit: (() => void) | undefined;
-  const started = Promise.withResolvers<void>();
-  const source: AudioSource = {
-    spec: SPEC,
-    label: "burst",
-    overflows: 0,
-    async read() {
-      await started.promise;
-      if (produced >= blocks) return null;
-      while (produced - received >= 16) await new Promise<void>((r) => credit = r);
-      produced++;
-      return { samples, captured: Date.now() };
-    },
-    close: () => Promise.resolve(),
-    [Symbol.asyncDispose]: () => Promise.resolve(),
-  };
-  return {
-    source,
-    go: () => started.resolve(),
-    got() {
-      received++;
-      credit?.();
-    },
-  };
+// Whole sessions, both cores in memory: what the protocol costs without the network.
+const FILE = new Uint8Array(8 * 1024 * 1024).map((_, i) => i * 31);
+Deno.bench("file session: 8 MiB sender to receiver in memory, MD5 per chunk and whole", {
+  group: "sessions in memory",
+  baseline: true,
+}, () => {
+  const chunkSize = 64 * 1024;
+  const sender = new FileSender({ name: "f", size: FILE.length, chunkSize });
+  const receiver = new FileReceiver();
+  for (const e of receiver.receive(sender.offerFrame(), 0)) {
+    if (e.type === "offer") {
+      sender.receive(receiver.accept(new TransferState(e.offer.size, chunkSize)));
+    }
+  }
+  const frame = new Uint8Array(DATA_OFFSET + chunkSize);
+  for (let i = 0; i < sender.chunks; i++) {
+    const chunk = FILE.subarray(i * chunkSize, (i + 1) * chunkSize);
+    frame.set(chunk, DATA_OFFSET);
+    receiver.receive(sender.chunkFrame(i, md5(chunk), frame, chunk.length), i);
+  }
+  const end = receiver.receive(sender.endFrame(md5hex(FILE)), 0);
+  if (end.at(-1)?.type !== "verified") throw new Error("The file was not verified");
+});
+function md5hex(data: Uint8Array): string {
+  return Array.from(md5(data), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-Deno.bench("tcp: 200 blocks, server to client on loopback", {
-  group: "end to end streaming",
-  baseline: true,
-}, async (b) => {
-  const feed = burst(200);
-  await using server = startAudioTcpServer({ port: 0, source: feed.source, log: () => {} });
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-  while (server.listeners === 0) await new Promise((r) => setTimeout(r, 1));
-  b.start();
-  feed.go();
-  let blocks = 0;
-  const receiver = new AudioTcpReceiver();
-  reading: for await (const bytes of readChunks(conn)) {
-    for (const e of receiver.receive(bytes)) {
-      if (e.type !== "block") continue;
-      feed.got();
-      if (++blocks === 200) break reading;
-    }
+const FORMAT = { ...SPEC, streamId: 7, format: "s16le" as const };
+Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
+  group: "sessions in memory",
+}, () => {
+  const b = new Broadcaster(FORMAT);
+  const l = new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 64, stuckMs: 5000 });
+  const r = new AudioTcpReceiver();
+  r.receive(l.take(0)!);
+  for (let s = 0; s < 200; s++) {
+    l.push(encodeBlock(b.next(samples, s * 23.2)), s);
+    r.receive(l.take(s)!);
   }
-  b.end();
-  conn.close();
 });
-
-Deno.bench("udp: 200 blocks, server to client on loopback", {
-  group: "end to end streaming",
-}, async (b) => {
-  const feed = burst(200);
-  await using server = startAudioUdpServer({ port: 0, source: feed.source, log: () => {} });
-  const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
-  await sock.send(encodeSubscribe(null), server.addr);
-  const [challenge] = await sock.receive();
-  await sock.send(encodeSubscribe(challenge.slice(4, 20)), server.addr);
-  await sock.receive(); // FORMAT
-  const r = new Reassembler(2048, 1200);
-  b.start();
-  feed.go();
-  let blocks = 0;
-  for await (const [d] of sock) {
-    if (d[3] !== UdpMsg.DATA) continue;
-    if (r.push(decodeFragment(d) as Fragment)) {
-      feed.got();
-      if (++blocks === 200) break;
+Deno.bench("audio-udp session: 200 blocks fragmented, reassembled and played in memory", {
+  group: "sessions in memory",
+}, () => {
+  const b = new Broadcaster(FORMAT);
+  const sub = new UdpSubscriber({ latencyMs: 70 });
+  sub.start(0);
+  sub.receive(encodeFormat({ ...FORMAT, mtu: 1200 }), true, 0);
+  for (let s = 0; s < 200; s++) {
+    const block = b.next(samples, s * 23.2);
+    for (const f of fragmentBlock(7, block.seq, block.captured, block.digest, block.bytes, 1200)) {
+      sub.receive(f, true, s * 23.2);
     }
+    sub.pop(s * 23.2 + 70);
   }
-  b.end();
-  sock.close();
-});
-
-const dir = await Deno.makeTempDir({ prefix: "bench-" });
-const file = join(dir, "payload.bin");
-await Deno.writeFile(file, new Uint8Array(8 * 1024 * 1024).map((_, i) => i * 31));
-const fileServer = await startFileServer({
-  port: 0,
-  dir,
-  overwrite: true,
-  log: () => {},
-});
-Deno.bench("file: send 8 MiB over loopback, MD5 per chunk and whole", {
-  group: "file transfer",
-}, async () => {
-  await sendFile({ port: fileServer.addr.port, path: file });
-});
-
-globalThis.addEventListener("unload", () => {
-  void fileServer.close();
-  Deno.removeSync(dir, { recursive: true });
 });

@@ -11,7 +11,12 @@
 import { PortAudio } from "../native/mod.ts";
 import { soundUnavailable, startPulse } from "../tests/support/pulse.ts";
 
-const why = await soundUnavailable();
+const permitted = (["ffi", "run", "env", "read", "write"] as const).every((name) =>
+  Deno.permissions.querySync({ name }).state === "granted"
+);
+const why = permitted
+  ? await soundUnavailable()
+  : "it needs --allow-ffi/run/env/read/write; run `deno task bench-io`";
 const pulse = why ? undefined : await startPulse();
 if (why) console.log(`portaudio bench skipped: ${why}`);
 if (pulse) {

@@ -23,7 +23,9 @@ import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 
 /** Options of {@link runAudioTcpClient}. */
 export interface AudioTcpClientOptions {
+  /** Address to bind or connect to (default 127.0.0.1). */
   host?: string;
+  /** Port (0 for a server picks a free one). */
   port: number;
   /** Output SPEC. */
   output: string;

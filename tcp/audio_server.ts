@@ -22,7 +22,9 @@ import { type AudioServer, runServerTool, serverFlags } from "../lib/cli/audio_s
 
 /** Options of {@link startAudioTcpServer}. */
 export interface AudioTcpServerOptions {
+  /** Address to bind or connect to (default 127.0.0.1). */
   host?: string;
+  /** Port (0 for a server picks a free one). */
   port: number;
   /** An opened source; the server closes it when it stops. */
   source: AudioSource;
@@ -32,6 +34,7 @@ export interface AudioTcpServerOptions {
   stuckMs?: number;
   /** Most listeners at once (default 100). */
   maxListeners?: number;
+  /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
 }
 

@@ -21,14 +21,21 @@ import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 
 /** Options of {@link runAudioUdpClient}. */
 export interface AudioUdpClientOptions {
+  /** Address to bind or connect to (default 127.0.0.1). */
   host?: string;
+  /** Port (0 for a server picks a free one). */
   port: number;
+  /** Output SPEC: default, N, NAME, FILE.wav or null. */
   output: string;
   /** Target latency, ms (default: three blocks). */
   latencyMs?: number;
+  /** Stop after this many seconds (default: until stopped). */
   duration?: number;
+  /** Live status line (default: when stderr is a terminal). */
   status?: boolean;
+  /** Stops the client early. */
   signal?: AbortSignal;
+  /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
   /** Called with the client's own address once bound (for tests). */
   onBound?: (addr: Deno.NetAddr) => void;

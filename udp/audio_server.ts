@@ -35,8 +35,11 @@ export type { UdpServerStats };
 
 /** Options of {@link startAudioUdpServer}. */
 export interface AudioUdpServerOptions {
+  /** Address to bind or connect to (default 127.0.0.1). */
   host?: string;
+  /** Port (0 for a server picks a free one). */
   port: number;
+  /** An opened source; the server closes it when it stops. */
   source: AudioSource;
   /** Most bytes in one datagram (default 1200). */
   mtu?: number;
@@ -44,6 +47,7 @@ export interface AudioUdpServerOptions {
   timeoutMs?: number;
   /** Most listeners (default 64). */
   maxListeners?: number;
+  /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
 }
 

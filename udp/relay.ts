@@ -25,7 +25,9 @@ import { listenUdp } from "../lib/io/net.ts";
 
 /** One DATA fragment's fate, for tests that check what clients counted. */
 export interface FragmentFate extends Fate {
+  /** The fragment's block sequence number. */
   seq: number;
+  /** The fragment's index in its block. */
   index: number;
 }
 
@@ -41,6 +43,7 @@ export interface UdpRelayOptions {
   impair: ImpairmentConfig;
   /** Also impair client-to-server datagrams. */
   both?: boolean;
+  /** Seed of the impairment model, so a run can be repeated (default 1). */
   seed?: number;
   /** Most clients relayed at once (default 64). */
   maxClients?: number;
@@ -50,11 +53,13 @@ export interface UdpRelayOptions {
 
 /** A running relay. */
 export interface UdpRelay extends AsyncDisposable {
+  /** The address clients send to. */
   readonly addr: Deno.NetAddr;
   /** What the server-to-client model did. */
   readonly model: Impairment;
   /** Fates of DATA fragments, in the order the server sent them (if recorded). */
   readonly fates: FragmentFate[];
+  /** Stops relaying and closes every socket. */
   close(): Promise<void>;
 }
 

@@ -137,7 +137,13 @@ export {
   type ReceiverEvent,
   WholeFileMismatch,
 } from "./file/receiver.ts";
-export { DATA_OFFSET, FileSender, type SenderCounters, type SenderEvent } from "./file/sender.ts";
+export {
+  DATA_OFFSET,
+  FileSender,
+  type SenderCounters,
+  type SenderEvent,
+  type SenderPhase,
+} from "./file/sender.ts";
 export { type ChunkOutcome, TransferState } from "./file/transfer_state.ts";
 export {
   type CompareRow,

@@ -51,7 +51,8 @@ export interface SenderCounters {
   chunksResent: number;
 }
 
-type Phase = "idle" | "offering" | "sending" | "ending" | "done";
+/** Where a sender session is: see the diagram above. */
+export type SenderPhase = "idle" | "offering" | "sending" | "ending" | "done";
 
 /** The sender's side of one file transfer. */
 export class FileSender {
@@ -62,7 +63,7 @@ export class FileSender {
   /** What the session has sent so far. */
   readonly counters: SenderCounters = { chunksSent: 0, chunksSkipped: 0, chunksResent: 0 };
   #decoder = new FrameDecoder(CLIENT_LIMITS);
-  #phase: Phase = "idle";
+  #phase: SenderPhase = "idle";
   #held: [number, number][] = [];
   #range = 0;
   #nextChunk = 0;
@@ -75,7 +76,7 @@ export class FileSender {
   }
 
   /** The session's phase. */
-  get phase(): Phase {
+  get phase(): SenderPhase {
     return this.#phase;
   }
 
