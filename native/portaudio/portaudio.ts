@@ -71,8 +71,6 @@ function toNumber(v: number | bigint): number {
 /** An initialised PortAudio. Terminated when the last user closes. */
 export class PortAudio implements Disposable {
   static #users = 0;
-  static #openStreams = 0;
-  static #terminatePending = false;
   #lib: PortAudioSymbols;
   #closed = false;
 
@@ -86,11 +84,10 @@ export class PortAudio implements Disposable {
    */
   static open(): PortAudio {
     const lib = loadPortAudio();
-    if (PortAudio.#users === 0 && !PortAudio.#terminatePending) {
+    if (PortAudio.#users === 0) {
       const code = quietlySync(() => lib.Pa_Initialize());
       check(lib, "Pa_Initialize", code, "Could not initialise PortAudio");
     }
-    PortAudio.#terminatePending = false;
     PortAudio.#users++;
     return new PortAudio(lib);
   }
@@ -197,7 +194,6 @@ export class PortAudio implements Disposable {
     params.buf.fill(0); // Keep the buffer alive until the call returned.
     const handle = Deno.UnsafePointer.create(out[0]);
     if (!handle) throw new PortAudioError("Pa_OpenStream", -1, "returned no stream");
-    PortAudio.#openStreams++;
     PortAudio.#users++;
     return new AudioStream(this.#lib, handle, {
       direction: options.direction,
@@ -206,7 +202,6 @@ export class PortAudio implements Disposable {
       format: params.format,
       framesPerBuffer: frames,
     }, () => {
-      PortAudio.#openStreams--;
       PortAudio.#release(this.#lib);
     });
   }
