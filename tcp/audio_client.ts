@@ -9,7 +9,6 @@
  * @module
  */
 import { blockMs } from "../lib/core/audio/spec.ts";
-import type { OrderCounters } from "../lib/core/audio/jitter_buffer.ts";
 import { SequenceTracker } from "../lib/core/audio/sequence_tracker.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import { UserError } from "../lib/core/errors.ts";
@@ -48,9 +47,9 @@ const IDLE_MS = 5000;
 export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise<StreamReport> {
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? ((line: string) => console.error(line));
-  // Counters of the ordering core, kept across reconnections.
-  const order = new SequenceTracker(0).counters;
-  await using playout = new Playout("tcp", order, {
+  // One ordering core for the whole session, across reconnections.
+  const tracker = new SequenceTracker();
+  await using playout = new Playout("tcp", tracker.counters, {
     output: options.output,
     lateMs: options.latencyMs ?? 100,
     status: options.status,
@@ -74,7 +73,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         conn = await connectTo(host, options.port);
         if (done) break;
         conn.setNoDelay(true);
-        await session(conn, playout, order, `${host}:${options.port}`, () => {
+        await session(conn, playout, tracker, `${host}:${options.port}`, () => {
           connectedOnce = true;
           backoff = 100;
         });
@@ -102,12 +101,11 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
 async function session(
   conn: Deno.TcpConn,
   playout: Playout,
-  order: OrderCounters,
+  tracker: SequenceTracker,
   where: string,
   connected: () => void,
 ): Promise<void> {
   const receiver = new AudioTcpReceiver();
-  let tracker: SequenceTracker | undefined;
   // A server that says nothing within HELLO_TIMEOUT_MS is not one of ours.
   const helloTimer = setTimeout(() => closeQuietly(conn), HELLO_TIMEOUT_MS);
   const notOurs = (why: string) =>
@@ -127,11 +125,10 @@ async function session(
         if (e.type === "hello") {
           clearTimeout(helloTimer);
           await playout.begin(e.hello);
-          tracker = new SequenceTracker(blockMs(e.hello), order);
-          tracker.stream(e.hello.streamId);
+          tracker.stream(e.hello.streamId, blockMs(e.hello));
           connected();
         } else {
-          for (const d of tracker!.push(e.block)) playout.decide(d);
+          for (const d of tracker.push(e.block)) playout.decide(d);
         }
       }
     }

@@ -86,8 +86,8 @@ Deno.test("audio-tcp session: a listener's queue is bounded, drops its oldest, a
 });
 
 Deno.test("sequence tracker: gaps are concealed and counted lost, corruption concealed, stale blocks dropped", () => {
-  const t = new SequenceTracker(BLOCK_MS);
-  t.stream(1);
+  const t = new SequenceTracker();
+  t.stream(1, BLOCK_MS);
   const block = (seq: number, intact = true) => ({
     seq,
     captured: 1000 + seq * BLOCK_MS,
@@ -101,13 +101,17 @@ Deno.test("sequence tracker: gaps are concealed and counted lost, corruption con
   assert.deepEqual(t.push(block(4, false)).map((d) => d.kind), ["conceal"]);
   assert.deepEqual(t.push(block(2)), [], "a block from before is dropped");
   assert.deepEqual(t.counters, { lost: 2, corrupted: 1, late: 0, reordered: 0, duplicate: 1 });
+  // A reconnection to the same stream carries on: what was missed meanwhile is lost.
+  t.stream(1, BLOCK_MS);
+  assert.deepEqual(t.push(block(7)).map((d) => d.kind), ["conceal", "conceal", "play"]);
+  assert.equal(t.counters.lost, 4);
   // A restarted server starts a new sequence: no gap is counted.
-  t.stream(2);
+  t.stream(2, BLOCK_MS);
   assert.deepEqual(t.push(block(900)).map((d) => d.kind), ["play"]);
-  assert.equal(t.counters.lost, 2);
+  assert.equal(t.counters.lost, 4);
   // A huge gap is a resync: counted lost, not filled.
   assert.equal(t.push(block(2000)).length, 1);
-  assert.equal(t.counters.lost, 2 + 1099);
+  assert.equal(t.counters.lost, 4 + 1099);
 });
 
 /** A UDP server table and a subscriber, wired together with time passed in. */

@@ -137,6 +137,34 @@ function fastSource(): AudioSource {
   };
 }
 
+Deno.test("a connection cut mid-stream: the client reconnects, counts what it missed lost and stays aligned", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, 4);
+  await using server = await wavServer(src);
+  // Every connection through the relay is cut after about 60 blocks.
+  await using relay = startRelay(server.addr.port, {
+    inspect: "toClient",
+    limits: AUDIO_CLIENT_LIMITS,
+    cutAfter: 60 * (8 + BLOCK_PREFIX + BLOCK * 2) + 100,
+  });
+  const report = await runAudioTcpClient({ port: relay.port, output: rec, duration: 2, ...quiet });
+  assert.ok(report.reconnects >= 1, `${report.reconnects} reconnects`);
+  // The same stream went on while the client reconnected: what it missed is lost, not forgotten.
+  assert.ok(
+    report.blocks_lost >= report.reconnects,
+    `${report.blocks_lost} lost over ${report.reconnects} reconnects`,
+  );
+  assert.equal(report.blocks_concealed, report.blocks_lost);
+  // Concealments hold each missed block's place, so the recording stays aligned with its
+  // source: every block that differs is one of them.
+  const { samples } = await readWav(rec);
+  const cmp = compareBlocks(source, samples, BLOCK, alignBlocks(source, samples, BLOCK));
+  assert.equal(cmp.different.length, report.blocks_concealed);
+  assert.equal(cmp.same, report.blocks_received);
+});
+
 Deno.test("a listener that never reads is dropped; another keeps every block", async () => {
   await using server = startAudioTcpServer({
     port: 0,

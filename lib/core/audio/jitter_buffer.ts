@@ -48,6 +48,11 @@ export interface OrderCounters {
   corrupted: number;
 }
 
+/** A fresh set of {@link OrderCounters}, all zero. */
+export function newOrderCounters(): OrderCounters {
+  return { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
+}
+
 /** The jitter buffer's counters. */
 export type JitterCounters = OrderCounters;
 
@@ -82,8 +87,7 @@ export class JitterBuffer {
     this.#target = options.targetMs;
     this.#blockMs = options.blockMs;
     this.#window = options.window ?? 64;
-    this.counters = options.counters ??
-      { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
+    this.counters = options.counters ?? newOrderCounters();
   }
 
   /** The target latency, ms. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { OrderCounters, PlayoutDecision } from "./jitter_buffer.ts";
+import { newOrderCounters, type OrderCounters, type PlayoutDecision } from "./jitter_buffer.ts";
 
 /** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
 export const MAX_FILL_BLOCKS = 50;
@@ -24,28 +24,27 @@ export interface ArrivedBlock {
   samples: Int16Array;
 }
 
-/** Turns blocks that arrive in order into play-out decisions. */
+/**
+ * Turns blocks that arrive in order into play-out decisions. One tracker
+ * serves a whole client session, across reconnections: blocks missed while
+ * reconnecting to the same stream are counted lost and concealed.
+ */
 export class SequenceTracker {
-  /** Counters, shared across stream restarts. */
-  readonly counters: OrderCounters;
-  #blockMs: number;
+  /** Counters of the whole session. */
+  readonly counters: OrderCounters = newOrderCounters();
+  #blockMs = 0;
   #expected: number | undefined;
   #streamId: number | undefined;
 
   /**
-   * A tracker for blocks of `blockMs` ms. Pass `counters` to keep counting
-   * into an existing set.
+   * Call with each hello: the stream's id and its block duration in ms. The
+   * same id (a reconnection) carries on; a new id (a restarted server)
+   * starts a new sequence.
    */
-  constructor(blockMs: number, counters?: OrderCounters) {
-    this.#blockMs = blockMs;
-    this.counters = counters ??
-      { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
-  }
-
-  /** Call with each hello's stream id: a new id (a restarted server) resets tracking. */
-  stream(streamId: number): void {
+  stream(streamId: number, blockMs: number): void {
     if (streamId !== this.#streamId) this.#expected = undefined;
     this.#streamId = streamId;
+    this.#blockMs = blockMs;
   }
 
   /**
