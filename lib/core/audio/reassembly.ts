@@ -45,6 +45,11 @@ interface Partial {
   bytes: Uint8Array;
 }
 
+/** A fresh set of {@link ReassemblyCounters}, all zero. */
+export function newReassemblyCounters(): ReassemblyCounters {
+  return { fragments: 0, duplicates: 0, expired: 0, invalid: 0, evicted: 0 };
+}
+
 /** Puts blocks back together from fragments. */
 export class Reassembler {
   /** What the reassembler has seen (shared with earlier ones when passed in). */
@@ -70,13 +75,7 @@ export class Reassembler {
     blockBytes: number,
     mtu: number,
     maxInFlight = 64,
-    counters: ReassemblyCounters = {
-      fragments: 0,
-      duplicates: 0,
-      expired: 0,
-      invalid: 0,
-      evicted: 0,
-    },
+    counters: ReassemblyCounters = newReassemblyCounters(),
   ) {
     this.counters = counters;
     this.#blockBytes = blockBytes;

@@ -11,8 +11,13 @@
  * @module
  */
 import { blockBytes, blockMs } from "./spec.ts";
-import { JitterBuffer, type OrderCounters, type PlayoutDecision } from "./jitter_buffer.ts";
-import { Reassembler, type ReassemblyCounters } from "./reassembly.ts";
+import {
+  JitterBuffer,
+  newOrderCounters,
+  type OrderCounters,
+  type PlayoutDecision,
+} from "./jitter_buffer.ts";
+import { newReassemblyCounters, Reassembler, type ReassemblyCounters } from "./reassembly.ts";
 import {
   datagramType,
   decodeCookie,
@@ -50,15 +55,9 @@ export interface SubscriberOptions {
 /** One listener's subscription to an Audio-UDP server. */
 export class UdpSubscriber {
   /** Ordering counters, kept across stream restarts. */
-  readonly counters: OrderCounters = { reordered: 0, late: 0, lost: 0, duplicate: 0, corrupted: 0 };
+  readonly counters: OrderCounters = newOrderCounters();
   /** Reassembly counters, kept across stream restarts. */
-  readonly fragments: ReassemblyCounters = {
-    fragments: 0,
-    duplicates: 0,
-    expired: 0,
-    invalid: 0,
-    evicted: 0,
-  };
+  readonly fragments: ReassemblyCounters = newReassemblyCounters();
   /** Datagrams refused before reassembly (not from the server, not ours, wrong stream). */
   invalid = 0;
   /** Bytes of audio datagrams received. */
