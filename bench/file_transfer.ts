@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { parseFlags, parseSizeFlag, runMain } from "../lib/cli/flags.ts";
 import { UserError } from "../lib/core/errors.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
-import { freePort } from "../lib/io/net.ts";
 import { commandExists, startServerTool, toolCommand } from "../tests/support/tool_process.ts";
+import { freePort } from "../tests/support/helpers.ts";
 
 // The permissions of the deno.json tasks.
 const SERVER_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD"];

@@ -15,7 +15,7 @@ export { type Capture, newStreamId, startCapture } from "./capture.ts";
 export { now } from "./clock.ts";
 export { readChunks, type ReadChunksOptions } from "./conn.ts";
 export { closeQuietly, describeError } from "./errors.ts";
-export { connectTo, freePort, listenTcp, listenUdp, openUdpClientSocket } from "./net.ts";
+export { connectTo, listenTcp, listenUdp, openUdpClientSocket } from "./net.ts";
 export { resolveUserPath } from "./paths.ts";
 export { FormatChangedError, Playout, type PlayoutOptions } from "./playout.ts";
 export { readAt, type Reader, readFull, readFullSync, writeAll, type Writer } from "./streams.ts";

@@ -55,11 +55,3 @@ export function openUdpClientSocket(host: string): Deno.DatagramConn {
     throw new UserError(describeError(err, "Could not open a UDP socket"));
   }
 }
-
-/** A TCP port on loopback that was free a moment ago (for tests and benches). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}

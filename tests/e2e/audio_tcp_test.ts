@@ -5,10 +5,10 @@ import { type AudioSource, openSource } from "../../lib/io/audio_io.ts";
 import { AUDIO_CLIENT_LIMITS, AudioMsg, BLOCK_PREFIX } from "../../lib/core/audio/tcp_frames.ts";
 import { startAudioTcpServer } from "../../tcp/audio_server.ts";
 import { runAudioTcpClient } from "../../tcp/audio_client.ts";
-import { freePort } from "../../lib/io/net.ts";
 import {
   alignBlocks,
   compareBlocks,
+  freePort,
   oneLineError,
   readWav,
   runTool,

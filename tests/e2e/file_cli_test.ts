@@ -4,9 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { oneLineError, randomFile, ROOT, runTool, tempDir } from "../support/helpers.ts";
+import { freePort, oneLineError, randomFile, ROOT, runTool, tempDir } from "../support/helpers.ts";
 import { startFileServer } from "../../tcp/file_server.ts";
-import { freePort } from "../../lib/io/net.ts";
 import { startServerTool } from "../support/tool_process.ts";
 
 const SERVER = "tcp/file_server.ts";

@@ -307,3 +307,11 @@ export function fragment(d: Uint8Array): Fragment {
   if (isRejected(f)) throw new Error(`Expected a valid fragment: ${f.rejected}`);
   return f;
 }
+
+/** A TCP port on loopback that was free a moment ago. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
