@@ -35,7 +35,7 @@ Deno.bench("MD5 of a 64 KiB file chunk", { group: "md5" }, () => {
 });
 const CHUNK = new Uint8Array(64 * 1024).fill(3);
 
-const broadcaster = new Broadcaster({ ...SPEC, streamId: 1, format: "s16le" });
+const broadcaster = new Broadcaster();
 const frame = encodeBlock(broadcaster.next(samples, 1000));
 Deno.bench(
   "tcp: encode a block frame (with its MD5)",
@@ -110,7 +110,7 @@ const FORMAT = { ...SPEC, streamId: 7, format: "s16le" as const };
 Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
   group: "sessions in memory",
 }, () => {
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster();
   const l = new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 64, stuckMs: 5000 });
   const r = new AudioTcpReceiver();
   r.receive(l.take(0)!);
@@ -122,7 +122,7 @@ Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
 Deno.bench("audio-udp session: 200 blocks fragmented, reassembled and played in memory", {
   group: "sessions in memory",
 }, () => {
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster();
   const sub = new UdpSubscriber({ latencyMs: 70 });
   sub.start(0);
   sub.receive(encodeFormat({ ...FORMAT, mtu: 1200 }), true, 0);

@@ -94,7 +94,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   const streamId = newStreamId();
   const hello = encodeHello({ ...source.spec, streamId, format: "s16le" });
   // The fan-out: one frame per block, queued for every listener.
-  const capture = startCapture(source, streamId, (block) => {
+  const capture = startCapture(source, (block) => {
     const frame = encodeBlock(block);
     stats.blocksCaptured++;
     const t = performance.now();

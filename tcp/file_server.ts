@@ -208,7 +208,7 @@ async function serveConnection(conn: Deno.Conn, s: Settings): Promise<TransferRe
     for await (const bytes of readChunks(conn, { idleMs: s.idleMs })) {
       if ((finished = await act(core.receive(bytes, performance.now())))) break;
     }
-    if (!finished) throw core.closed();
+    if (!finished) core.closed();
     return rec;
   } catch (err) {
     if (err instanceof WholeFileMismatch) await partial?.discard();

@@ -87,7 +87,7 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
     socket.send(d, addr).then(() => listeners.stats.datagramsSent++, () => {});
 
   // The fan-out: fragments made once per block, sent to every live listener.
-  const capture = startCapture(source, streamId, (block) => {
+  const capture = startCapture(source, (block) => {
     listeners.stats.blocksCaptured++;
     const frags = fragmentBlock(
       streamId,

@@ -23,10 +23,16 @@ export {
   JitterBuffer,
   type JitterCounters,
   type JitterOptions,
+  newOrderCounters,
   type OrderCounters,
   type PlayoutDecision,
 } from "./audio/jitter_buffer.ts";
-export { type AssembledBlock, Reassembler, type ReassemblyCounters } from "./audio/reassembly.ts";
+export {
+  type AssembledBlock,
+  newReassemblyCounters,
+  Reassembler,
+  type ReassemblyCounters,
+} from "./audio/reassembly.ts";
 export { before } from "./audio/sequence.ts";
 export { type ArrivedBlock, MAX_FILL_BLOCKS, SequenceTracker } from "./audio/sequence_tracker.ts";
 export {

@@ -6,15 +6,10 @@
  * @module
  */
 import { Broadcaster, type StreamBlock } from "../core/audio/broadcaster.ts";
-import type { StreamFormat } from "../core/audio/stream_format.ts";
 import type { AudioSource } from "./audio_io.ts";
 
 /** A running capture. */
 export interface Capture {
-  /** The stream every listener is told about. */
-  readonly format: StreamFormat;
-  /** Blocks captured so far. */
-  readonly blocks: number;
   /** Resolves when the source ends or the capture is stopped. */
   readonly finished: Promise<void>;
   /** Stops after the block being read; idempotent. Resolves when stopped. */
@@ -26,13 +21,12 @@ export function newStreamId(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** Starts capturing `source` as stream `streamId`, handing every block to `fanout`. */
+/** Starts capturing `source`, handing every block to `fanout`. */
 export function startCapture(
   source: AudioSource,
-  streamId: number,
   fanout: (block: StreamBlock) => void,
 ): Capture {
-  const broadcaster = new Broadcaster({ ...source.spec, streamId, format: "s16le" });
+  const broadcaster = new Broadcaster();
   let stopping = false;
   const finished = (async () => {
     while (!stopping) {
@@ -42,10 +36,6 @@ export function startCapture(
     }
   })();
   return {
-    format: broadcaster.format,
-    get blocks() {
-      return broadcaster.blocks;
-    },
     finished,
     stop: async () => {
       stopping = true;

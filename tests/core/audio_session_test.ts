@@ -29,7 +29,7 @@ function samples(seq: number): Int16Array {
 }
 
 Deno.test("audio-tcp session: broadcaster to receiver at every split size, blocks intact and in order", () => {
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster();
   const stream = [encodeHello(FORMAT)];
   for (let s = 0; s < 5; s++) stream.push(encodeBlock(b.next(samples(s), 1000 + s * BLOCK_MS)));
   const all = new Uint8Array(stream.reduce((n, f) => n + f.length, 0));
@@ -49,7 +49,7 @@ Deno.test("audio-tcp session: broadcaster to receiver at every split size, block
 });
 
 Deno.test("audio-tcp session: a receiver refuses a stream without a hello, a second hello and a cut frame", () => {
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster();
   const block = encodeBlock(b.next(samples(0), 0));
   assert.throws(() => new AudioTcpReceiver().receive(block), /no hello/);
   const twice = new AudioTcpReceiver();
@@ -147,7 +147,7 @@ Deno.test("audio-udp session: subscribe, challenge, format, then blocks through 
   assert.equal(table.stats.challengesSent, 1);
   assert.deepEqual(table.live(now), ["peer"]);
   // Blocks 0..9, block 4 lost, block 6 corrupted, delivered 5 ms after capture.
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster();
   for (let s = 0; s < 10; s++) {
     const block = b.next(samples(s), now + s * BLOCK_MS);
     const frags = fragmentBlock(

@@ -10,7 +10,6 @@
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
 import { md5 } from "../wire/md5.ts";
-import type { StreamFormat } from "./stream_format.ts";
 import { AUDIO_SERVER_LIMITS } from "./tcp_frames.ts";
 
 /** One captured block, ready for every transport. */
@@ -29,19 +28,7 @@ export interface StreamBlock {
 
 /** Numbers and digests the blocks of one capture. */
 export class Broadcaster {
-  /** The stream every listener is told about. */
-  readonly format: StreamFormat;
   #seq = 0;
-
-  /** A broadcaster for a capture described by `format` (its id drawn by the shell). */
-  constructor(format: StreamFormat) {
-    this.format = format;
-  }
-
-  /** Blocks numbered so far. */
-  get blocks(): number {
-    return this.#seq;
-  }
 
   /** Takes the next captured block. */
   next(samples: Int16Array, captured: number): StreamBlock {
@@ -69,8 +56,6 @@ export interface ListenerSessionOptions {
  * the rule that a listener sends nothing.
  */
 export class ListenerSession {
-  /** Frames dropped because the listener fell behind. */
-  dropped = 0;
   #queue: Uint8Array[];
   #limit: number;
   #stuckMs: number;
@@ -105,7 +90,6 @@ export class ListenerSession {
     let dropped = false;
     if (this.#queue.length >= this.#limit) {
       this.#queue.shift();
-      this.dropped++;
       dropped = true;
     }
     this.#queue.push(frame);

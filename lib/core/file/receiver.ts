@@ -79,16 +79,6 @@ export class FileReceiver {
   #verified = false;
   #lastSave: number | undefined;
 
-  /** The offer, once received. */
-  get offer(): Offer | undefined {
-    return this.#offer;
-  }
-
-  /** Whether the file was verified (and only storing it remains). */
-  get verified(): boolean {
-    return this.#verified;
-  }
-
   /** Takes bytes from the client at time `now` (ms) and returns what to do. */
   receive(bytes: Uint8Array, now: number): ReceiverEvent[] {
     this.#decoder.push(bytes);
@@ -183,12 +173,15 @@ export class FileReceiver {
     });
   }
 
-  /** Call when the client closed the connection: says what was left undone. */
-  closed(): UserError {
+  /**
+   * Call when the client closed the connection before the file was stored:
+   * throws the error that says what was left undone.
+   */
+  closed(): never {
     this.#decoder.finish();
-    if (!this.#offer) return new ProtocolError("Client closed the connection before its offer");
+    if (!this.#offer) throw new ProtocolError("Client closed the connection before its offer");
     const s = this.#state;
-    return new UserError(
+    throw new UserError(
       s
         ? `Client disconnected with ${s.heldCount} of ${s.chunks} chunks held; kept for resume`
         : "Client disconnected before its offer was accepted",
@@ -201,9 +194,9 @@ export class FileReceiver {
   }
 
   /**
-   * Feeds the whole-file MD5 every chunk it can take, in order. `current`
-   * is the chunk in hand, so it need not be read back; any other held chunk
-   * is asked for with a `read` event, and hashing waits for it.
+   * Feeds the whole-file MD5 every chunk it can take, in order. `index` and
+   * `data` are the chunk in hand, so it need not be read back; any other
+   * held chunk is asked for with a `read` event, and hashing waits for it.
    */
   #hashForward(events: ReceiverEvent[], index?: number, data?: Uint8Array) {
     const state = this.#state!;
