@@ -112,16 +112,7 @@ async function session(
     new UserError(`Peer at ${where} is not an Audio-TCP server: ${why}`);
   try {
     for await (const bytes of readChunks(conn, { idleMs: IDLE_MS })) {
-      let events;
-      try {
-        events = receiver.receive(bytes);
-      } catch (err) {
-        if (!receiver.hello) throw notOurs(describeError(err));
-        throw err;
-      } finally {
-        playout.stats.bytes += bytes.length;
-      }
-      for (const e of events) {
+      for (const e of receiver.receive(bytes)) {
         if (e.type === "hello") {
           clearTimeout(helloTimer);
           await playout.begin(e.hello);
@@ -134,10 +125,12 @@ async function session(
     }
     receiver.closed();
   } catch (err) {
-    if (!receiver.hello && !(err instanceof UserError)) throw notOurs(describeError(err));
+    // Anything that goes wrong before the hello means the peer is not one of ours.
+    if (!receiver.hello) throw notOurs(describeError(err));
     throw err;
   } finally {
     clearTimeout(helloTimer);
+    playout.stats.bytes += receiver.bytes;
   }
   if (!receiver.hello) throw notOurs("it sent no hello");
 }
