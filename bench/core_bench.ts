@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { md5 } from "../lib/core/wire/md5.ts";
+import { md5, toHex } from "../lib/core/wire/md5.ts";
 import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
 import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
 import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
@@ -99,12 +99,9 @@ Deno.bench("file session: 8 MiB sender to receiver in memory, MD5 per chunk and 
     frame.set(chunk, DATA_OFFSET);
     receiver.receive(sender.chunkFrame(i, md5(chunk), frame, chunk.length), i);
   }
-  const end = receiver.receive(sender.endFrame(md5hex(FILE)), 0);
+  const end = receiver.receive(sender.endFrame(toHex(md5(FILE))), 0);
   if (end.at(-1)?.type !== "verified") throw new Error("The file was not verified");
 });
-function md5hex(data: Uint8Array): string {
-  return Array.from(md5(data), (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 const FORMAT = { ...SPEC, streamId: 7, format: "s16le" as const };
 Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {

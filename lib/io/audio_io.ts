@@ -83,7 +83,7 @@ function closeOnce(file: Deno.FsFile, then?: () => void): () => Promise<void> {
   };
 }
 
-/** Opens an input SPEC (see `audio_endpoint.ts`) with `spec` for devices and tones. */
+/** Opens an input SPEC (see `lib/core/audio/endpoint.ts`) with `spec` for devices and tones. */
 export async function openSource(text: string, spec: AudioSpec): Promise<AudioSource> {
   const ep = parseEndpoint(text, "input");
   validateSpec(spec);

@@ -18,7 +18,7 @@ import { statusLine, type StreamReport, StreamStats } from "../core/report/strea
 
 /** Options shared by the audio clients. */
 export interface PlayoutOptions {
-  /** Output SPEC (see `audio_endpoint.ts`). */
+  /** Output SPEC (see `lib/core/audio/endpoint.ts`). */
   output: string;
   /**
    * A block that would reach the sink later than this after capture (ms) is
@@ -39,9 +39,9 @@ interface Pending {
 }
 
 /**
- * The play-out side of an audio client. The transport hands it blocks as
- * they arrive ({@link block}, which never waits); a writer of its own hands
- * them to the sink. So a sink that stalls (a device that is slow to start)
+ * The play-out side of an audio client. The transport hands it the ordering
+ * core's decisions as they are made ({@link Playout.decide}, which never
+ * waits); a writer of its own hands them to the sink. So a sink that stalls (a device that is slow to start)
  * never stops the client reading the network; when it resumes, the blocks
  * that waited too long are skipped as late.
  */
@@ -69,11 +69,6 @@ export class Playout implements AsyncDisposable {
     this.stats = new StreamStats(transport, order, now());
     this.#options = options;
     this.#tty = options.status ?? Deno.stderr.isTerminal();
-  }
-
-  /** The stream format, once known. */
-  get spec(): AudioSpec | undefined {
-    return this.#spec;
   }
 
   /**
