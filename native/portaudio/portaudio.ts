@@ -37,7 +37,7 @@ export const SampleFormat = {
 export type SampleFormatName = keyof typeof SampleFormat;
 
 /** Bytes per sample of each format. */
-export const SAMPLE_BYTES: Record<SampleFormatName, number> = {
+export const SAMPLE_FORMAT_BYTES: Record<SampleFormatName, number> = {
   float32: 4,
   int32: 4,
   int16: 2,
@@ -305,7 +305,7 @@ export class AudioStream implements AsyncDisposable {
 
   /** Bytes per frame (channels × sample size). */
   get bytesPerFrame(): number {
-    return this.format.channels * SAMPLE_BYTES[this.format.format];
+    return this.format.channels * SAMPLE_FORMAT_BYTES[this.format.format];
   }
 
   /** Whether the stream is closed. */
