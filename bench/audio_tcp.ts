@@ -15,6 +15,8 @@ import { join } from "node:path";
 import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 
 import { readChunks } from "../lib/io/conn.ts";
+import { now } from "../lib/io/clock.ts";
+import { writeAll } from "../lib/io/streams.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import { blockMs, DEFAULT_SPEC } from "../lib/core/audio/spec.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
@@ -45,7 +47,9 @@ async function listener(port: number, seconds: number) {
   try {
     const receiver = new AudioTcpReceiver();
     for await (const bytes of readChunks(conn)) {
-      for (const e of receiver.receive(bytes)) {
+      for (const e of receiver.receive(bytes, now())) {
+        // Answer the clock sync like a real client; blocks wait for it.
+        if (e.type === "send") await writeAll(conn, e.bytes);
         if (e.type !== "block") continue;
         const b = e.block;
         if (!b.intact) counts.corrupted++;

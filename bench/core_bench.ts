@@ -20,6 +20,7 @@ import { TransferState } from "../lib/core/file/transfer_state.ts";
 import { encodeHello } from "../lib/core/audio/tcp_frames.ts";
 import { encodeFormat } from "../lib/core/audio/udp_datagrams.ts";
 import { UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
+import { ListenerTable } from "../lib/core/audio/udp_listeners.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 
 const SPEC = { rate: 44100, channels: 1, block: 1024 };
@@ -110,19 +111,33 @@ Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
   const b = new Broadcaster();
   const l = new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 64, stuckMs: 5000 });
   const r = new AudioTcpReceiver();
-  r.receive(l.take(0)!);
+  // The hello, and the clock sync request it leads to, answered.
+  for (const e of r.receive(l.take(0)!, 0)) if (e.type === "send") l.receive(e.bytes, 0);
+  r.receive(l.take(0)!, 0);
   for (let s = 0; s < 200; s++) {
     l.push(encodeBlock(b.next(samples, s * 23.2)), s);
-    r.receive(l.take(s)!);
+    r.receive(l.take(s)!, s);
   }
 });
 Deno.bench("audio-udp session: 200 blocks fragmented, reassembled and played in memory", {
   group: "sessions in memory",
 }, () => {
   const b = new Broadcaster();
+  const table = new ListenerTable<string>({
+    secret: new Uint8Array(32),
+    format: encodeFormat({ ...FORMAT, mtu: 1200 }),
+    maxListeners: 1,
+    timeoutMs: 5000,
+  });
   const sub = new UdpSubscriber({ latencyMs: 70 });
-  sub.start(0);
-  sub.receive(encodeFormat({ ...FORMAT, mtu: 1200 }), true, 0);
+  // The handshake through a listener table, clock sync included.
+  let toServer = [sub.start(0)];
+  while (toServer.length > 0) {
+    const replies = toServer.flatMap((d) => table.receive(d, "a:1", "a", 0));
+    toServer = replies.flatMap((d) =>
+      sub.receive(d, true, 0).flatMap((e) => (e.type === "send" ? [e.datagram] : []))
+    );
+  }
   for (let s = 0; s < 200; s++) {
     const block = b.next(samples, s * 23.2);
     for (const f of fragmentBlock(7, block.seq, block.captured, block.digest, block.bytes, 1200)) {

@@ -18,6 +18,8 @@ import { Reassembler } from "../lib/core/audio/reassembly.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import type { AudioSource } from "../lib/io/audio_io.ts";
 import { readChunks } from "../lib/io/conn.ts";
+import { now } from "../lib/io/clock.ts";
+import { writeAll } from "../lib/io/streams.ts";
 import { startAudioTcpServer } from "../tcp/audio_server.ts";
 import { startAudioUdpServer } from "../udp/audio_server.ts";
 import { startFileServer } from "../tcp/file_server.ts";
@@ -90,7 +92,9 @@ Deno.bench("tcp: 200 blocks, server to client on loopback", {
   let blocks = 0;
   const receiver = new AudioTcpReceiver();
   reading: for await (const bytes of readChunks(conn)) {
-    for (const e of receiver.receive(bytes)) {
+    for (const e of receiver.receive(bytes, now())) {
+      // Answer the clock sync like a real client; blocks wait for it.
+      if (e.type === "send") await writeAll(conn, e.bytes);
       if (e.type !== "block") continue;
       feed.got();
       if (++blocks === 200) break reading;

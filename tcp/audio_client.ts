@@ -10,11 +10,13 @@
  */
 import { blockMs } from "../lib/core/audio/spec.ts";
 import { SequenceTracker } from "../lib/core/audio/sequence_tracker.ts";
-import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+import { type AudioTcpEvent, AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { FormatChangedError, Playout } from "../lib/io/playout.ts";
 import { readChunks } from "../lib/io/conn.ts";
+import { now } from "../lib/io/clock.ts";
+import { writeAll } from "../lib/io/streams.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
@@ -53,6 +55,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
     output: options.output,
     lateMs: options.latencyMs ?? 100,
     status: options.status,
+    log,
   });
   const deadline = performance.now() + (options.duration ?? Infinity) * 1000;
   let conn: Deno.TcpConn | undefined;
@@ -73,7 +76,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         conn = await connectTo(host, options.port);
         if (done) break;
         conn.setNoDelay(true);
-        await session(conn, playout, tracker, `${host}:${options.port}`, () => {
+        await session(conn, playout, tracker, `${host}:${options.port}`, log, () => {
           connectedOnce = true;
           backoff = 100;
         });
@@ -97,12 +100,16 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
   return playout.report();
 }
 
-/** One connection: the hello, then blocks until the stream ends or breaks. */
+/**
+ * One connection: the hello, then blocks until the stream ends or breaks.
+ * Clock sync starts over with each connection.
+ */
 async function session(
   conn: Deno.TcpConn,
   playout: Playout,
   tracker: SequenceTracker,
   where: string,
+  log: (line: string) => void,
   connected: () => void,
 ): Promise<void> {
   const receiver = new AudioTcpReceiver();
@@ -110,18 +117,34 @@ async function session(
   const helloTimer = setTimeout(() => closeQuietly(conn), HELLO_TIMEOUT_MS);
   const notOurs = (why: string) =>
     new UserError(`Peer at ${where} is not an Audio-TCP server: ${why}`);
+  // Sync requests go out in order, one write at a time.
+  let writing = Promise.resolve();
+  let syncTimer: ReturnType<typeof setTimeout> | undefined;
+  const act = async (events: AudioTcpEvent[]) => {
+    for (const e of events) {
+      if (e.type === "send") {
+        writing = writing.then(() => writeAll(conn, e.bytes)).catch(() => closeQuietly(conn));
+      } else if (e.type === "hello") {
+        clearTimeout(helloTimer);
+        await playout.begin(e.hello);
+        tracker.stream(e.hello.streamId, blockMs(e.hello));
+        if (e.sync) syncTimer = setTimeout(tick, 0);
+        else log(`server at ${where} does not sync clocks; latency assumes the two clocks agree`);
+        connected();
+      } else {
+        for (const d of tracker.push(e.block)) playout.decide(d);
+      }
+    }
+    playout.clock = receiver.clock(now());
+  };
+  const tick = () => {
+    act(receiver.tick(now()));
+    const next = receiver.nextTick();
+    if (next !== null) syncTimer = setTimeout(tick, Math.max(0, next - now()));
+  };
   try {
     for await (const bytes of readChunks(conn, { idleMs: IDLE_MS })) {
-      for (const e of receiver.receive(bytes)) {
-        if (e.type === "hello") {
-          clearTimeout(helloTimer);
-          await playout.begin(e.hello);
-          tracker.stream(e.hello.streamId, blockMs(e.hello));
-          connected();
-        } else {
-          for (const d of tracker.push(e.block)) playout.decide(d);
-        }
-      }
+      await act(receiver.receive(bytes, now()));
     }
     receiver.closed();
   } catch (err) {
@@ -130,6 +153,8 @@ async function session(
     throw err;
   } finally {
     clearTimeout(helloTimer);
+    clearTimeout(syncTimer);
+    syncTimer = undefined;
     playout.stats.bytes += receiver.bytes;
   }
   if (!receiver.hello) throw notOurs("it sent no hello");

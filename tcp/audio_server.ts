@@ -12,7 +12,9 @@ import type { AudioSource } from "../lib/io/audio_io.ts";
 import { describeSpec } from "../lib/core/audio/spec.ts";
 import { ListenerSession } from "../lib/core/audio/broadcaster.ts";
 import { encodeBlock, encodeHello } from "../lib/core/audio/tcp_frames.ts";
+import { AUDIO_PROTOCOL } from "../lib/core/audio/stream_format.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
+import { now } from "../lib/io/clock.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { writeAll } from "../lib/io/streams.ts";
@@ -92,12 +94,12 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   };
 
   const streamId = newStreamId();
-  const hello = encodeHello({ ...source.spec, streamId, format: "s16le" });
+  const hello = encodeHello({ ...source.spec, streamId, format: "s16le", protocol: AUDIO_PROTOCOL });
   // The fan-out: one frame per block, queued for every listener.
   const capture = startCapture(source, (block) => {
     const frame = encodeBlock(block);
     stats.blocksCaptured++;
-    const t = performance.now();
+    const t = now();
     for (const l of listeners) {
       if (l.session.push(frame, t)) stats.blocksDroppedForSlowListeners++;
       l.wake?.();
@@ -110,13 +112,17 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   });
 
   const serve = async (l: Listener) => {
-    // A listener sends nothing: read to notice a byte it sends, or it leaving.
+    // A listener sends only clock sync requests: read to answer them, to
+    // notice anything else it sends, or it leaving. Times are the capture clock's.
     const reading = (async () => {
-      for await (const bytes of readChunks(l.conn)) l.session.receive(bytes);
+      for await (const bytes of readChunks(l.conn)) {
+        l.session.receive(bytes, now());
+        if (l.session.syncPending) l.wake?.();
+      }
     })();
     const writing = (async () => {
       while (!l.closed) {
-        const frame = l.session.take(performance.now());
+        const frame = l.session.take(now());
         if (frame) await writeAll(l.conn, frame);
         else await new Promise<void>((r) => l.wake = r);
       }

@@ -93,6 +93,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
           output: options.output,
           lateMs: sub.targetMs! + 2 * blockMs(e.format),
           status: options.status,
+          log,
         });
         await playout.begin(e.format);
         if (options.duration !== undefined) {
@@ -107,14 +108,28 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
     }
   };
 
-  // Subscribe now; the core renews every second and notices silence.
+  // Subscribe now; the core renews and syncs clocks every second (with a
+  // short burst at the start) and notices silence.
   send(sub.start(now()));
-  const renew = setInterval(() => act(sub.tick(now())), RENEW_MS);
+  let renew: ReturnType<typeof setTimeout> | undefined;
+  const tick = () => {
+    if (done) return;
+    act(sub.tick(now()));
+    if (playout) playout.clock = sub.clock(now());
+    renew = setTimeout(tick, Math.max(1, Math.min(sub.nextTick() - now(), RENEW_MS)));
+  };
+  renew = setTimeout(tick, RENEW_MS);
 
   const receiving = (async () => {
     for await (const [d, a] of socket) {
       const from = a as Deno.NetAddr;
-      await act(sub.receive(d, from.port === options.port, now()));
+      const events = sub.receive(d, from.port === options.port, now());
+      // A challenge answered starts the sync burst: tick at its pace.
+      if (events.some((e) => e.type === "send")) {
+        clearTimeout(renew);
+        renew = setTimeout(tick, Math.max(1, sub.nextTick() - now()));
+      }
+      await act(events);
     }
   })().catch((err) => {
     if (!done) failure = err;
@@ -142,13 +157,14 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   })();
 
   await Promise.all([receiving, playing]);
-  clearInterval(renew);
+  clearTimeout(renew);
   clearTimeout(deadline);
   options.signal?.removeEventListener("abort", stop);
   if (failure && !playout) throw failure;
   if (failure) log(describeError(failure));
   if (!playout) throw new UserError(`No stream from ${where}`);
   sub.finish();
+  playout.clock = sub.clock(now());
   await playout.close();
   playout.stats.bytes = sub.bytes;
   playout.stats.reconnects = sub.restarts;

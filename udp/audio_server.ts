@@ -21,6 +21,8 @@ import {
 } from "../lib/core/audio/udp_datagrams.ts";
 import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp_listeners.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
+import { now } from "../lib/io/clock.ts";
+import { AUDIO_PROTOCOL } from "../lib/core/audio/stream_format.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { listenUdp } from "../lib/io/net.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
@@ -79,7 +81,7 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
   const streamId = newStreamId();
   const listeners = new ListenerTable<Deno.NetAddr>({
     secret: crypto.getRandomValues(new Uint8Array(32)),
-    format: encodeFormat({ ...spec, streamId, format: "s16le", mtu }),
+    format: encodeFormat({ ...spec, streamId, format: "s16le", protocol: AUDIO_PROTOCOL, mtu }),
     maxListeners: options.maxListeners ?? 64,
     timeoutMs: options.timeoutMs ?? 5000,
   });
@@ -97,15 +99,16 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
       block.bytes,
       mtu,
     );
-    for (const addr of listeners.live(performance.now())) for (const f of frags) send(f, addr);
+    for (const addr of listeners.live(now())) for (const f of frags) send(f, addr);
   });
 
-  // Control: subscriptions, renewals and goodbyes.
+  // Control: subscriptions, renewals (with clock sync) and goodbyes. Sync
+  // answers are stamped on the clock capture times use.
   const control = (async () => {
     for await (const [d, a] of socket) {
       const addr = a as Deno.NetAddr;
-      const reply = listeners.receive(d, `${addr.hostname}:${addr.port}`, addr, performance.now());
-      if (reply) send(reply, addr);
+      const key = `${addr.hostname}:${addr.port}`;
+      for (const reply of listeners.receive(d, key, addr, now())) send(reply, addr);
     }
   })().catch((err) => {
     if (!stopping) log(`UDP socket failed: ${describeError(err)}`);

@@ -42,8 +42,14 @@ export interface AudioSource extends AsyncDisposable {
 export interface AudioSink extends AsyncDisposable {
   /** A description for logs. */
   readonly label: string;
-  /** Plays or stores one block. */
+  /** Plays or stores one block (of any whole number of frames). */
   write(samples: Int16Array): Promise<void>;
+  /**
+   * Devices only: frames written and not yet played, counted from the
+   * emptiest the device has been (so up to a constant). A sink without it
+   * has no clock of its own (a file) and takes blocks as they are decided.
+   */
+  queuedFrames?(): number;
   /** Output underflows so far (devices only). */
   readonly underflows: number;
   /** Finishes and releases the sink. Idempotent. */
@@ -291,6 +297,7 @@ async function deviceSink(
   spec: AudioSpec,
 ): Promise<AudioSink> {
   const { pa, stream, label } = await openDevice(ep, spec, "output");
+  let emptiest = 0;
   const close = async () => {
     // Play what is queued, then close.
     if (!stream.closed) await stream.stop().catch(() => {});
@@ -303,6 +310,11 @@ async function deviceSink(
       return stream.underflows;
     },
     write: (samples) => stream.write(samples as Int16Array<ArrayBuffer>),
+    queuedFrames() {
+      const free = stream.writeAvailable();
+      emptiest = Math.max(emptiest, free);
+      return emptiest - free;
+    },
     close,
     [Symbol.asyncDispose]: close,
   };

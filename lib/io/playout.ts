@@ -14,6 +14,8 @@ import { Concealer } from "../core/audio/conceal.ts";
 import type { OrderCounters, PlayoutDecision } from "../core/audio/jitter_buffer.ts";
 import { sameSpec } from "../core/audio/stream_format.ts";
 import { UserError } from "../core/errors.ts";
+import type { ClockEstimate } from "../core/audio/clock_sync.ts";
+import { RateMatcher } from "../core/audio/rate_match.ts";
 import { statusLine, type StreamReport, StreamStats } from "../core/report/stream_report.ts";
 
 /** Options shared by the audio clients. */
@@ -28,7 +30,12 @@ export interface PlayoutOptions {
   lateMs: number;
   /** Draw a live status line on stderr (default: when stderr is a terminal). */
   status?: boolean;
+  /** Where warnings go (default stderr). */
+  log?: (line: string) => void;
 }
+
+/** Drift beyond this, ppm (0.5%), is a broken clock: warned about, not followed. */
+export const MAX_DRIFT_PPM = 5000;
 
 /** One entry waiting for the sink: a block, or a concealment in place of one. */
 interface Pending {
@@ -60,6 +67,8 @@ export class Playout implements AsyncDisposable {
   #wake: (() => void) | undefined;
   #writer: Promise<void> | undefined;
   #closing = false;
+  #matcher: RateMatcher | undefined;
+  #warnedDrift = false;
 
   /**
    * Creates the play-out side; the sink opens at {@link begin}. `order` is
@@ -81,6 +90,13 @@ export class Playout implements AsyncDisposable {
       this.#sink = await openSink(this.#options.output, spec);
       this.#spec = spec;
       this.#concealer = new Concealer(spec.channels);
+      if (this.#sink.queuedFrames) {
+        this.#matcher = new RateMatcher({
+          rate: spec.rate,
+          channels: spec.channels,
+          maxPpm: MAX_DRIFT_PPM,
+        });
+      }
       // Anything queued longer than the latency bound would be skipped anyway.
       this.#maxQueue = Math.ceil(this.#options.lateMs / blockMs(spec)) + 8;
       this.#cushion = Math.max(1, Math.floor(this.#options.lateMs / blockMs(spec) / 2));
@@ -95,9 +111,33 @@ export class Playout implements AsyncDisposable {
     this.#push({ samples: d.kind === "play" ? d.samples : null, captured: d.captured });
   }
 
-  /** The report so far. */
+  /**
+   * The transport's latest clock estimate (null: none). Drift beyond
+   * {@link MAX_DRIFT_PPM} is warned about once and not followed further.
+   */
+  set clock(estimate: ClockEstimate | null) {
+    this.stats.clock = estimate;
+    if (estimate && Math.abs(estimate.driftPpm) > MAX_DRIFT_PPM && !this.#warnedDrift) {
+      this.#warnedDrift = true;
+      const pct = (estimate.driftPpm / 1e4).toFixed(2);
+      (this.#options.log ?? ((line: string) => console.error(line)))(
+        `warning: the server's clock runs ${pct}% off the client's, beyond the ` +
+          `${MAX_DRIFT_PPM / 1e4}% followed; expect late or concealed blocks`,
+      );
+    }
+  }
+
+  /** The report so far; with a sound device, also how its rate was matched. */
   report(): StreamReport {
-    return this.stats.report(now());
+    const r = this.stats.report(now());
+    const m = this.#matcher;
+    if (!m) return r;
+    return {
+      ...r,
+      rate_correction_ppm: Math.round(m.correctionPpm),
+      frames_added: m.framesAdded,
+      frames_removed: m.framesRemoved,
+    };
   }
 
   /** Plays what is still queued and on time, then closes the sink. Idempotent. */
@@ -152,17 +192,30 @@ export class Playout implements AsyncDisposable {
         }
         continue;
       }
+      let block: Int16Array;
       if (e.samples) {
         st.received++;
         st.latency.add(latency);
         this.#concealer!.good(e.samples);
-        await this.#sink!.write(e.samples);
+        block = e.samples;
       } else {
         st.concealed++;
-        await this.#sink!.write(this.#concealer!.conceal(length));
+        block = this.#concealer!.conceal(length);
       }
+      if (this.#matcher) {
+        // What waits ahead of this block: the rest of the queue and the device's buffer.
+        const held = this.#queue.length * this.#spec!.block + this.#sink!.queuedFrames!();
+        block = this.#matcher.next(block, held, this.#followedDrift());
+      }
+      await this.#sink!.write(block);
       this.#drawStatus();
     }
+  }
+
+  /** The drift to follow: the estimate, unless beyond what is followed. */
+  #followedDrift(): number {
+    const d = this.stats.clock?.driftPpm ?? 0;
+    return Math.abs(d) > MAX_DRIFT_PPM ? 0 : d;
   }
 
   #drawStatus() {

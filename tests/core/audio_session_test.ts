@@ -5,16 +5,25 @@
  * passed in.
  */
 import assert from "node:assert/strict";
-import { Broadcaster, ListenerSession } from "../../lib/core/audio/broadcaster.ts";
+import { Broadcaster, ListenerSession, SYNC_BURST } from "../../lib/core/audio/broadcaster.ts";
 import { AudioTcpReceiver } from "../../lib/core/audio/tcp_session.ts";
-import { encodeBlock, encodeHello } from "../../lib/core/audio/tcp_frames.ts";
+import {
+  AudioMsg,
+  decodeSyncReplyFrame,
+  encodeBlock,
+  encodeHello,
+  encodeSyncReplyFrame,
+  encodeSyncRequest,
+} from "../../lib/core/audio/tcp_frames.ts";
 import { SequenceTracker } from "../../lib/core/audio/sequence_tracker.ts";
 import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
 import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
 import {
   encodeFormat,
   encodeSubscribe,
+  encodeSync,
   fragmentBlock,
+  UDP_VERSION,
   UdpMsg,
 } from "../../lib/core/audio/udp_datagrams.ts";
 import type { StreamFormat } from "../../lib/core/audio/stream_format.ts";
@@ -38,7 +47,7 @@ Deno.test("audio-tcp session: broadcaster to receiver at every split size, block
   for (const split of [1, 2, 7, 8, 9, 100, all.length]) {
     const r = new AudioTcpReceiver();
     const events = [];
-    for (let i = 0; i < all.length; i += split) events.push(...r.receive(all.slice(i, i + split)));
+    for (let i = 0; i < all.length; i += split) events.push(...r.receive(all.slice(i, i + split), 0));
     assert.equal(events[0].type, "hello");
     const blocks = events.slice(1).map((e) => e.type === "block" ? e.block : assert.fail());
     assert.deepEqual(blocks.map((x) => x.seq), [0, 1, 2, 3, 4], `split ${split}`);
@@ -51,17 +60,17 @@ Deno.test("audio-tcp session: broadcaster to receiver at every split size, block
 Deno.test("audio-tcp session: a receiver refuses a stream without a hello, a second hello and a cut frame", () => {
   const b = new Broadcaster();
   const block = encodeBlock(b.next(samples(0), 0));
-  assert.throws(() => new AudioTcpReceiver().receive(block), /no hello/);
+  assert.throws(() => new AudioTcpReceiver().receive(block, 0), /no hello/);
   const twice = new AudioTcpReceiver();
-  twice.receive(encodeHello(FORMAT));
-  assert.throws(() => twice.receive(encodeHello(FORMAT)), ProtocolError);
+  twice.receive(encodeHello(FORMAT), 0);
+  assert.throws(() => twice.receive(encodeHello(FORMAT), 0), ProtocolError);
   const cut = new AudioTcpReceiver();
-  cut.receive(encodeHello(FORMAT));
-  cut.receive(block.subarray(0, 10));
+  cut.receive(encodeHello(FORMAT), 0);
+  cut.receive(block.subarray(0, 10), 0);
   assert.throws(() => cut.closed(), ProtocolError);
   const bad = new AudioTcpReceiver();
   assert.throws(
-    () => bad.receive(encodeHello({ ...FORMAT, rate: 5 })),
+    () => bad.receive(encodeHello({ ...FORMAT, rate: 5 }), 0),
     (e: Error) => e instanceof ProtocolError && /Sample rate 5/.test(e.message),
   );
 });
@@ -81,8 +90,8 @@ Deno.test("audio-tcp session: a listener's queue is bounded, drops its oldest, a
   l.take(130);
   l.take(130);
   assert.equal(l.stuck(1000), false, "an empty queue is never stuck");
-  // A listener may send nothing: a whole frame header from it ends the session.
-  assert.throws(() => l.receive(encodeFrame(17, new Uint8Array(0))), ProtocolError);
+  // A listener sends only sync requests: any other frame from it ends the session.
+  assert.throws(() => l.receive(encodeFrame(17, new Uint8Array(0)), 0), ProtocolError);
 });
 
 Deno.test("sequence tracker: gaps are concealed and counted lost, corruption concealed, stale blocks dropped", () => {
@@ -133,8 +142,7 @@ Deno.test("audio-udp session: subscribe, challenge, format, then blocks through 
   let toServer = [sub.start(now)];
   let streamed = false;
   for (let round = 0; round < 3 && !streamed; round++) {
-    const replies = toServer.map((d) => table.receive(d, "10.0.0.9:5000", "peer", now))
-      .filter((d): d is Uint8Array => d !== null);
+    const replies = toServer.flatMap((d) => table.receive(d, "10.0.0.9:5000", "peer", now));
     toServer = [];
     for (const r of replies) {
       for (const e of sub.receive(r, true, now)) {
@@ -194,7 +202,7 @@ Deno.test("audio-udp session: renewals, silence, restarts and a full server, all
   // A full server, before any stream: said once.
   const full = new UdpSubscriber();
   full.start(0);
-  assert.deepEqual(full.receive(new Uint8Array([0x53, 0x55, 1, UdpMsg.FULL]), true, 1), [{
+  assert.deepEqual(full.receive(new Uint8Array([0x53, 0x55, UDP_VERSION, UdpMsg.FULL]), true, 1), [{
     type: "full",
   }]);
   // A restart: a new stream id is a new stream; counters carry on.
@@ -217,23 +225,152 @@ Deno.test("audio-udp session: renewals, silence, restarts and a full server, all
 Deno.test("audio-udp table: an unproven address gets only a smaller challenge; the cap and expiry hold", () => {
   const table = udpPair(2);
   const small = new Uint8Array(24);
-  small.set([0x53, 0x55, 1, UdpMsg.SUBSCRIBE]);
+  small.set([0x53, 0x55, UDP_VERSION, UdpMsg.SUBSCRIBE]);
   const answer = table.receive(small, "a:1", "a", 0);
-  assert.ok(answer && answer.length <= small.length, "never a reply larger than the request");
+  assert.equal(answer.length, 1);
+  assert.equal(answer[0][3], UdpMsg.CHALLENGE);
+  assert.ok(answer[0].length <= small.length, "never a reply larger than the request");
   assert.equal(table.stats.listenersJoined, 0, "an unproven address joins nothing");
   const cookie = (d: Uint8Array) => d.slice(4, 20);
   const join = (who: string) => {
-    const c = table.receive(encodeSubscribe(null), who, who, 0)!;
-    return table.receive(encodeSubscribe(cookie(c)), who, who, 0)!;
+    const [c] = table.receive(encodeSubscribe(null), who, who, 0);
+    return table.receive(encodeSubscribe(cookie(c)), who, who, 0);
   };
-  assert.equal(join("a:1")[3], UdpMsg.FORMAT);
-  assert.equal(join("b:1")[3], UdpMsg.FORMAT);
-  assert.equal(join("c:1")[3], UdpMsg.FULL, "over the cap");
+  assert.deepEqual(join("a:1").map((d) => d[3]), [UdpMsg.FORMAT]);
+  assert.deepEqual(join("b:1").map((d) => d[3]), [UdpMsg.FORMAT]);
+  assert.deepEqual(join("c:1").map((d) => d[3]), [UdpMsg.FULL], "over the cap");
   assert.equal(table.stats.listenersRefused, 1);
   // Another address's cookie does not work.
-  const stolen = table.receive(encodeSubscribe(null), "a:1", "a", 0)!;
-  assert.equal(table.receive(encodeSubscribe(cookie(stolen)), "d:1", "d", 0)![3], UdpMsg.CHALLENGE);
+  const [stolen] = table.receive(encodeSubscribe(null), "a:1", "a", 0);
+  assert.equal(table.receive(encodeSubscribe(cookie(stolen)), "d:1", "d", 0)[0][3], UdpMsg.CHALLENGE);
   assert.deepEqual(table.live(4000), ["a:1", "b:1"]);
   assert.deepEqual(table.live(5001), [], "silent for over 5 s: forgotten");
   assert.equal(table.stats.listenersForgotten, 2);
+});
+
+/** Client time → the server's clock, an hour behind the client's. */
+const SERVER_BEHIND = (t: number) => t - 3_600_000;
+
+Deno.test("audio-tcp session: blocks wait for clock sync, then arrive on the client's clock", () => {
+  const b = new Broadcaster();
+  const l = new ListenerSession({
+    hello: encodeHello({ ...FORMAT, protocol: 2 }),
+    queueBlocks: 64,
+    stuckMs: 5000,
+  });
+  const r = new AudioTcpReceiver();
+  const t = 10_000;
+  l.push(encodeBlock(b.next(samples(0), SERVER_BEHIND(t))), SERVER_BEHIND(t));
+  const first = [
+    ...r.receive(l.take(SERVER_BEHIND(t))!, t + 1),
+    ...r.receive(l.take(SERVER_BEHIND(t))!, t + 1),
+  ];
+  assert.deepEqual(first.map((e) => e.type), ["hello", "send"], "block 0 waits for the sync");
+  assert.equal(first[0].type === "hello" && first[0].sync, true);
+  // The request reaches the server 1 ms later; its reply, taken ahead of
+  // any queued block, 1 ms after that.
+  const request = first[1].type === "send" ? first[1].bytes : new Uint8Array();
+  l.receive(request, SERVER_BEHIND(t + 2));
+  l.push(encodeBlock(b.next(samples(1), SERVER_BEHIND(t + BLOCK_MS))), SERVER_BEHIND(t + 2));
+  const reply = l.take(SERVER_BEHIND(t + 2))!;
+  assert.equal(reply[3], AudioMsg.SYNC_REPLY, "the reply goes ahead of the queued block");
+  const after = r.receive(reply, t + 3);
+  assert.deepEqual(after.map((e) => e.type), ["block"]);
+  const e = r.clock(t + 3)!;
+  assert.equal(e.offsetMs, -3_600_000);
+  assert.equal(e.rttMs, 2);
+  // Capture times are now the client's: block 0 was captured at t.
+  assert.equal(after[0].type === "block" && after[0].block.captured, t);
+  const next = r.receive(l.take(SERVER_BEHIND(t + 10))!, t + 11);
+  assert.equal(next[0].type === "block" && next[0].block.captured, t + BLOCK_MS);
+  // A reply to no request of ours is refused and counted, never used.
+  r.receive(encodeSyncReplyFrame({ t1: 5, t2: 6, t3: 7 }), t + 12);
+  assert.equal(r.syncRefused, 1);
+  assert.equal(r.clock(t + 12)!.samples, 1);
+  // The schedule asks again soon (the burst).
+  assert.ok(r.nextTick()! <= t + 41);
+  assert.equal(r.tick(t + 41)[0].type, "send");
+});
+
+Deno.test("audio-tcp session: a protocol 1 server gets no sync requests; blocks pass on its clock", () => {
+  const r = new AudioTcpReceiver();
+  const hello = r.receive(encodeHello(FORMAT), 0);
+  assert.deepEqual(hello.map((e) => e.type), ["hello"]);
+  assert.equal(hello[0].type === "hello" && hello[0].sync, false);
+  const b = new Broadcaster();
+  const got = r.receive(encodeBlock(b.next(samples(0), 777)), 5);
+  assert.equal(got[0].type === "block" && got[0].block.captured, 777);
+  assert.equal(r.nextTick(), null);
+  assert.deepEqual(r.tick(1e9), []);
+  assert.equal(r.clock(5), null);
+});
+
+Deno.test("audio-tcp session: sync requests are bounded in size and rate; anything else ends the session", () => {
+  const fresh = () => new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 4, stuckMs: 5000 });
+  const l = fresh();
+  // A burst of ten at once is allowed, an eleventh is not.
+  for (let i = 0; i < SYNC_BURST; i++) l.receive(encodeSyncRequest(i + 1), 1000);
+  assert.throws(() => l.receive(encodeSyncRequest(99), 1000), /faster than 2 a second/);
+  // Two a second may go on for ever.
+  const steady = fresh();
+  for (let i = 0; i < 100; i++) steady.receive(encodeSyncRequest(i + 1), 1000 + i * 500);
+  assert.equal(steady.syncPending, true);
+  // Wrong sizes and times that are not numbers.
+  assert.throws(() => fresh().receive(encodeFrame(AudioMsg.SYNC, new Uint8Array(4)), 0), /8 bytes|4 bytes/);
+  assert.throws(() => fresh().receive(encodeFrame(AudioMsg.SYNC, new Uint8Array(9)), 0), ProtocolError);
+  assert.throws(() => fresh().receive(encodeSyncRequest(NaN), 0), /not a number/);
+  assert.throws(() => fresh().receive(encodeFrame(AudioMsg.BLOCK, new Uint8Array(4)), 0), ProtocolError);
+  // Every reply echoes its request and is stamped when taken.
+  const s = fresh();
+  s.take(0); // the hello
+  s.receive(encodeSyncRequest(123.5), 40);
+  const reply = s.take(45)!;
+  assert.deepEqual(decodeSyncReplyFrame(reply.subarray(8)), { t1: 123.5, t2: 40, t3: 45 });
+});
+
+Deno.test("audio-udp session: sync rides on subscribe; the server an hour behind, slots fall due on the client's clock", () => {
+  const table = udpPair();
+  const sub = new UdpSubscriber({ latencyMs: 30 });
+  const t = 2_000_000;
+  const at = (d: Uint8Array, when: number) =>
+    table.receive(d, "10.0.0.9:5000", "peer", SERVER_BEHIND(when));
+  // SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie, t1) -> FORMAT + SYNC, 1 ms each way.
+  const [challenge] = at(sub.start(t), t + 1);
+  assert.equal(challenge[3], UdpMsg.CHALLENGE);
+  const [subscribe] = sub.receive(challenge, true, t + 2).map((e) =>
+    e.type === "send" ? e.datagram : new Uint8Array()
+  );
+  const replies = at(subscribe, t + 3);
+  assert.deepEqual(replies.map((d) => d[3]), [UdpMsg.FORMAT, UdpMsg.SYNC]);
+  // Block 0 arrives before the SYNC: it waits.
+  const b = new Broadcaster();
+  const block = (s: number) => {
+    const x = b.next(samples(s), SERVER_BEHIND(t + s * BLOCK_MS));
+    return fragmentBlock(FORMAT.streamId, x.seq, x.captured, x.digest, x.bytes, 128);
+  };
+  sub.receive(replies[0], true, t + 4);
+  for (const f of block(0)) sub.receive(f, true, t + 4);
+  assert.equal(sub.nextDue(), null, "nothing is due before the clocks are known");
+  assert.deepEqual(sub.receive(replies[1], true, t + 4).map((e) => e.type), ["block"]);
+  assert.equal(sub.clock(t + 4)!.offsetMs, -3_600_000);
+  for (const f of block(1)) sub.receive(f, true, t + BLOCK_MS + 1);
+  // Slots fall due at capture (client's clock) plus the target.
+  assert.equal(sub.nextDue(), t + 30);
+  assert.equal(sub.pop(t + 29.9), null);
+  assert.equal(sub.pop(t + 30)!.kind, "play");
+  assert.equal(sub.pop(t + BLOCK_MS + 30)!.captured, t + BLOCK_MS);
+  // The next renewals carry sync requests and say the format is known:
+  // the server answers with a SYNC only.
+  const renew = sub.tick(sub.nextTick());
+  assert.equal(renew.length, 1);
+  const answer = renew[0].type === "send" ? at(renew[0].datagram, t + 100) : [];
+  assert.deepEqual(answer.map((d) => d[3]), [UdpMsg.SYNC]);
+  assert.equal(table.stats.syncsAnswered, 2);
+  // An unproven address asking for sync gets a challenge, never a SYNC.
+  const forged = encodeSubscribe(new Uint8Array(16).fill(9), { t1: 5, haveFormat: true });
+  assert.deepEqual(table.receive(forged, "10.6.6.6:1", "x", 0).map((d) => d[3]), [UdpMsg.CHALLENGE]);
+  assert.equal(table.stats.syncsAnswered, 2);
+  // A SYNC answering no request of ours is refused.
+  sub.receive(encodeSync({ t1: 1, t2: 2, t3: 3 }), true, t + 200);
+  assert.equal(sub.syncRefused, 1);
 });

@@ -205,9 +205,13 @@ Deno.test("cookies bind an address and expire; challenges are never larger than 
     block: 1024,
     streamId: 5,
     format: "s16le" as const,
+    protocol: 2,
     mtu: 1200,
   };
   assert.deepEqual(decodeFormat(encodeFormat(f)), f);
+  // A format without a protocol version is version 1 (no clock sync).
+  const { protocol: _, ...v1 } = f;
+  assert.equal((decodeFormat(encodeFormat(v1)) as { protocol: number }).protocol, 1);
   const bad = encodeFormat({ ...f, mtu: 5 });
   assert.ok(isRejected(decodeFormat(bad)));
 });

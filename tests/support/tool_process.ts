@@ -20,6 +20,11 @@ export interface ToolOptions {
   env?: Record<string, string>;
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string;
+  /**
+   * Run under Debian's `faketime` with this spec, as if on a machine with
+   * its own clock: `-0.3s` (behind), `+2s` (ahead), `+0 x1.003` (0.3% fast).
+   */
+  faketime?: string;
   /** Where the tool's stderr goes (default: inherited). */
   stderr?: "inherit" | "null" | "piped";
 }
@@ -48,9 +53,10 @@ export function toolCommand(
     ...(options.permissions ?? ["-A"]),
     join(REPO_ROOT, script),
   ];
+  const clocked = options.faketime ? ["faketime", "-f", options.faketime, ...deno] : deno;
   const [cmd, ...rest] = options.netns
-    ? ["ip", "netns", "exec", options.netns, ...deno, ...args]
-    : [...deno, ...args];
+    ? ["ip", "netns", "exec", options.netns, ...clocked, ...args]
+    : [...clocked, ...args];
   return new Deno.Command(cmd, {
     args: rest,
     env: options.env,

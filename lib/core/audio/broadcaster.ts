@@ -10,7 +10,12 @@
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
 import { md5 } from "../wire/md5.ts";
-import { AUDIO_SERVER_LIMITS } from "./tcp_frames.ts";
+import {
+  AUDIO_SERVER_LIMITS,
+  AudioMsg,
+  decodeSyncRequest,
+  encodeSyncReplyFrame,
+} from "./tcp_frames.ts";
 
 /** One captured block, ready for every transport. */
 export interface StreamBlock {
@@ -49,11 +54,18 @@ export interface ListenerSessionOptions {
   stuckMs: number;
 }
 
+/** Clock sync requests a listener may send at once, and then per second. */
+export const SYNC_BURST = 10;
+/** Clock sync requests per second a listener may keep sending. */
+export const SYNC_PER_SECOND = 2;
+
 /**
  * One Audio-TCP listener as the server sees it: a bounded queue of frames
  * (when full, the oldest is dropped, so a slow listener never delays
  * capture or anyone else), stuck detection from the times passed in, and
- * the rule that a listener sends nothing.
+ * the rule that a listener sends nothing but clock sync requests, at most
+ * {@link SYNC_BURST} at once and {@link SYNC_PER_SECOND} a second after.
+ * A sync reply goes out ahead of the queued blocks, stamped when taken.
  */
 export class ListenerSession {
   #queue: Uint8Array[];
@@ -61,6 +73,9 @@ export class ListenerSession {
   #stuckMs: number;
   #lastProgress: number | undefined;
   #decoder = new FrameDecoder(AUDIO_SERVER_LIMITS);
+  #syncs: { t1: number; t2: number }[] = [];
+  #tokens = SYNC_BURST;
+  #tokensAt: number | undefined;
 
   /** A session whose first frame is the hello. */
   constructor(options: ListenerSessionOptions) {
@@ -75,12 +90,32 @@ export class ListenerSession {
   }
 
   /**
-   * Bytes the listener sent. A listener may send nothing, so any whole
-   * header throws {@link ProtocolError} and ends the session.
+   * Bytes the listener sent, at `now` (the server's clock, the one its
+   * capture times use). Clock sync requests are answered through
+   * {@link take}; anything else, or requests too fast, throws
+   * {@link ProtocolError} and ends the session.
    */
-  receive(bytes: Uint8Array): void {
+  receive(bytes: Uint8Array, now: number): void {
     this.#decoder.push(bytes);
-    if (this.#decoder.next() !== null) throw new ProtocolError("Listener sent a frame");
+    for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
+      if (f.type !== AudioMsg.SYNC) throw new ProtocolError("Listener sent a frame");
+      const t1 = decodeSyncRequest(f.payload);
+      const elapsed = this.#tokensAt === undefined ? 0 : Math.max(0, now - this.#tokensAt);
+      this.#tokens = Math.min(SYNC_BURST, this.#tokens + (elapsed / 1000) * SYNC_PER_SECOND);
+      this.#tokensAt = now;
+      if (this.#tokens < 1) {
+        throw new ProtocolError(
+          `Listener sent clock sync requests faster than ${SYNC_PER_SECOND} a second`,
+        );
+      }
+      this.#tokens--;
+      this.#syncs.push({ t1, t2: now });
+    }
+  }
+
+  /** Whether a sync reply is waiting to be taken. */
+  get syncPending(): boolean {
+    return this.#syncs.length > 0;
   }
 
   /** Queues a frame at `now`; returns true when the oldest was dropped to make room. */
@@ -96,8 +131,13 @@ export class ListenerSession {
     return dropped;
   }
 
-  /** The next frame to write, if any. Taking one at `now` counts as progress. */
+  /**
+   * The next frame to write, if any: a sync reply first (stamped `now`, the
+   * server's clock), then the queue. Taking a queued frame counts as progress.
+   */
   take(now: number): Uint8Array | undefined {
+    const sync = this.#syncs.shift();
+    if (sync) return encodeSyncReplyFrame({ ...sync, t3: now });
     const frame = this.#queue.shift();
     if (frame) this.#lastProgress = now;
     return frame;

@@ -2,7 +2,9 @@
  * The one description of an audio stream that a server sends first, over
  * either transport: the Audio-TCP HELLO frame and the Audio-UDP FORMAT
  * datagram carry the same JSON, `{rate, channels, block, streamId,
- * format: "s16le"}`, plus `mtu` over UDP.
+ * format: "s16le", protocol}`, plus `mtu` over UDP. `protocol` is the
+ * audio protocol's version: 2 answers clock sync requests; a description
+ * without it is version 1.
  *
  * @module
  */
@@ -15,7 +17,12 @@ export interface StreamFormat extends AudioSpec {
   streamId: number;
   /** Sample format; always 16-bit signed little-endian. */
   format: "s16le";
+  /** The audio protocol's version (1 when absent; 2 answers clock sync). */
+  protocol?: number;
 }
+
+/** The audio protocol version this code speaks: 2 adds clock sync. */
+export const AUDIO_PROTOCOL = 2;
 
 /** The JSON body of a stream description. */
 export function encodeStreamFormat(f: StreamFormat & { mtu?: number }): Uint8Array {
@@ -43,7 +50,11 @@ export function parseStreamFormat(
   } catch (err) {
     return `is unusable: ${(err as Error).message}`;
   }
-  return { ...spec, streamId: o.streamId, format: "s16le", fields: o };
+  const protocol = o.protocol ?? 1;
+  if (typeof protocol !== "number" || !Number.isInteger(protocol) || protocol < 1) {
+    return "has an unusable protocol version";
+  }
+  return { ...spec, streamId: o.streamId, format: "s16le", protocol, fields: o };
 }
 
 /** Whether two specs describe the same audio (rate, channels, block). */

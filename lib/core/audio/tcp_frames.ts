@@ -4,9 +4,17 @@
  *
  * - server → client `HELLO`: the stream's format and id (`stream_format.ts`).
  * - server → client `BLOCK`: sequence (u32), capture time (f64, ms since
- *   the Unix epoch), MD5 of the samples (16 bytes), samples (16-bit LE).
+ *   the Unix epoch on the server's clock), MD5 of the samples (16 bytes),
+ *   samples (16-bit LE).
+ * - client → server `SYNC` (protocol 2): t1 (f64), the client's clock when
+ *   it sent the request.
+ * - server → client `SYNC_REPLY` (protocol 2): t1 echoed, t2 and t3 (f64),
+ *   the server's clock when the request arrived and when the reply left
+ *   (`clock_sync.ts`).
  *
- * A client sends nothing; any byte it sends is a protocol error.
+ * A client sends only SYNC requests, and only to a server whose hello says
+ * protocol 2; anything else it sends is a protocol error, and so are
+ * requests faster than the server allows.
  *
  * @module
  */
@@ -16,9 +24,18 @@ import { ProtocolError } from "../errors.ts";
 import type { StreamBlock } from "./broadcaster.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
+import {
+  decodeSyncReply,
+  SYNC_REPLY_LENGTH,
+  type SyncReply,
+  writeSyncReply,
+} from "./clock_sync.ts";
 
 /** Audio-TCP message types. */
-export const AudioMsg = { HELLO: 16, BLOCK: 17 } as const;
+export const AudioMsg = { HELLO: 16, BLOCK: 17, SYNC: 18, SYNC_REPLY: 19 } as const;
+
+/** Bytes in a SYNC request's payload (t1). */
+export const SYNC_REQUEST_LENGTH = 8;
 
 /** Bytes before the samples in a BLOCK payload. */
 export const BLOCK_PREFIX: number = 4 + 8 + MD5_LENGTH;
@@ -28,11 +45,17 @@ const MAX_BLOCK_PAYLOAD = BLOCK_PREFIX + 16384 * 8 * 2;
 
 /** What a client accepts from a server. */
 export const AUDIO_CLIENT_LIMITS: FrameLimits = {
-  maxPayload: { [AudioMsg.HELLO]: 1024, [AudioMsg.BLOCK]: MAX_BLOCK_PAYLOAD },
+  maxPayload: {
+    [AudioMsg.HELLO]: 1024,
+    [AudioMsg.BLOCK]: MAX_BLOCK_PAYLOAD,
+    [AudioMsg.SYNC_REPLY]: SYNC_REPLY_LENGTH,
+  },
 };
 
-/** What a server accepts from a client: nothing. */
-export const AUDIO_SERVER_LIMITS: FrameLimits = { maxPayload: {} };
+/** What a server accepts from a client: clock sync requests, nothing else. */
+export const AUDIO_SERVER_LIMITS: FrameLimits = {
+  maxPayload: { [AudioMsg.SYNC]: SYNC_REQUEST_LENGTH },
+};
 
 /** The stream description a server sends first (the shared {@link StreamFormat}). */
 export type Hello = StreamFormat;
@@ -52,7 +75,32 @@ export function decodeHello(payload: Uint8Array): Hello {
     block: f.block,
     streamId: f.streamId,
     format: f.format,
+    protocol: f.protocol,
   };
+}
+
+/** Encodes a SYNC request stamped `t1` (the client's clock). */
+export function encodeSyncRequest(t1: number): Uint8Array {
+  const payload = new Uint8Array(SYNC_REQUEST_LENGTH);
+  new DataView(payload.buffer).setFloat64(0, t1);
+  return encodeFrame(AudioMsg.SYNC, payload);
+}
+
+/** Decodes a SYNC request's t1; throws {@link ProtocolError} if malformed. */
+export function decodeSyncRequest(payload: Uint8Array): number {
+  if (payload.length !== SYNC_REQUEST_LENGTH) {
+    throw new ProtocolError(`Clock sync request of ${payload.length} bytes`);
+  }
+  const t1 = new DataView(payload.buffer, payload.byteOffset, 8).getFloat64(0);
+  if (!Number.isFinite(t1)) throw new ProtocolError("Clock sync request's time is not a number");
+  return t1;
+}
+
+/** Decodes a SYNC_REPLY payload; throws {@link ProtocolError} if malformed. */
+export function decodeSyncReplyFrame(payload: Uint8Array): SyncReply {
+  const r = decodeSyncReply(payload);
+  if (!r) throw new ProtocolError("Malformed clock sync reply");
+  return r;
 }
 
 /** Encodes a BLOCK frame from a numbered, digested block (once, for every listener). */
@@ -72,7 +120,7 @@ export function encodeBlock(block: StreamBlock): Uint8Array {
 export interface ReceivedBlock {
   /** Block sequence number. */
   seq: number;
-  /** Capture time of the block's first sample, ms since the epoch. */
+  /** Capture time of the block's first sample, ms since the epoch (as decoded: the server's clock). */
   captured: number;
   /** Whether the MD5 matched; a block that did not is never played. */
   intact: boolean;
@@ -97,4 +145,12 @@ export function decodeBlock(payload: Uint8Array, spec: AudioSpec): ReceivedBlock
     intact: bytesEqual(md5(data), payload.subarray(12, BLOCK_PREFIX)),
     samples: new Int16Array(data.buffer),
   };
+}
+
+/** Encodes a SYNC_REPLY frame. */
+export function encodeSyncReplyFrame(r: SyncReply): Uint8Array {
+  const out = new Uint8Array(HEADER_LENGTH + SYNC_REPLY_LENGTH);
+  writeHeader(out, AudioMsg.SYNC_REPLY, SYNC_REPLY_LENGTH);
+  writeSyncReply(out, HEADER_LENGTH, r);
+  return out;
 }

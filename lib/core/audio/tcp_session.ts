@@ -1,40 +1,87 @@
 /**
- * The Audio-TCP listener's session core: bytes from the server in, the
- * stream's hello and its blocks out. The first frame must be a HELLO; after
- * it, only BLOCKs of the announced size. No I/O.
+ * The Audio-TCP listener's session core: bytes from the server and the
+ * current time in; the stream's hello, its blocks and the bytes to send
+ * out. The first frame must be a HELLO; after it, only BLOCKs of the
+ * announced size and, from a protocol 2 server, replies to clock sync
+ * requests. No I/O.
+ *
+ * With a protocol 2 server the core syncs clocks ({@link ClockSync}): it
+ * asks at once and on the sync's schedule ({@link AudioTcpReceiver.tick}),
+ * holds blocks until the first answer, and hands every block on with its
+ * capture time on the client's clock. With a protocol 1 server the clocks
+ * are taken to agree, as before.
  *
  * @module
  */
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
+import { ClockSync, type ClockSyncOptions, type ClockEstimate } from "./clock_sync.ts";
 import {
   AUDIO_CLIENT_LIMITS,
   AudioMsg,
   decodeBlock,
   decodeHello,
+  decodeSyncReplyFrame,
+  encodeSyncRequest,
   type Hello,
   type ReceivedBlock,
 } from "./tcp_frames.ts";
 
-/** What the server's bytes mean. */
+/** What the server's bytes, or the passing of time, mean. */
 export type AudioTcpEvent =
-  | { type: "hello"; hello: Hello }
-  | { type: "block"; block: ReceivedBlock };
+  /** The stream's description (`sync`: the server answers clock sync). */
+  | { type: "hello"; hello: Hello; sync: boolean }
+  /** A block, its capture time on the client's clock. */
+  | { type: "block"; block: ReceivedBlock }
+  /** Bytes to send to the server. */
+  | { type: "send"; bytes: Uint8Array };
+
+/** Blocks held while waiting for the first sync answer; older ones are dropped. */
+const MAX_HELD = 64;
 
 /** One connection to an Audio-TCP server, as the listener sees it. */
 export class AudioTcpReceiver {
   /** Bytes received, headers included. */
   bytes = 0;
+  /** Clock sync answers refused (not ours, repeated, impossible). */
+  syncRefused = 0;
   #decoder = new FrameDecoder(AUDIO_CLIENT_LIMITS);
   #hello: Hello | undefined;
+  #sync: ClockSync | undefined;
+  #syncOptions: ClockSyncOptions | undefined;
+  #held: ReceivedBlock[] = [];
+
+  /** A receiver for one connection; `sync` tunes the clock sync's schedule. */
+  constructor(sync?: ClockSyncOptions) {
+    this.#syncOptions = sync;
+  }
 
   /** The stream's hello, once received. */
   get hello(): Hello | undefined {
     return this.#hello;
   }
 
-  /** Takes bytes from the server; throws {@link ProtocolError} on anything out of place. */
-  receive(bytes: Uint8Array): AudioTcpEvent[] {
+  /** The clock estimate at `now`, or null (no answer yet, or a protocol 1 server). */
+  clock(now: number): ClockEstimate | null {
+    return this.#sync?.estimate(now) ?? null;
+  }
+
+  /** When {@link tick} next has something to do (ms), or null. */
+  nextTick(): number | null {
+    return this.#sync ? this.#sync.nextDue() : null;
+  }
+
+  /** Sends due at `now`: a clock sync request when one is due. */
+  tick(now: number): AudioTcpEvent[] {
+    if (!this.#sync?.due(now)) return [];
+    return [{ type: "send", bytes: encodeSyncRequest(this.#sync.stamp(now)) }];
+  }
+
+  /**
+   * Takes bytes from the server, received at `now` (the client's clock);
+   * throws {@link ProtocolError} on anything out of place.
+   */
+  receive(bytes: Uint8Array, now: number): AudioTcpEvent[] {
     this.bytes += bytes.length;
     this.#decoder.push(bytes);
     const out: AudioTcpEvent[] = [];
@@ -42,9 +89,22 @@ export class AudioTcpReceiver {
       if (!this.#hello) {
         if (f.type !== AudioMsg.HELLO) throw new ProtocolError("it sent no hello");
         this.#hello = decodeHello(f.payload);
-        out.push({ type: "hello", hello: this.#hello });
+        const sync = (this.#hello.protocol ?? 1) >= 2;
+        out.push({ type: "hello", hello: this.#hello, sync });
+        if (sync) {
+          this.#sync = new ClockSync(this.#syncOptions);
+          out.push(...this.tick(now));
+        }
       } else if (f.type === AudioMsg.BLOCK) {
-        out.push({ type: "block", block: decodeBlock(f.payload, this.#hello) });
+        const block = decodeBlock(f.payload, this.#hello);
+        if (this.#sync && !this.#sync.ready) {
+          this.#held.push(block);
+          if (this.#held.length > MAX_HELD) this.#held.shift();
+        } else out.push(this.#mapped(block));
+      } else if (f.type === AudioMsg.SYNC_REPLY && this.#sync) {
+        const r = decodeSyncReplyFrame(f.payload);
+        if (this.#sync.answer(r.t1, r.t2, r.t3, now) !== null) this.syncRefused++;
+        else if (this.#held.length > 0) out.push(...this.#held.splice(0).map((b) => this.#mapped(b)));
       } else {
         throw new ProtocolError(`Unexpected frame type ${f.type}`);
       }
@@ -55,5 +115,10 @@ export class AudioTcpReceiver {
   /** Call when the server closed the connection; throws if a frame was cut short. */
   closed(): void {
     this.#decoder.finish();
+  }
+
+  #mapped(block: ReceivedBlock): AudioTcpEvent {
+    const captured = this.#sync ? this.#sync.toLocal(block.captured) : block.captured;
+    return { type: "block", block: { ...block, captured } };
   }
 }

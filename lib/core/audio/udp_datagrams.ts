@@ -9,12 +9,22 @@
  *   4 stream id u32   8 block sequence u32   12 fragment index u16   14 fragment count u16
  *   16 capture time f64 (ms since the epoch)  24 MD5 of the whole block (16 bytes)
  *   40 fragment bytes
- * SUBSCRIBE (client → server): 4 cookie (16 bytes, zero at first), padded to 64 bytes
+ * SUBSCRIBE (client → server): 4 cookie (16 bytes, zero at first)
+ *   20 t1 f64 (a clock sync request: the client's clock; 0 for none)
+ *   28 flags u8 (bit 0: the client has the stream's format), padded to 64 bytes
  * CHALLENGE (server → client): 4 cookie (16 bytes)
  * FORMAT (server → client): 4 the stream format's JSON (`stream_format.ts`) with `mtu`
  * BYE (client → server): 4 cookie (16 bytes)
  * FULL (server → client): 4 bytes only; the listener cap is reached
+ * SYNC (server → client): 4 t1 echoed, 12 t2, 20 t3 (f64 each, `clock_sync.ts`)
  * ```
+ *
+ * Clock sync rides on the subscription: every SUBSCRIBE a proven listener
+ * sends (the renewal each second, and a short burst at the start) carries
+ * a request, and the server answers it with a SYNC, 28 bytes, only to
+ * addresses that echoed a valid cookie. A proven listener that has the
+ * format gets only the SYNC, so sync costs one small datagram each way a
+ * second.
  *
  * A server answers an address it has not verified only with a CHALLENGE no
  * larger than what that address sent; audio goes only to addresses that
@@ -26,13 +36,22 @@
 import { createHmac } from "node:crypto";
 import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
 import { MD5_LENGTH } from "../wire/md5.ts";
+import { decodeSyncReply, SYNC_REPLY_LENGTH, type SyncReply, writeSyncReply } from "./clock_sync.ts";
 
 /** `"SU"`. */
 export const UDP_MAGIC = 0x5355;
-/** Datagram format version. */
-export const UDP_VERSION = 1;
+/** Datagram format version (2: clock sync on SUBSCRIBE, the SYNC datagram). */
+export const UDP_VERSION = 2;
 /** Datagram types. */
-export const UdpMsg = { DATA: 1, SUBSCRIBE: 2, CHALLENGE: 3, FORMAT: 4, BYE: 5, FULL: 6 } as const;
+export const UdpMsg = {
+  DATA: 1,
+  SUBSCRIBE: 2,
+  CHALLENGE: 3,
+  FORMAT: 4,
+  BYE: 5,
+  FULL: 6,
+  SYNC: 7,
+} as const;
 /** Bytes before the fragment bytes in a DATA datagram. */
 export const DATA_HEADER = 40;
 /** Cookie length. */
@@ -169,11 +188,53 @@ export function decodeFragment(d: Uint8Array): Fragment | Rejected {
   };
 }
 
-/** A SUBSCRIBE (or, with `bye`, a BYE) carrying `cookie` (zeros at first). */
-export function encodeSubscribe(cookie: Uint8Array | null, bye = false): Uint8Array {
-  const d = header(bye ? UdpMsg.BYE : UdpMsg.SUBSCRIBE, bye ? 4 + COOKIE_LENGTH : SUBSCRIBE_LENGTH);
+/** What a SUBSCRIBE may carry besides the cookie. */
+export interface SubscribeOptions {
+  /** A BYE instead (the listener leaves). */
+  bye?: boolean;
+  /** A clock sync request stamped with the client's clock (only with a cookie). */
+  t1?: number;
+  /** The client has the stream's format, so the server need not resend it. */
+  haveFormat?: boolean;
+}
+
+/** A SUBSCRIBE (or a BYE) carrying `cookie` (zeros at first). */
+export function encodeSubscribe(cookie: Uint8Array | null, options: SubscribeOptions = {}): Uint8Array {
+  const d = header(
+    options.bye ? UdpMsg.BYE : UdpMsg.SUBSCRIBE,
+    options.bye ? 4 + COOKIE_LENGTH : SUBSCRIBE_LENGTH,
+  );
   if (cookie) d.set(cookie, 4);
+  if (!options.bye) {
+    const v = new DataView(d.buffer);
+    v.setFloat64(20, options.t1 ?? 0);
+    v.setUint8(28, options.haveFormat ? 1 : 0);
+  }
   return d;
+}
+
+/**
+ * The clock sync request in a SUBSCRIBE (`t1`, or null for none, or when
+ * not a finite number) and whether the client has the format.
+ */
+export function decodeSubscribe(d: Uint8Array): { t1: number | null; haveFormat: boolean } {
+  if (d.length < SUBSCRIBE_LENGTH) return { t1: null, haveFormat: false };
+  const v = new DataView(d.buffer, d.byteOffset, d.length);
+  const t1 = v.getFloat64(20);
+  return { t1: t1 !== 0 && Number.isFinite(t1) ? t1 : null, haveFormat: (d[28] & 1) === 1 };
+}
+
+/** A SYNC datagram answering a clock sync request. */
+export function encodeSync(r: SyncReply): Uint8Array {
+  const d = header(UdpMsg.SYNC, 4 + SYNC_REPLY_LENGTH);
+  writeSyncReply(d, 4, r);
+  return d;
+}
+
+/** Decodes a SYNC datagram, or says why it is refused. */
+export function decodeSync(d: Uint8Array): SyncReply | Rejected {
+  if (datagramType(d) !== UdpMsg.SYNC) return reject("not a sync datagram");
+  return decodeSyncReply(d.subarray(4)) ?? reject("sync datagram of the wrong size");
 }
 
 /** The cookie in a SUBSCRIBE, BYE or CHALLENGE, or null if malformed. */
@@ -216,6 +277,7 @@ export function decodeFormat(d: Uint8Array): UdpFormat | Rejected {
     block: f.block,
     streamId: f.streamId,
     format: "s16le",
+    protocol: f.protocol,
     mtu: mtu as number,
   };
 }

@@ -5,7 +5,9 @@
  *
  * An address that has not echoed a valid cookie gets only a CHALLENGE, and
  * only when it is no larger than what that address sent, so the server
- * cannot be used to flood a forged source address.
+ * cannot be used to flood a forged source address. A proven listener's
+ * SUBSCRIBE is answered with the FORMAT when it is new or asks for it, and
+ * with a SYNC when it carries a clock sync request.
  *
  * @module
  */
@@ -13,8 +15,10 @@ import {
   CookieJar,
   datagramType,
   decodeCookie,
+  decodeSubscribe,
   encodeChallenge,
   encodeFull,
+  encodeSync,
   UdpMsg,
 } from "./udp_datagrams.ts";
 
@@ -28,6 +32,8 @@ export interface UdpServerStats {
   datagramsInvalid: number;
   /** Challenges sent to unproven addresses. */
   challengesSent: number;
+  /** Clock sync requests answered. */
+  syncsAnswered: number;
   /** Listeners that joined. */
   listenersJoined: number;
   /** Listeners forgotten after falling silent. */
@@ -56,6 +62,7 @@ export class ListenerTable<A> {
     datagramsSent: 0,
     datagramsInvalid: 0,
     challengesSent: 0,
+    syncsAnswered: 0,
     listenersJoined: 0,
     listenersForgotten: 0,
     listenersRefused: 0,
@@ -77,15 +84,16 @@ export class ListenerTable<A> {
 
   /**
    * Takes a datagram from `addr` (whose text form is `key`, host and port)
-   * at `now` (ms); returns the datagram to answer with, if any.
+   * received at `now` (ms, the server's capture clock, which also stamps
+   * sync answers); returns the datagrams to answer with.
    */
-  receive(d: Uint8Array, key: string, addr: A, now: number): Uint8Array | null {
+  receive(d: Uint8Array, key: string, addr: A, now: number): Uint8Array[] {
     const st = this.stats;
     const type = datagramType(d);
     const cookie = decodeCookie(d);
     if ((type !== UdpMsg.SUBSCRIBE && type !== UdpMsg.BYE) || !cookie) {
       st.datagramsInvalid++;
-      return null;
+      return [];
     }
     if (!this.#jar.check(key, cookie, now)) {
       if (type === UdpMsg.SUBSCRIBE) {
@@ -93,26 +101,35 @@ export class ListenerTable<A> {
         const challenge = encodeChallenge(this.#jar.issue(key, now));
         if (challenge.length <= d.length) {
           st.challengesSent++;
-          return challenge;
+          return [challenge];
         }
       }
       st.datagramsInvalid++;
-      return null;
+      return [];
     }
     if (type === UdpMsg.BYE) {
       this.#listeners.delete(key);
-      return null;
+      return [];
     }
+    const { t1, haveFormat } = decodeSubscribe(d);
+    const out: Uint8Array[] = [];
     const known = this.#listeners.get(key);
-    if (known) known.lastSeen = now;
-    else if (this.#listeners.size >= this.#options.maxListeners) {
+    if (known) {
+      known.lastSeen = now;
+      if (!haveFormat) out.push(this.#options.format);
+    } else if (this.#listeners.size >= this.#options.maxListeners) {
       st.listenersRefused++;
-      return encodeFull();
+      return [encodeFull()];
     } else {
       this.#listeners.set(key, { addr, lastSeen: now });
       st.listenersJoined++;
+      out.push(this.#options.format);
     }
-    return this.#options.format;
+    if (t1 !== null) {
+      st.syncsAnswered++;
+      out.push(encodeSync({ t1, t2: now, t3: now }));
+    }
+    return out;
   }
 
   /** The listeners to send a block to at `now`; those silent too long are forgotten. */

@@ -4,25 +4,39 @@
  * datagrams and the current time. No sockets, no timers, no clock.
  *
  * The shell sends what {@link UdpSubscriber.start}, {@link UdpSubscriber.tick}
- * and the `send` events return, hands every datagram to
+ * and the `send` events return, calls `tick` at
+ * {@link UdpSubscriber.nextTick}, hands every datagram to
  * {@link UdpSubscriber.receive}, and at each slot's due time
  * ({@link UdpSubscriber.nextDue}) asks {@link UdpSubscriber.pop} what to play.
+ *
+ * Clock sync rides on the subscription ({@link ClockSync}): blocks wait
+ * until the first answer, then enter the jitter buffer with their capture
+ * times on the client's clock, so due times, late blocks and latency never
+ * depend on the two machines' clocks agreeing. A restarted server starts
+ * the sync over.
  *
  * @module
  */
 import { blockBytes, blockMs } from "./spec.ts";
+import { ClockSync, type ClockEstimate } from "./clock_sync.ts";
 import {
   JitterBuffer,
   newOrderCounters,
   type OrderCounters,
   type PlayoutDecision,
 } from "./jitter_buffer.ts";
-import { newReassemblyCounters, Reassembler, type ReassemblyCounters } from "./reassembly.ts";
+import {
+  type AssembledBlock,
+  newReassemblyCounters,
+  Reassembler,
+  type ReassemblyCounters,
+} from "./reassembly.ts";
 import {
   datagramType,
   decodeCookie,
   decodeFormat,
   decodeFragment,
+  decodeSync,
   encodeSubscribe,
   isRejected,
   type UdpFormat,
@@ -48,9 +62,12 @@ export interface SubscriberOptions {
   latencyMs?: number;
   /** Give up when the server has not answered for this long, ms (default 5000). */
   answerTimeoutMs?: number;
-  /** Renew the subscription this often, ms (default 1000). */
+  /** Renew the subscription (and sync clocks) this often, ms (default 1000). */
   renewMs?: number;
 }
+
+/** Blocks held while waiting for the first sync answer; older ones are dropped. */
+const MAX_HELD = 64;
 
 /** One listener's subscription to an Audio-UDP server. */
 export class UdpSubscriber {
@@ -64,6 +81,8 @@ export class UdpSubscriber {
   bytes = 0;
   /** Times the server restarted and the session rejoined. */
   restarts = 0;
+  /** Sync answers refused (not ours, repeated, impossible). */
+  syncRefused = 0;
   #options: SubscriberOptions;
   #cookie: Uint8Array | null = null;
   #format: UdpFormat | undefined;
@@ -71,10 +90,23 @@ export class UdpSubscriber {
   #reasm: Reassembler | undefined;
   #lastAnswer = 0;
   #nextRenew = 0;
+  #sync: ClockSync;
+  #held: AssembledBlock[] = [];
 
   /** A subscriber; nothing happens until {@link start}. */
   constructor(options: SubscriberOptions = {}) {
     this.#options = options;
+    this.#sync = new ClockSync({ intervalMs: this.#renewMs });
+  }
+
+  /** The clock estimate at `now`, or null before the first sync answer. */
+  clock(now: number): ClockEstimate | null {
+    return this.#sync.estimate(now);
+  }
+
+  /** When {@link tick} next has something to do (ms). */
+  nextTick(): number {
+    return this.#cookie ? Math.min(this.#nextRenew, this.#sync.nextDue()) : this.#nextRenew;
   }
 
   /** The stream's format, once the server sent it. */
@@ -94,15 +126,15 @@ export class UdpSubscriber {
     return encodeSubscribe(null);
   }
 
-  /** Renewals and the answer timeout: call about every second. */
+  /** Renewals, clock sync requests and the answer timeout: call at {@link nextTick}. */
   tick(now: number): SubscriberEvent[] {
     if (now - this.#lastAnswer > (this.#options.answerTimeoutMs ?? 5000)) {
       return [{ type: "silent", streaming: this.#format !== undefined }];
     }
+    const syncDue = this.#cookie !== null && this.#sync.due(now);
     // Half a period of slack, so a timer that fires a little early still renews.
-    if (now < this.#nextRenew - this.#renewMs / 2) return [];
-    this.#nextRenew = now + this.#renewMs;
-    return [{ type: "send", datagram: encodeSubscribe(this.#cookie) }];
+    if (!syncDue && now < this.#nextRenew - this.#renewMs / 2) return [];
+    return [{ type: "send", datagram: this.#subscribe(now) }];
   }
 
   /**
@@ -119,7 +151,25 @@ export class UdpSubscriber {
       this.bytes += d.length;
       const b = this.#reasm.push(f);
       if (!b) return [];
-      this.#jitter.push(b);
+      if (!this.#sync.ready) {
+        // Play-out waits for the clocks to be known.
+        this.#held.push(b);
+        if (this.#held.length > MAX_HELD) this.#held.shift();
+        return [];
+      }
+      this.#toJitter(b);
+      return [{ type: "block" }];
+    }
+    if (type === UdpMsg.SYNC) {
+      const r = decodeSync(d);
+      if (isRejected(r)) return this.#invalid();
+      if (this.#sync.answer(r.t1, r.t2, r.t3, now) !== null) {
+        this.syncRefused++;
+        return [];
+      }
+      this.#lastAnswer = now;
+      if (this.#held.length === 0 || !this.#jitter) return [];
+      for (const b of this.#held.splice(0)) this.#toJitter(b);
       return [{ type: "block" }];
     }
     if (type === UdpMsg.CHALLENGE) {
@@ -127,7 +177,7 @@ export class UdpSubscriber {
       if (!c) return this.#invalid();
       this.#cookie = c.slice();
       this.#lastAnswer = now;
-      return [{ type: "send", datagram: encodeSubscribe(this.#cookie) }];
+      return [{ type: "send", datagram: this.#subscribe(now) }];
     }
     if (type === UdpMsg.FULL && !this.#format) return [{ type: "full" }];
     if (type === UdpMsg.FORMAT) {
@@ -137,7 +187,12 @@ export class UdpSubscriber {
       if (fmt.streamId === this.#format?.streamId) return [];
       // First format, or the server restarted: (re)start the stream.
       const restarted = this.#format !== undefined;
-      if (restarted) this.restarts++;
+      if (restarted) {
+        // Another server process, perhaps on another clock: sync starts over.
+        this.restarts++;
+        this.#sync = new ClockSync({ intervalMs: this.#renewMs });
+        this.#held = [];
+      }
       const targetMs = this.#jitter?.targetMs ??
         this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
       this.#format = fmt;
@@ -148,7 +203,7 @@ export class UdpSubscriber {
     return this.#invalid();
   }
 
-  /** When the next play-out slot is due (ms, the capture clock), or null. */
+  /** When the next play-out slot is due (ms, the client's clock), or null. */
   nextDue(): number | null {
     return this.#jitter?.nextDue() ?? null;
   }
@@ -162,7 +217,7 @@ export class UdpSubscriber {
 
   /** The BYE to send when leaving, if the server ever gave a cookie. */
   bye(): Uint8Array | null {
-    return this.#cookie ? encodeSubscribe(this.#cookie, true) : null;
+    return this.#cookie ? encodeSubscribe(this.#cookie, { bye: true }) : null;
   }
 
   /** Ends the session: blocks still awaited are counted lost. */
@@ -182,6 +237,20 @@ export class UdpSubscriber {
       fragments_expired: f.expired,
       datagrams_invalid: this.invalid + f.invalid,
     };
+  }
+
+  /** A SUBSCRIBE at `now`: a renewal, and with a cookie a clock sync request. */
+  #subscribe(now: number): Uint8Array {
+    this.#nextRenew = now + this.#renewMs;
+    if (!this.#cookie) return encodeSubscribe(null);
+    return encodeSubscribe(this.#cookie, {
+      t1: this.#sync.stamp(now),
+      haveFormat: this.#format !== undefined,
+    });
+  }
+
+  #toJitter(b: AssembledBlock): void {
+    this.#jitter!.push({ ...b, captured: this.#sync.toLocal(b.captured) });
   }
 
   get #renewMs(): number {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { OrderCounters } from "../audio/jitter_buffer.ts";
+import type { ClockEstimate } from "../audio/clock_sync.ts";
 
 /** Latency percentiles in milliseconds. */
 export interface LatencySummary {
@@ -39,8 +40,14 @@ export interface StreamReportFields {
   duration_s: number;
   /** Times the client reconnected or rejoined a restarted server. */
   reconnects: number;
-  /** Capture-to-sink latency of the blocks played, ms. */
+  /** Capture-to-sink latency of the blocks played, ms, on the client's clock. */
   latency_ms: LatencySummary;
+  /** The server's clock minus the client's, as estimated by clock sync, ms (null: no sync). */
+  clock_offset_ms: number | null;
+  /** How much faster the sender's clock runs than the client's, ppm (null: no sync). */
+  clock_drift_ppm: number | null;
+  /** The lowest round trip of the clock sync, ms; the offset is within half of it (null: no sync). */
+  clock_rtt_ms: number | null;
 }
 
 /** The client report (`--report FILE.json`): the common fields and a transport's own. */
@@ -121,6 +128,8 @@ export class StreamStats {
   reconnects = 0;
   /** Capture-to-sink latency of the blocks played. */
   readonly latency: LatencyHistogram = new LatencyHistogram();
+  /** The latest clock sync estimate (null: none, or a server without sync). */
+  clock: ClockEstimate | null = null;
   /** Transport-specific fields, reported as they are. */
   extra: Record<string, number> = {};
   #startedAt: number;
@@ -145,16 +154,30 @@ export class StreamStats {
       duration_s: Math.round((now - this.#startedAt) / 10) / 100,
       reconnects: this.reconnects,
       latency_ms: this.latency.summary(),
+      clock_offset_ms: this.clock ? round(this.clock.offsetMs, 10) : null,
+      clock_drift_ppm: this.clock ? round(this.clock.driftPpm, 1) : null,
+      clock_rtt_ms: this.clock ? round(this.clock.rttMs, 100) : null,
       ...this.extra,
     };
   }
+}
+
+function round(x: number, per: number): number {
+  return Math.round(x * per) / per;
+}
+
+/** The clock sync in a few words: `clock +300.2 ms, +3000 ppm`, or `clock not synced`. */
+export function clockText(r: StreamReport): string {
+  if (r.clock_offset_ms === null) return "clock not synced";
+  const sign = (x: number) => (x >= 0 ? "+" : "") + x;
+  return `clock ${sign(r.clock_offset_ms)} ms, ${sign(Math.round(r.clock_drift_ppm ?? 0))} ppm`;
 }
 
 /** The one-line live status. */
 export function statusLine(r: StreamReport): string {
   return `${r.transport}: ${r.blocks_received} received, ${r.blocks_lost} lost, ` +
     `${r.blocks_corrupted} corrupted, ${r.blocks_concealed} concealed, ${r.blocks_late} late; ` +
-    `latency p50 ${r.latency_ms.p50} ms p99 ${r.latency_ms.p99} ms`;
+    `latency p50 ${r.latency_ms.p50} ms p99 ${r.latency_ms.p99} ms; ${clockText(r)}`;
 }
 
 /** The end-of-session summary (several lines). */
@@ -168,6 +191,10 @@ export function summaryText(r: StreamReport): string {
     `${r.blocks_concealed} concealed, ${r.blocks_late} late`,
     `latency (capture to sink): p50 ${r.latency_ms.p50} ms, p95 ${r.latency_ms.p95} ms, ` +
     `p99 ${r.latency_ms.p99} ms, max ${r.latency_ms.max} ms`,
+    r.clock_offset_ms === null
+      ? "clock: not synced (the server does not answer clock sync)"
+      : `clock: server ${r.clock_offset_ms} ms from the client's, drift ${r.clock_drift_ppm} ppm, ` +
+        `round trip ${r.clock_rtt_ms} ms (offset good to half of it)`,
     ...(extra.length ? [extra.join(", ")] : []),
   ].join("\n");
 }

@@ -1,0 +1,137 @@
+/**
+ * Two machines, two clocks: the server runs under Debian's `faketime` with
+ * a clock of its own (seconds behind or ahead, or running a few tenths of a
+ * percent fast or slow) and the client on the real clock. Both transports
+ * must record the source sample for sample, report latency as it really
+ * is, estimate the offset and drift, and never conceal or skip a block
+ * because of the clocks.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { runAudioTcpClient } from "../../tcp/audio_client.ts";
+import { runAudioUdpClient } from "../../udp/audio_client.ts";
+import type { StreamReport } from "../../lib/core/report/stream_report.ts";
+import { alignBlocks, compareBlocks, readWav, tempDir, writeNoiseWav } from "../support/helpers.ts";
+import { commandExists, startServerTool } from "../support/tool_process.ts";
+
+const BLOCK = 1024;
+const BLOCK_MS = (BLOCK / 44100) * 1000;
+const UDP_TARGET_MS = 100;
+
+// Under CI faketime is installed by .ci/run, and a missing one fails these
+// tests instead of skipping them.
+const missing = !(await commandExists("faketime")) && Deno.env.get("CI") !== "true";
+if (missing) console.log("two-clock tests ignored: faketime is not installed (apt-get install faketime)");
+
+interface Run {
+  report: StreamReport;
+  /** Blocks of the recording that differ from the source. */
+  different: number[];
+  /** Blocks of the recording equal to the source. */
+  same: number;
+}
+
+/** Streams `seconds` of noise from a server under `clock` to a client on the real clock. */
+async function stream(transport: "tcp" | "udp", clock: string, seconds: number): Promise<Run> {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, seconds + 3);
+  await using server = await startServerTool(
+    `${transport}/audio_server.ts`,
+    ["--port", "0", "--input", src, "--block", String(BLOCK)],
+    { faketime: clock, permissions: ["--allow-net", "--allow-read"] },
+  );
+  const options = {
+    port: server.port,
+    output: rec,
+    duration: seconds,
+    status: false,
+    log: () => {},
+  };
+  const report = transport === "udp"
+    ? await runAudioUdpClient({ ...options, latencyMs: UDP_TARGET_MS })
+    : await runAudioTcpClient(options);
+  const { samples } = await readWav(rec);
+  const start = alignBlocks(source, samples, BLOCK);
+  assert.ok(start >= 0, `${transport} ${clock}: the recording starts on a source block`);
+  return { report, ...compareBlocks(source, samples, BLOCK, start) };
+}
+
+/** What holds whatever the clocks: every block recorded intact, on time, none concealed. */
+function assertClean(what: string, r: Run, seconds: number) {
+  const rep = r.report;
+  assert.deepEqual(r.different, [], `${what}: blocks differ from the source`);
+  assert.equal(r.same, rep.blocks_received, what);
+  assert.ok(rep.blocks_received > ((seconds - 1) * 1000) / BLOCK_MS, `${what}: ${rep.blocks_received} blocks`);
+  assert.equal(
+    rep.blocks_lost + rep.blocks_corrupted + rep.blocks_concealed + rep.blocks_late,
+    0,
+    `${what}: ${JSON.stringify(rep)}`,
+  );
+}
+
+/**
+ * Latency as it is. A WAV source stamps a block with the capture time of its
+ * first sample, one block before it is sent; so TCP's truth is a block plus
+ * a loopback hop, and UDP's is its target.
+ */
+function assertTrueLatency(what: string, transport: "tcp" | "udp", rep: StreamReport) {
+  const l = rep.latency_ms;
+  if (transport === "udp") {
+    assert.ok(Math.abs(l.p50 - UDP_TARGET_MS) < 5, `${what}: p50 ${l.p50} ms, target ${UDP_TARGET_MS}`);
+    assert.ok(l.p99 - l.p50 < 10, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
+  } else {
+    assert.ok(l.p50 >= BLOCK_MS && l.p50 < BLOCK_MS + 5, `${what}: p50 ${l.p50} ms`);
+    assert.ok(l.p99 - l.p50 < 10, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
+  }
+}
+
+function within(what: string, estimate: unknown, truth: number, share: number) {
+  assert.equal(typeof estimate, "number", `${what}: not reported`);
+  const e = estimate as number;
+  assert.ok(Math.abs(e - truth) <= Math.abs(truth) * share, `${what}: ${e}, truth ${truth}`);
+}
+
+Deno.test({
+  name: "two clocks: seconds behind or ahead, both transports record every block and report true latency",
+  ignore: missing,
+  fn: async () => {
+    const cases = [
+      ["udp", "-0.3s", -300],
+      ["udp", "+2s", 2000],
+      ["tcp", "-0.3s", -300],
+      ["tcp", "+2s", 2000],
+    ] as const;
+    const runs = await Promise.all(cases.map(([t, clock]) => stream(t, clock, 4)));
+    cases.forEach(([transport, clock, offset], i) => {
+      const what = `${transport}, server clock ${clock}`;
+      const r = runs[i];
+      assertClean(what, r, 4);
+      assertTrueLatency(what, transport, r.report);
+      within(`${what}: clock_offset_ms`, r.report.clock_offset_ms, offset, 0.1);
+      assert.ok((r.report.clock_rtt_ms as number) < 10, `${what}: rtt ${r.report.clock_rtt_ms}`);
+    });
+  },
+});
+
+Deno.test({
+  name: "two clocks: a server clock 0.3% fast or slow for a minute, no block concealed, skipped or late",
+  ignore: missing,
+  fn: async () => {
+    const cases = [
+      ["udp", "+0 x1.003", 3000],
+      ["udp", "+0 x0.997", -3000],
+      ["tcp", "+0 x1.003", 3000],
+      ["tcp", "+0 x0.997", -3000],
+    ] as const;
+    const runs = await Promise.all(cases.map(([t, clock]) => stream(t, clock, 60)));
+    cases.forEach(([transport, clock, ppm], i) => {
+      const what = `${transport}, server clock ${clock}`;
+      const r = runs[i];
+      assertClean(what, r, 60);
+      assertTrueLatency(what, transport, r.report);
+      within(`${what}: clock_drift_ppm`, r.report.clock_drift_ppm, ppm, 0.1);
+    });
+  },
+});
