@@ -21,6 +21,7 @@ import { encodeHello } from "../lib/core/audio/tcp_frames.ts";
 import { encodeFormat } from "../lib/core/audio/udp_datagrams.ts";
 import { UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
 import { ListenerTable } from "../lib/core/audio/udp_listeners.ts";
+import { ClockSync } from "../lib/core/audio/clock_sync.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 
 const SPEC = { rate: 44100, channels: 1, block: 1024 };
@@ -144,5 +145,15 @@ Deno.bench("audio-udp session: 200 blocks fragmented, reassembled and played in 
       sub.receive(f, true, s * 23.2);
     }
     sub.pop(s * 23.2 + 70);
+  }
+});
+
+Deno.bench("clock sync: 120 exchanges answered, each refitting the estimate", {
+  group: "clock sync",
+}, () => {
+  const sync = new ClockSync();
+  for (let i = 0; i < 120; i++) {
+    const t1 = sync.stamp(i * 1000);
+    sync.answer(t1, t1 + 3_600_000 + 1, t1 + 3_600_000 + 1.05, t1 + 2.05);
   }
 });

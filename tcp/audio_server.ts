@@ -94,7 +94,12 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   };
 
   const streamId = newStreamId();
-  const hello = encodeHello({ ...source.spec, streamId, format: "s16le", protocol: AUDIO_PROTOCOL });
+  const hello = encodeHello({
+    ...source.spec,
+    streamId,
+    format: "s16le",
+    protocol: AUDIO_PROTOCOL,
+  });
   // The fan-out: one frame per block, queued for every listener.
   const capture = startCapture(source, (block) => {
     const frame = encodeBlock(block);

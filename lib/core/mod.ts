@@ -10,7 +10,18 @@ export {
   ListenerSession,
   type ListenerSessionOptions,
   type StreamBlock,
+  SYNC_BURST,
+  SYNC_PER_SECOND,
 } from "./audio/broadcaster.ts";
+export {
+  type ClockEstimate,
+  ClockSync,
+  type ClockSyncOptions,
+  decodeSyncReply,
+  SYNC_REPLY_LENGTH,
+  type SyncReply,
+  writeSyncReply,
+} from "./audio/clock_sync.ts";
 export { Concealer } from "./audio/conceal.ts";
 export {
   type AudioEndpoint,
@@ -27,6 +38,7 @@ export {
   type OrderCounters,
   type PlayoutDecision,
 } from "./audio/jitter_buffer.ts";
+export { RateMatcher, type RateMatchOptions, stretch } from "./audio/rate_match.ts";
 export {
   type AssembledBlock,
   newReassemblyCounters,
@@ -45,6 +57,7 @@ export {
   validateSpec,
 } from "./audio/spec.ts";
 export {
+  AUDIO_PROTOCOL,
   encodeStreamFormat,
   parseStreamFormat,
   sameSpec,
@@ -57,10 +70,15 @@ export {
   BLOCK_PREFIX,
   decodeBlock,
   decodeHello,
+  decodeSyncReplyFrame,
+  decodeSyncRequest,
   encodeBlock,
   encodeHello,
+  encodeSyncReplyFrame,
+  encodeSyncRequest,
   type Hello,
   type ReceivedBlock,
+  SYNC_REQUEST_LENGTH,
 } from "./audio/tcp_frames.ts";
 export { type AudioTcpEvent, AudioTcpReceiver } from "./audio/tcp_session.ts";
 export { estimateFrequency, rmsLevel, ToneGenerator } from "./audio/tone.ts";
@@ -72,10 +90,13 @@ export {
   decodeCookie,
   decodeFormat,
   decodeFragment,
+  decodeSubscribe,
+  decodeSync,
   encodeChallenge,
   encodeFormat,
   encodeFull,
   encodeSubscribe,
+  encodeSync,
   type Fragment,
   fragmentBlock,
   fragmentCount,
@@ -86,6 +107,7 @@ export {
   MIN_MTU,
   type Rejected,
   SUBSCRIBE_LENGTH,
+  type SubscribeOptions,
   UDP_MAGIC,
   UDP_VERSION,
   type UdpFormat,
@@ -160,6 +182,7 @@ export {
 } from "./report/compare.ts";
 export { formatBytes, formatDuration, formatRate, parseSize } from "./report/format.ts";
 export {
+  clockText,
   LatencyHistogram,
   type LatencySummary,
   statusLine,

@@ -47,7 +47,9 @@ Deno.test("audio-tcp session: broadcaster to receiver at every split size, block
   for (const split of [1, 2, 7, 8, 9, 100, all.length]) {
     const r = new AudioTcpReceiver();
     const events = [];
-    for (let i = 0; i < all.length; i += split) events.push(...r.receive(all.slice(i, i + split), 0));
+    for (let i = 0; i < all.length; i += split) {
+      events.push(...r.receive(all.slice(i, i + split), 0));
+    }
     assert.equal(events[0].type, "hello");
     const blocks = events.slice(1).map((e) => e.type === "block" ? e.block : assert.fail());
     assert.deepEqual(blocks.map((x) => x.seq), [0, 1, 2, 3, 4], `split ${split}`);
@@ -242,7 +244,10 @@ Deno.test("audio-udp table: an unproven address gets only a smaller challenge; t
   assert.equal(table.stats.listenersRefused, 1);
   // Another address's cookie does not work.
   const [stolen] = table.receive(encodeSubscribe(null), "a:1", "a", 0);
-  assert.equal(table.receive(encodeSubscribe(cookie(stolen)), "d:1", "d", 0)[0][3], UdpMsg.CHALLENGE);
+  assert.equal(
+    table.receive(encodeSubscribe(cookie(stolen)), "d:1", "d", 0)[0][3],
+    UdpMsg.CHALLENGE,
+  );
   assert.deepEqual(table.live(4000), ["a:1", "b:1"]);
   assert.deepEqual(table.live(5001), [], "silent for over 5 s: forgotten");
   assert.equal(table.stats.listenersForgotten, 2);
@@ -306,7 +311,8 @@ Deno.test("audio-tcp session: a protocol 1 server gets no sync requests; blocks 
 });
 
 Deno.test("audio-tcp session: sync requests are bounded in size and rate; anything else ends the session", () => {
-  const fresh = () => new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 4, stuckMs: 5000 });
+  const fresh = () =>
+    new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 4, stuckMs: 5000 });
   const l = fresh();
   // A burst of ten at once is allowed, an eleventh is not.
   for (let i = 0; i < SYNC_BURST; i++) l.receive(encodeSyncRequest(i + 1), 1000);
@@ -316,10 +322,19 @@ Deno.test("audio-tcp session: sync requests are bounded in size and rate; anythi
   for (let i = 0; i < 100; i++) steady.receive(encodeSyncRequest(i + 1), 1000 + i * 500);
   assert.equal(steady.syncPending, true);
   // Wrong sizes and times that are not numbers.
-  assert.throws(() => fresh().receive(encodeFrame(AudioMsg.SYNC, new Uint8Array(4)), 0), /8 bytes|4 bytes/);
-  assert.throws(() => fresh().receive(encodeFrame(AudioMsg.SYNC, new Uint8Array(9)), 0), ProtocolError);
+  assert.throws(
+    () => fresh().receive(encodeFrame(AudioMsg.SYNC, new Uint8Array(4)), 0),
+    /8 bytes|4 bytes/,
+  );
+  assert.throws(
+    () => fresh().receive(encodeFrame(AudioMsg.SYNC, new Uint8Array(9)), 0),
+    ProtocolError,
+  );
   assert.throws(() => fresh().receive(encodeSyncRequest(NaN), 0), /not a number/);
-  assert.throws(() => fresh().receive(encodeFrame(AudioMsg.BLOCK, new Uint8Array(4)), 0), ProtocolError);
+  assert.throws(
+    () => fresh().receive(encodeFrame(AudioMsg.BLOCK, new Uint8Array(4)), 0),
+    ProtocolError,
+  );
   // Every reply echoes its request and is stamped when taken.
   const s = fresh();
   s.take(0); // the hello
@@ -368,7 +383,9 @@ Deno.test("audio-udp session: sync rides on subscribe; the server an hour behind
   assert.equal(table.stats.syncsAnswered, 2);
   // An unproven address asking for sync gets a challenge, never a SYNC.
   const forged = encodeSubscribe(new Uint8Array(16).fill(9), { t1: 5, haveFormat: true });
-  assert.deepEqual(table.receive(forged, "10.6.6.6:1", "x", 0).map((d) => d[3]), [UdpMsg.CHALLENGE]);
+  assert.deepEqual(table.receive(forged, "10.6.6.6:1", "x", 0).map((d) => d[3]), [
+    UdpMsg.CHALLENGE,
+  ]);
   assert.equal(table.stats.syncsAnswered, 2);
   // A SYNC answering no request of ours is refused.
   sub.receive(encodeSync({ t1: 1, t2: 2, t3: 3 }), true, t + 200);

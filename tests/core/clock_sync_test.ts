@@ -60,7 +60,10 @@ Deno.test("clock sync: one badly delayed exchange does not move the estimate", (
   const before = sync.estimate(30_000)!;
   clocks.exchange(sync, 30_000, 400); // the request sat 400 ms in a queue
   const after = sync.estimate(30_000)!;
-  assert.ok(Math.abs(after.offsetMs - before.offsetMs) < 0.05, `${before.offsetMs} → ${after.offsetMs}`);
+  assert.ok(
+    Math.abs(after.offsetMs - before.offsetMs) < 0.05,
+    `${before.offsetMs} → ${after.offsetMs}`,
+  );
   assert.ok(Math.abs(after.driftPpm - before.driftPpm) < 5);
 });
 

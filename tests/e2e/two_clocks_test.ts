@@ -12,7 +12,9 @@ import { runAudioTcpClient } from "../../tcp/audio_client.ts";
 import { runAudioUdpClient } from "../../udp/audio_client.ts";
 import type { StreamReport } from "../../lib/core/report/stream_report.ts";
 import { alignBlocks, compareBlocks, readWav, tempDir, writeNoiseWav } from "../support/helpers.ts";
-import { commandExists, startServerTool } from "../support/tool_process.ts";
+import { commandExists, startServerTool, toolCommand } from "../support/tool_process.ts";
+import { now } from "../../lib/io/clock.ts";
+import { soundTest } from "../support/pulse.ts";
 
 const BLOCK = 1024;
 const BLOCK_MS = (BLOCK / 44100) * 1000;
@@ -21,10 +23,15 @@ const UDP_TARGET_MS = 100;
 // Under CI faketime is installed by .ci/run, and a missing one fails these
 // tests instead of skipping them.
 const missing = !(await commandExists("faketime")) && Deno.env.get("CI") !== "true";
-if (missing) console.log("two-clock tests ignored: faketime is not installed (apt-get install faketime)");
+if (missing) {
+  console.log("two-clock tests ignored: faketime is not installed (apt-get install faketime)");
+}
 
 interface Run {
   report: StreamReport;
+  /** Client clock just before the server started, and when the client ended, ms. */
+  startedAt: number;
+  endedAt: number;
   /** Blocks of the recording that differ from the source. */
   different: number[];
   /** Blocks of the recording equal to the source. */
@@ -37,6 +44,7 @@ async function stream(transport: "tcp" | "udp", clock: string, seconds: number):
   const src = join(dir.path, "src.wav");
   const rec = join(dir.path, "rec.wav");
   const source = await writeNoiseWav(src, seconds + 3);
+  const startedAt = now();
   await using server = await startServerTool(
     `${transport}/audio_server.ts`,
     ["--port", "0", "--input", src, "--block", String(BLOCK)],
@@ -52,10 +60,11 @@ async function stream(transport: "tcp" | "udp", clock: string, seconds: number):
   const report = transport === "udp"
     ? await runAudioUdpClient({ ...options, latencyMs: UDP_TARGET_MS })
     : await runAudioTcpClient(options);
+  const endedAt = now();
   const { samples } = await readWav(rec);
   const start = alignBlocks(source, samples, BLOCK);
   assert.ok(start >= 0, `${transport} ${clock}: the recording starts on a source block`);
-  return { report, ...compareBlocks(source, samples, BLOCK, start) };
+  return { report, startedAt, endedAt, ...compareBlocks(source, samples, BLOCK, start) };
 }
 
 /** What holds whatever the clocks: every block recorded intact, on time, none concealed. */
@@ -63,7 +72,10 @@ function assertClean(what: string, r: Run, seconds: number) {
   const rep = r.report;
   assert.deepEqual(r.different, [], `${what}: blocks differ from the source`);
   assert.equal(r.same, rep.blocks_received, what);
-  assert.ok(rep.blocks_received > ((seconds - 1) * 1000) / BLOCK_MS, `${what}: ${rep.blocks_received} blocks`);
+  assert.ok(
+    rep.blocks_received > ((seconds - 1) * 1000) / BLOCK_MS,
+    `${what}: ${rep.blocks_received} blocks`,
+  );
   assert.equal(
     rep.blocks_lost + rep.blocks_corrupted + rep.blocks_concealed + rep.blocks_late,
     0,
@@ -79,7 +91,10 @@ function assertClean(what: string, r: Run, seconds: number) {
 function assertTrueLatency(what: string, transport: "tcp" | "udp", rep: StreamReport) {
   const l = rep.latency_ms;
   if (transport === "udp") {
-    assert.ok(Math.abs(l.p50 - UDP_TARGET_MS) < 5, `${what}: p50 ${l.p50} ms, target ${UDP_TARGET_MS}`);
+    assert.ok(
+      Math.abs(l.p50 - UDP_TARGET_MS) < 5,
+      `${what}: p50 ${l.p50} ms, target ${UDP_TARGET_MS}`,
+    );
     assert.ok(l.p99 - l.p50 < 10, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
   } else {
     assert.ok(l.p50 >= BLOCK_MS && l.p50 < BLOCK_MS + 5, `${what}: p50 ${l.p50} ms`);
@@ -94,7 +109,8 @@ function within(what: string, estimate: unknown, truth: number, share: number) {
 }
 
 Deno.test({
-  name: "two clocks: seconds behind or ahead, both transports record every block and report true latency",
+  name:
+    "two clocks: seconds behind or ahead, both transports record every block and report true latency",
   ignore: missing,
   fn: async () => {
     const cases = [
@@ -116,7 +132,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "two clocks: a server clock 0.3% fast or slow for a minute, no block concealed, skipped or late",
+  name:
+    "two clocks: a server clock 0.3% fast or slow for a minute, no block concealed, skipped or late",
   ignore: missing,
   fn: async () => {
     const cases = [
@@ -132,6 +149,63 @@ Deno.test({
       assertClean(what, r, 60);
       assertTrueLatency(what, transport, r.report);
       within(`${what}: clock_drift_ppm`, r.report.clock_drift_ppm, ppm, 0.1);
+      // The server's clock started with the client's and ran away from it:
+      // by the end it was (run time × drift) off. Latency is true only if
+      // the play-out followed that.
+      const truth = ((r.endedAt - r.startedAt) * ppm) / 1e6;
+      within(`${what}: clock_offset_ms`, r.report.clock_offset_ms, truth, 0.1);
     });
   },
 });
+
+soundTest(
+  "two clocks: into a sound device, a sender 0.3% fast or slow is followed, the device's queue held",
+  async (pulse) => {
+    if (missing) throw new Error("faketime is not installed (apt-get install faketime)");
+    await using dir = await tempDir();
+    // UDP from a server 0.3% fast and TCP from one 0.3% slow, both into the
+    // private PulseAudio's speaker for 40 s.
+    const cases = [["udp", "+0 x1.003", 3000], ["tcp", "+0 x0.997", -3000]] as const;
+    const reports = await Promise.all(cases.map(async ([transport, clock], i) => {
+      await using server = await startServerTool(
+        `${transport}/audio_server.ts`,
+        ["--port", "0", "--input", "tone:440", "--block", String(BLOCK)],
+        { faketime: clock, permissions: ["--allow-net", "--allow-read"] },
+      );
+      const report = join(dir.path, `${i}.json`);
+      const out = await toolCommand(`${transport}/audio_client.ts`, [
+        "--port",
+        String(server.port),
+        "--output",
+        "default",
+        "--duration",
+        "40",
+        "--report",
+        report,
+      ], { env: { ...pulse.env, PULSE_SINK: "spk" }, stderr: "piped" }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, text);
+      return JSON.parse(await Deno.readTextFile(report)) as StreamReport;
+    }));
+    cases.forEach(([transport, clock, ppm], i) => {
+      const r = reports[i];
+      const what = `${transport}, server clock ${clock}, into a device`;
+      within(`${what}: rate_correction_ppm`, r.rate_correction_ppm, ppm, 0.1);
+      // 0.3% of what was played (about 40 s × 44100 frames) taken out or put in.
+      const played = r.blocks_received * BLOCK;
+      within(
+        `${what}: frames removed or added`,
+        ppm > 0 ? r.frames_removed : -(r.frames_added as number),
+        (played * ppm) / 1e6,
+        0.15,
+      );
+      // Held: at the end the device's queue is within two blocks of where it
+      // settled (the matcher leaves a block's wobble alone); unmatched, it
+      // would be 120 ms over or run dry.
+      const error = r.sink_queue_error_ms as number;
+      assert.ok(Math.abs(error) <= 2 * BLOCK_MS, `${what}: queue ${error} ms off`);
+      // A new PulseAudio stream stalls as it starts; a few blocks may be lost then, never after.
+      assert.ok(r.blocks_concealed <= 5, `${what}: ${JSON.stringify(r)}`);
+    });
+  },
+);

@@ -53,17 +53,35 @@ export function toolCommand(
     ...(options.permissions ?? ["-A"]),
     join(REPO_ROOT, script),
   ];
-  const clocked = options.faketime ? ["faketime", "-f", options.faketime, ...deno] : deno;
   const [cmd, ...rest] = options.netns
-    ? ["ip", "netns", "exec", options.netns, ...clocked, ...args]
-    : [...clocked, ...args];
+    ? ["ip", "netns", "exec", options.netns, ...deno, ...args]
+    : [...deno, ...args];
+  // libfaketime preloaded, as the `faketime` command does; not through that
+  // command, which forks and would not pass a SIGTERM on to the tool.
+  const clock: Record<string, string> = options.faketime
+    ? { LD_PRELOAD: fakeTimeLibrary(), FAKETIME: options.faketime, FAKETIME_NO_CACHE: "1" }
+    : {};
   return new Deno.Command(cmd, {
     args: rest,
-    env: options.env,
+    env: { ...options.env, ...clock },
     stdin: "null",
     stdout: "piped",
     stderr: options.stderr ?? "inherit",
   });
+}
+
+/** Where Debian's libfaketime is; throws if it is not installed. */
+export function fakeTimeLibrary(): string {
+  for (const arch of ["x86_64-linux-gnu", "aarch64-linux-gnu"]) {
+    const path = `/usr/lib/${arch}/faketime/libfaketime.so.1`;
+    try {
+      Deno.statSync(path);
+      return path;
+    } catch {
+      // Not this one.
+    }
+  }
+  throw new UserError("libfaketime is not installed (apt-get install faketime)");
 }
 
 /** Starts a server tool and waits until it prints `listening on HOST:PORT`. */

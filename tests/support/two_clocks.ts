@@ -52,9 +52,9 @@ export class TwoClocks {
   /**
    * One exchange started at real time `t`, fed to `sync`; `extraForward`
    * delays the request only (an asymmetric hiccup). Returns when the answer
-   * arrived.
+   * arrived and the offset this exchange alone gives (plain NTP).
    */
-  exchange(sync: ClockSync, t: number, extraForward = 0): number {
+  exchange(sync: ClockSync, t: number, extraForward = 0): { t4: number; offset: number } {
     const m = this.model;
     const jitter = () => this.#random.random() * (m.jitterMs ?? 0);
     const t1 = sync.stamp(t);
@@ -64,17 +64,22 @@ export class TwoClocks {
     const t4 = arrive + 0.05 + (m.backMs ?? 1) + jitter();
     const why = sync.answer(t1, t2, t3, t4);
     if (why) throw new Error(`Sync refused a good answer: ${why}`);
-    return t4;
+    return { t4, offset: (t2 - t1 + (t3 - t4)) / 2 };
   }
 
-  /** Runs exchanges on the sync's own schedule from real time `from` to `to`. */
-  run(sync: ClockSync, from: number, to: number): void {
+  /**
+   * Runs exchanges on the sync's own schedule from real time `from` to
+   * `to`; returns the offset the last exchange alone gave, if any ran.
+   */
+  run(sync: ClockSync, from: number, to: number): number | undefined {
     let t = from;
+    let last: number | undefined;
     while (t < to) {
       t = Math.max(t, sync.nextDue());
       if (t >= to) break;
-      this.exchange(sync, t);
+      last = this.exchange(sync, t).offset;
       t += 0.001;
     }
+    return last;
   }
 }

@@ -11,7 +11,7 @@
  * by linear interpolation across the block, so the frames waiting stay
  * where they were when the stream settled. The drift is followed directly
  * (feed-forward), and what waits is pulled back to its level over about
- * ten seconds (feedback), which also covers a device crystal that differs
+ * half a minute (feedback), which also covers a device crystal that differs
  * from the client's clock.
  *
  * Why interpolation rather than slipping single frames: a dropped or
@@ -31,9 +31,12 @@ export interface RateMatchOptions {
   channels: number;
   /** Largest correction followed, ppm (default 5000: 0.5%). */
   maxPpm?: number;
-  /** Blocks to watch before the level to hold is set (default: about two seconds). */
+  /**
+   * Blocks to let pass, then to watch, before the level to hold is set
+   * (default: about three seconds each; a device often stalls as it starts).
+   */
   settleBlocks?: number;
-  /** Seconds over which an excess or shortfall is worked off (default 10). */
+  /** Seconds over which an excess or shortfall is worked off (default 30). */
   horizonS?: number;
 }
 
@@ -46,10 +49,13 @@ export class RateMatcher {
   framesRemoved = 0;
   /** Frames added (the sender ran slow) so far. */
   framesAdded = 0;
-  /** The correction applied to the last block, ppm (positive: played faster). */
+  /** The correction worked out for the last block, ppm (positive: played faster). */
   correctionPpm = 0;
+  /** Frames of the sender's audio taken in so far. */
+  framesIn = 0;
   #o: Required<RateMatchOptions>;
   #settling: number[] = [];
+  #blocks = 0;
   #target: number | undefined;
   #smoothed: number | undefined;
   #acc = 0;
@@ -59,9 +65,19 @@ export class RateMatcher {
     this.#o = {
       maxPpm: 5000,
       settleBlocks: 0,
-      horizonS: 10,
+      horizonS: 30,
       ...options,
     };
+  }
+
+  /** The correction over the whole session so far, ppm (positive: played faster). */
+  get meanPpm(): number {
+    return this.framesIn ? ((this.framesRemoved - this.framesAdded) / this.framesIn) * 1e6 : 0;
+  }
+
+  /** How far the queue (smoothed) is from the level it holds, frames (0 while settling). */
+  get errorFrames(): number {
+    return this.#target === undefined ? 0 : this.#smoothed! - this.#target;
   }
 
   /** The queue level it holds, frames (undefined while settling). */
@@ -77,15 +93,17 @@ export class RateMatcher {
   next(samples: Int16Array, heldFrames: number, driftPpm: number): Int16Array {
     const o = this.#o;
     const frames = samples.length / o.channels;
-    const settle = o.settleBlocks || Math.ceil((2 * o.rate) / frames);
+    this.framesIn += frames;
+    const settle = o.settleBlocks || Math.ceil((3 * o.rate) / frames);
     this.#smoothed = this.#smoothed === undefined
       ? heldFrames
       : this.#smoothed + 0.02 * (heldFrames - this.#smoothed);
-    if (this.#target === undefined) {
+    if (this.#target === undefined && ++this.#blocks > settle) {
+      // The level to hold: the median of the second stretch.
       this.#settling.push(heldFrames);
       if (this.#settling.length >= settle) {
-        const late = this.#settling.slice(Math.floor(settle / 2)).sort((a, b) => a - b);
-        this.#target = late[Math.floor(late.length / 2)];
+        const sorted = this.#settling.sort((a, b) => a - b);
+        this.#target = sorted[Math.floor(sorted.length / 2)];
         this.#smoothed = this.#target;
         this.#settling = [];
       }
@@ -94,8 +112,11 @@ export class RateMatcher {
     let back = 0;
     if (this.#target !== undefined) {
       const error = this.#smoothed - this.#target;
-      // A quarter block either way is the queue's own wobble: leave it.
-      if (Math.abs(error) > frames / 4) back = (error / (o.rate * o.horizonS)) * 1e6;
+      // A block either way is the queue's own wobble (a sound server takes
+      // audio in chunks): leave it.
+      if (Math.abs(error) > frames) {
+        back = ((error - Math.sign(error) * frames) / (o.rate * o.horizonS)) * 1e6;
+      }
     }
     const ppm = Math.max(-o.maxPpm, Math.min(o.maxPpm, forward + back));
     this.correctionPpm = ppm;

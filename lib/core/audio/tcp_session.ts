@@ -15,7 +15,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
-import { ClockSync, type ClockSyncOptions, type ClockEstimate } from "./clock_sync.ts";
+import { type ClockEstimate, ClockSync, type ClockSyncOptions } from "./clock_sync.ts";
 import {
   AUDIO_CLIENT_LIMITS,
   AudioMsg,
@@ -104,7 +104,9 @@ export class AudioTcpReceiver {
       } else if (f.type === AudioMsg.SYNC_REPLY && this.#sync) {
         const r = decodeSyncReplyFrame(f.payload);
         if (this.#sync.answer(r.t1, r.t2, r.t3, now) !== null) this.syncRefused++;
-        else if (this.#held.length > 0) out.push(...this.#held.splice(0).map((b) => this.#mapped(b)));
+        else if (this.#held.length > 0) {
+          out.push(...this.#held.splice(0).map((b) => this.#mapped(b)));
+        }
       } else {
         throw new ProtocolError(`Unexpected frame type ${f.type}`);
       }

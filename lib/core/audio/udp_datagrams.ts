@@ -36,7 +36,12 @@
 import { createHmac } from "node:crypto";
 import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
 import { MD5_LENGTH } from "../wire/md5.ts";
-import { decodeSyncReply, SYNC_REPLY_LENGTH, type SyncReply, writeSyncReply } from "./clock_sync.ts";
+import {
+  decodeSyncReply,
+  SYNC_REPLY_LENGTH,
+  type SyncReply,
+  writeSyncReply,
+} from "./clock_sync.ts";
 
 /** `"SU"`. */
 export const UDP_MAGIC = 0x5355;
@@ -199,7 +204,10 @@ export interface SubscribeOptions {
 }
 
 /** A SUBSCRIBE (or a BYE) carrying `cookie` (zeros at first). */
-export function encodeSubscribe(cookie: Uint8Array | null, options: SubscribeOptions = {}): Uint8Array {
+export function encodeSubscribe(
+  cookie: Uint8Array | null,
+  options: SubscribeOptions = {},
+): Uint8Array {
   const d = header(
     options.bye ? UdpMsg.BYE : UdpMsg.SUBSCRIBE,
     options.bye ? 4 + COOKIE_LENGTH : SUBSCRIBE_LENGTH,

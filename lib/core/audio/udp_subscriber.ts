@@ -18,7 +18,7 @@
  * @module
  */
 import { blockBytes, blockMs } from "./spec.ts";
-import { ClockSync, type ClockEstimate } from "./clock_sync.ts";
+import { type ClockEstimate, ClockSync } from "./clock_sync.ts";
 import {
   JitterBuffer,
   newOrderCounters,
