@@ -21,7 +21,7 @@ import { now } from "../lib/io/clock.ts";
 import { runAudioTcpClient } from "../tcp/audio_client.ts";
 import { runAudioUdpClient } from "../udp/audio_client.ts";
 import { TwoClocks, type TwoClocksModel } from "../tests/support/two_clocks.ts";
-import { commandExists, startServerTool } from "../tests/support/tool_process.ts";
+import { fakeTimeLibrary, startServerTool } from "../tests/support/tool_process.ts";
 
 const FLAGS = {
   seconds: { type: "string", default: "120", value: "S", help: "length of each real run" },
@@ -104,8 +104,10 @@ runMain(async () => {
     );
   }
 
-  if (!(await commandExists("faketime"))) {
-    console.log("\n2. Real runs skipped: faketime is not installed (apt-get install faketime)");
+  try {
+    fakeTimeLibrary();
+  } catch (err) {
+    console.log(`\n2. Real runs skipped: ${(err as Error).message}`);
     return;
   }
   const rate = 1 + ppm / 1e6;
