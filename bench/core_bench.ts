@@ -110,7 +110,11 @@ Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
   group: "sessions in memory",
 }, () => {
   const b = new Broadcaster();
-  const l = new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 64, stuckMs: 5000 });
+  const l = new ListenerSession({
+    hello: encodeHello({ ...FORMAT, protocol: 2 }),
+    queueBlocks: 64,
+    stuckMs: 5000,
+  });
   const r = new AudioTcpReceiver();
   // The hello, and the clock sync request it leads to, answered.
   for (const e of r.receive(l.take(0)!, 0)) if (e.type === "send") l.receive(e.bytes, 0);
