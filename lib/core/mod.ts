@@ -18,7 +18,9 @@ export {
   ClockSync,
   type ClockSyncOptions,
   decodeSyncReply,
+  MAX_HELD_BLOCKS,
   SYNC_REPLY_LENGTH,
+  SyncedTimeline,
   type SyncReply,
   writeSyncReply,
 } from "./audio/clock_sync.ts";

@@ -4,7 +4,7 @@
  * delayed exchange, a clock step, hostile answers, and its schedule.
  */
 import assert from "node:assert/strict";
-import { ClockSync } from "../../lib/core/audio/clock_sync.ts";
+import { ClockSync, MAX_HELD_BLOCKS, SyncedTimeline } from "../../lib/core/audio/clock_sync.ts";
 import { TwoClocks } from "../support/two_clocks.ts";
 
 const HOUR = 3_600_000;
@@ -129,4 +129,18 @@ Deno.test("clock sync: a burst at the start, retries backing off until answered,
   }
   assert.deepEqual(gaps(times).slice(0, 6), [40, 40, 40, 40, 40, 1000]);
   assert.ok(gaps(times).slice(5).every((g) => g === 1000));
+});
+
+Deno.test("synced timeline: blocks wait for the first answer, at most 64 (the oldest dropped), then go on the client's clock", () => {
+  const timeline = new SyncedTimeline<{ seq: number; captured: number }>(new ClockSync());
+  for (let seq = 0; seq < MAX_HELD_BLOCKS + 10; seq++) {
+    assert.deepEqual(timeline.arrive({ seq, captured: 5000 + seq }), [], "waits");
+  }
+  assert.equal(timeline.answer({ t1: 1, t2: 2, t3: 3 }, 4), null, "an answer to no request");
+  // The server's clock is 1000 ms ahead: t1 = 100, t2 = t3 = 1101, t4 = 102.
+  const t1 = timeline.sync.stamp(100);
+  const released = timeline.answer({ t1, t2: 1101, t3: 1101 }, 102)!;
+  assert.equal(released.length, MAX_HELD_BLOCKS);
+  assert.deepEqual(released[0], { seq: 10, captured: 4010 });
+  assert.deepEqual(timeline.arrive({ seq: 99, captured: 6000 }), [{ seq: 99, captured: 5000 }]);
 });

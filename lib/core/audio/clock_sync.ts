@@ -22,8 +22,8 @@
  *
  * It also says when to ask: a request every
  * {@link ClockSyncOptions.burstGapMs} until a short burst of answers came
- * back (backing off while none comes), then one a second. Answers to requests it did not make, or made twice, are
- * refused.
+ * back (backing off while none comes), then one a second. Answers to
+ * requests it did not make, or made twice, are refused.
  *
  * @module
  */
@@ -262,4 +262,45 @@ export function decodeSyncReply(bytes: Uint8Array): SyncReply | null {
   if (bytes.length !== SYNC_REPLY_LENGTH) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, SYNC_REPLY_LENGTH);
   return { t1: v.getFloat64(0), t2: v.getFloat64(8), t3: v.getFloat64(16) };
+}
+
+/** Blocks held while waiting for the first sync answer; older ones are dropped. */
+export const MAX_HELD_BLOCKS = 64;
+
+/**
+ * A client session's clock: the sync, and the blocks that arrive before
+ * its first answer, held (at most {@link MAX_HELD_BLOCKS}, the oldest
+ * dropped) and then handed on with their capture times on the client's
+ * clock. Both audio clients' session cores play through one.
+ */
+export class SyncedTimeline<T extends { captured: number }> {
+  /** The sync behind it. */
+  readonly sync: ClockSync;
+  #held: T[] = [];
+
+  /** A timeline over `sync`. */
+  constructor(sync: ClockSync) {
+    this.sync = sync;
+  }
+
+  /** A block as it arrives: none while the clocks are unknown (it waits), else it on the client's clock. */
+  arrive(block: T): T[] {
+    if (this.sync.ready) return [this.#local(block)];
+    this.#held.push(block);
+    if (this.#held.length > MAX_HELD_BLOCKS) this.#held.shift();
+    return [];
+  }
+
+  /**
+   * A sync answer that arrived at `t4`: the blocks it releases (those held,
+   * on the client's clock), or null when the sync refused it.
+   */
+  answer(r: SyncReply, t4: number): T[] | null {
+    if (this.sync.answer(r.t1, r.t2, r.t3, t4) !== null) return null;
+    return this.#held.splice(0).map((b) => this.#local(b));
+  }
+
+  #local(b: T): T {
+    return { ...b, captured: this.sync.toLocal(b.captured) };
+  }
 }

@@ -49,8 +49,6 @@ export class RateMatcher {
   framesRemoved = 0;
   /** Frames added (the sender ran slow) so far. */
   framesAdded = 0;
-  /** The correction worked out for the last block, ppm (positive: played faster). */
-  correctionPpm = 0;
   /** Frames of the sender's audio taken in so far. */
   framesIn = 0;
   #o: Required<RateMatchOptions>;
@@ -78,11 +76,6 @@ export class RateMatcher {
   /** How far the queue (smoothed) is from the level it holds, frames (0 while settling). */
   get errorFrames(): number {
     return this.#target === undefined ? 0 : this.#smoothed! - this.#target;
-  }
-
-  /** The queue level it holds, frames (undefined while settling). */
-  get targetFrames(): number | undefined {
-    return this.#target;
   }
 
   /**
@@ -119,7 +112,6 @@ export class RateMatcher {
       }
     }
     const ppm = Math.max(-o.maxPpm, Math.min(o.maxPpm, forward + back));
-    this.correctionPpm = ppm;
     this.#acc += (frames * ppm) / 1e6;
     const k = Math.trunc(this.#acc);
     if (k === 0 || frames - k < 2) return samples;

@@ -15,7 +15,12 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
-import { type ClockEstimate, ClockSync, type ClockSyncOptions } from "./clock_sync.ts";
+import {
+  type ClockEstimate,
+  ClockSync,
+  type ClockSyncOptions,
+  SyncedTimeline,
+} from "./clock_sync.ts";
 import {
   AUDIO_CLIENT_LIMITS,
   AudioMsg,
@@ -36,9 +41,6 @@ export type AudioTcpEvent =
   /** Bytes to send to the server. */
   | { type: "send"; bytes: Uint8Array };
 
-/** Blocks held while waiting for the first sync answer; older ones are dropped. */
-const MAX_HELD = 64;
-
 /** One connection to an Audio-TCP server, as the listener sees it. */
 export class AudioTcpReceiver {
   /** Bytes received, headers included. */
@@ -47,9 +49,8 @@ export class AudioTcpReceiver {
   syncRefused = 0;
   #decoder = new FrameDecoder(AUDIO_CLIENT_LIMITS);
   #hello: Hello | undefined;
-  #sync: ClockSync | undefined;
+  #timeline: SyncedTimeline<ReceivedBlock> | undefined;
   #syncOptions: ClockSyncOptions | undefined;
-  #held: ReceivedBlock[] = [];
 
   /** A receiver for one connection; `sync` tunes the clock sync's schedule. */
   constructor(sync?: ClockSyncOptions) {
@@ -63,18 +64,19 @@ export class AudioTcpReceiver {
 
   /** The clock estimate at `now`, or null (no answer yet, or a protocol 1 server). */
   clock(now: number): ClockEstimate | null {
-    return this.#sync?.estimate(now) ?? null;
+    return this.#timeline?.sync.estimate(now) ?? null;
   }
 
   /** When {@link tick} next has something to do (ms), or null. */
   nextTick(): number | null {
-    return this.#sync ? this.#sync.nextDue() : null;
+    return this.#timeline?.sync.nextDue() ?? null;
   }
 
   /** Sends due at `now`: a clock sync request when one is due. */
   tick(now: number): AudioTcpEvent[] {
-    if (!this.#sync?.due(now)) return [];
-    return [{ type: "send", bytes: encodeSyncRequest(this.#sync.stamp(now)) }];
+    const sync = this.#timeline?.sync;
+    if (!sync?.due(now)) return [];
+    return [{ type: "send", bytes: encodeSyncRequest(sync.stamp(now)) }];
   }
 
   /**
@@ -92,21 +94,18 @@ export class AudioTcpReceiver {
         const sync = (this.#hello.protocol ?? 1) >= 2;
         out.push({ type: "hello", hello: this.#hello, sync });
         if (sync) {
-          this.#sync = new ClockSync(this.#syncOptions);
+          this.#timeline = new SyncedTimeline(new ClockSync(this.#syncOptions));
           out.push(...this.tick(now));
         }
       } else if (f.type === AudioMsg.BLOCK) {
         const block = decodeBlock(f.payload, this.#hello);
-        if (this.#sync && !this.#sync.ready) {
-          this.#held.push(block);
-          if (this.#held.length > MAX_HELD) this.#held.shift();
-        } else out.push(this.#mapped(block));
-      } else if (f.type === AudioMsg.SYNC_REPLY && this.#sync) {
-        const r = decodeSyncReplyFrame(f.payload);
-        if (this.#sync.answer(r.t1, r.t2, r.t3, now) !== null) this.syncRefused++;
-        else if (this.#held.length > 0) {
-          out.push(...this.#held.splice(0).map((b) => this.#mapped(b)));
-        }
+        // A protocol 1 server's blocks pass on its clock.
+        const ready = this.#timeline ? this.#timeline.arrive(block) : [block];
+        for (const b of ready) out.push({ type: "block", block: b });
+      } else if (f.type === AudioMsg.SYNC_REPLY && this.#timeline) {
+        const released = this.#timeline.answer(decodeSyncReplyFrame(f.payload), now);
+        if (released === null) this.syncRefused++;
+        else for (const b of released) out.push({ type: "block", block: b });
       } else {
         throw new ProtocolError(`Unexpected frame type ${f.type}`);
       }
@@ -117,10 +116,5 @@ export class AudioTcpReceiver {
   /** Call when the server closed the connection; throws if a frame was cut short. */
   closed(): void {
     this.#decoder.finish();
-  }
-
-  #mapped(block: ReceivedBlock): AudioTcpEvent {
-    const captured = this.#sync ? this.#sync.toLocal(block.captured) : block.captured;
-    return { type: "block", block: { ...block, captured } };
   }
 }

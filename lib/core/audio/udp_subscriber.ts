@@ -18,7 +18,7 @@
  * @module
  */
 import { blockBytes, blockMs } from "./spec.ts";
-import { type ClockEstimate, ClockSync } from "./clock_sync.ts";
+import { type ClockEstimate, ClockSync, SyncedTimeline } from "./clock_sync.ts";
 import {
   JitterBuffer,
   newOrderCounters,
@@ -66,9 +66,6 @@ export interface SubscriberOptions {
   renewMs?: number;
 }
 
-/** Blocks held while waiting for the first sync answer; older ones are dropped. */
-const MAX_HELD = 64;
-
 /** One listener's subscription to an Audio-UDP server. */
 export class UdpSubscriber {
   /** Ordering counters, kept across stream restarts. */
@@ -90,13 +87,12 @@ export class UdpSubscriber {
   #reasm: Reassembler | undefined;
   #lastAnswer = 0;
   #nextRenew = 0;
-  #sync: ClockSync;
-  #held: AssembledBlock[] = [];
+  #timeline: SyncedTimeline<AssembledBlock>;
 
   /** A subscriber; nothing happens until {@link start}. */
   constructor(options: SubscriberOptions = {}) {
     this.#options = options;
-    this.#sync = new ClockSync({ intervalMs: this.#renewMs });
+    this.#timeline = this.#newTimeline();
   }
 
   /** The clock estimate at `now`, or null before the first sync answer. */
@@ -151,26 +147,19 @@ export class UdpSubscriber {
       this.bytes += d.length;
       const b = this.#reasm.push(f);
       if (!b) return [];
-      if (!this.#sync.ready) {
-        // Play-out waits for the clocks to be known.
-        this.#held.push(b);
-        if (this.#held.length > MAX_HELD) this.#held.shift();
-        return [];
-      }
-      this.#toJitter(b);
-      return [{ type: "block" }];
+      // Play-out waits for the clocks to be known.
+      return this.#toJitter(this.#timeline.arrive(b));
     }
     if (type === UdpMsg.SYNC) {
       const r = decodeSync(d);
       if (isRejected(r)) return this.#invalid();
-      if (this.#sync.answer(r.t1, r.t2, r.t3, now) !== null) {
+      const released = this.#timeline.answer(r, now);
+      if (released === null) {
         this.syncRefused++;
         return [];
       }
       this.#lastAnswer = now;
-      if (this.#held.length === 0 || !this.#jitter) return [];
-      for (const b of this.#held.splice(0)) this.#toJitter(b);
-      return [{ type: "block" }];
+      return this.#toJitter(released);
     }
     if (type === UdpMsg.CHALLENGE) {
       const c = decodeCookie(d);
@@ -190,8 +179,7 @@ export class UdpSubscriber {
       if (restarted) {
         // Another server process, perhaps on another clock: sync starts over.
         this.restarts++;
-        this.#sync = new ClockSync({ intervalMs: this.#renewMs });
-        this.#held = [];
+        this.#timeline = this.#newTimeline();
       }
       const targetMs = this.#jitter?.targetMs ??
         this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
@@ -249,8 +237,19 @@ export class UdpSubscriber {
     });
   }
 
-  #toJitter(b: AssembledBlock): void {
-    this.#jitter!.push({ ...b, captured: this.#sync.toLocal(b.captured) });
+  /** Blocks on the client's clock into the jitter buffer; a `block` event if any went in. */
+  #toJitter(blocks: AssembledBlock[]): SubscriberEvent[] {
+    if (blocks.length === 0 || !this.#jitter) return [];
+    for (const b of blocks) this.#jitter.push(b);
+    return [{ type: "block" }];
+  }
+
+  get #sync(): ClockSync {
+    return this.#timeline.sync;
+  }
+
+  #newTimeline(): SyncedTimeline<AssembledBlock> {
+    return new SyncedTimeline(new ClockSync({ intervalMs: this.#renewMs }));
   }
 
   get #renewMs(): number {
