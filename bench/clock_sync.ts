@@ -11,6 +11,11 @@
  *    stands for 100 ppm for 20 minutes), beside the same run with the
  *    clocks agreeing: latency held, blocks concealed or late, and the
  *    estimated drift and offset against the truth.
+ * 3. The peer the issue names, when Debian's `snapserver` and `snapclient`
+ *    are installed: Snapcast, its server under the same libfaketime clocks,
+ *    the same tone, raw PCM, its client writing to a file; what share of
+ *    its output is silence after its first sound. Its latency is its
+ *    buffer setting by design; it is not measured here.
  *
  * @module
  */
@@ -21,7 +26,9 @@ import { now } from "../lib/io/clock.ts";
 import { runAudioTcpClient } from "../tcp/audio_client.ts";
 import { runAudioUdpClient } from "../udp/audio_client.ts";
 import { TwoClocks, type TwoClocksModel } from "../tests/support/two_clocks.ts";
-import { fakeTimeLibrary, startServerTool } from "../tests/support/tool_process.ts";
+import { commandExists, fakeTimeLibrary, startServerTool } from "../tests/support/tool_process.ts";
+import { freePort } from "../tests/support/helpers.ts";
+import { join } from "node:path";
 
 const FLAGS = {
   seconds: { type: "string", default: "120", value: "S", help: "length of each real run" },
@@ -66,6 +73,83 @@ async function realRun(transport: "tcp" | "udp", clock: string, seconds: number)
     ? await runAudioUdpClient({ ...options, latencyMs: 100, log: () => {} })
     : await runAudioTcpClient({ ...options, log: () => {} });
   return { r, elapsed: now() - startedAt };
+}
+
+/** 48 kHz stereo s16le, Snapcast's default format. */
+const SNAP_RATE = 48000;
+
+/** Writes `seconds` of a 440 Hz tone as raw 48 kHz stereo s16le. */
+async function writeSnapTone(path: string, seconds: number) {
+  const frames = seconds * SNAP_RATE;
+  const pcm = new Int16Array(frames * 2);
+  for (let i = 0; i < frames; i++) {
+    pcm[2 * i] = pcm[2 * i + 1] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / SNAP_RATE));
+  }
+  await Deno.writeFile(path, new Uint8Array(pcm.buffer));
+}
+
+/**
+ * Snapcast for `seconds`, its server under `clock`, with a `bufferMs`
+ * buffer: seconds written by its client, and 20 ms stretches of silence
+ * after its first sound (a tone never has one).
+ */
+async function snapRun(
+  dir: string,
+  tone: string,
+  clock: string,
+  bufferMs: number,
+  seconds: number,
+) {
+  const port = freePort();
+  const name = `${bufferMs}-${clock.replace(/\W/g, "")}`;
+  const out = join(dir, `${name}.raw`);
+  const conf = join(dir, `${name}.conf`);
+  await Deno.mkdir(join(dir, name));
+  await Deno.writeTextFile(
+    conf,
+    `[stream]\nsource = file://${tone}?name=t\nport = ${port}\nbuffer = ${bufferMs}\n` +
+      `codec = pcm\nbind_to_address = 127.0.0.1\n[http]\nenabled = false\n[tcp]\nenabled = false\n` +
+      `[server]\ndatadir = ${join(dir, name)}\n[logging]\nsink = null\n`,
+  );
+  const server = new Deno.Command("snapserver", {
+    args: ["-c", conf],
+    env: { LD_PRELOAD: fakeTimeLibrary(), FAKETIME: clock },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 1000));
+  const client = new Deno.Command("snapclient", {
+    args: [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "--player",
+      `file:filename=${out}`,
+      "--logsink",
+      "null",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  client.kill("SIGTERM");
+  await client.status;
+  server.kill("SIGTERM");
+  await server.status;
+  const bytes = await Deno.readFile(out);
+  const pcm = new Int16Array(bytes.buffer, 0, Math.floor(bytes.length / 4) * 2);
+  // 20 ms stretches, silent or not; silences count after the first sound.
+  const chunk = SNAP_RATE / 50;
+  let heard = false;
+  let silent = 0;
+  for (let at = 0; at + chunk <= pcm.length / 2; at += chunk) {
+    let loud = 0;
+    for (let i = at; i < at + chunk; i++) loud = Math.max(loud, Math.abs(pcm[2 * i]));
+    if (loud >= 50) heard = true;
+    else if (heard) silent++;
+  }
+  return { played: pcm.length / 2 / SNAP_RATE, silent };
 }
 
 runMain(async () => {
@@ -134,5 +218,38 @@ runMain(async () => {
           `${((run.elapsed * p) / 1e6).toFixed(1)} ms |`,
       );
     }
+  }
+
+  if (!(await commandExists("snapserver")) || !(await commandExists("snapclient"))) {
+    console.log("\n3. Snapcast rows skipped: apt-get install snapserver snapclient");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "bench-snap-" });
+  try {
+    const tone = join(dir, "tone.raw");
+    await writeSnapTone(tone, seconds + 10);
+    console.log(
+      `\n3. Snapcast 0.26 (Debian), ${seconds} s, the same clocks, raw PCM, client to a file; ` +
+        "all four at once\n",
+    );
+    console.log(
+      "| buffer | server clock | seconds written | 20 ms silences after the first sound |",
+    );
+    console.log("| --: | --- | --: | --: |");
+    const runs = [
+      [1000, `+0 x${rate}`],
+      [1000, "+0 x1"],
+      [100, `+0 x${rate}`],
+      [100, "+0 x1"],
+    ] as const;
+    const results = await Promise.all(
+      runs.map(([buffer, clock]) => snapRun(dir, tone, clock, buffer, seconds)),
+    );
+    runs.forEach(([buffer, clock], i) => {
+      const r = results[i];
+      console.log(`| ${buffer} ms | ${clock} | ${r.played.toFixed(1)} | ${r.silent} |`);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
