@@ -134,7 +134,7 @@ export class Playout implements AsyncDisposable {
     if (!m) return r;
     return {
       ...r,
-      rate_correction_ppm: Math.round(m.meanPpm),
+      rate_correction_ppm: Math.round(m.recentPpm),
       sink_queue_error_ms: Math.round((m.errorFrames / this.#spec!.rate) * 10000) / 10,
       frames_added: m.framesAdded,
       frames_removed: m.framesRemoved,

@@ -14,7 +14,13 @@ const BLOCK = 1024;
  * device that plays at exactly RATE, taking audio every `chunkMs`; returns
  * the matcher and the frames the device held at each block, in order.
  */
-function simulate(senderPpm: number, seconds: number, chunkMs = 10, measuredPpm = senderPpm) {
+function simulate(
+  senderPpm: number,
+  seconds: number,
+  chunkMs = 10,
+  measuredPpm = senderPpm,
+  knownAfterS = 2,
+) {
   const m = new RateMatcher({ rate: RATE, channels: 1 });
   const blockS = BLOCK / RATE / (1 + senderPpm / 1e6);
   let held = 4096; // frames in the device when the stream starts
@@ -26,7 +32,7 @@ function simulate(senderPpm: number, seconds: number, chunkMs = 10, measuredPpm 
     const due = Math.floor((t * 1000) / chunkMs) * chunkMs * RATE / 1000;
     held = Math.max(0, held - (due - played));
     played = due;
-    const out = m.next(block, held, t > 2 ? measuredPpm : 0);
+    const out = m.next(block, held, t > knownAfterS ? measuredPpm : 0);
     held += out.length;
     levels.push(held);
   }
@@ -57,6 +63,16 @@ Deno.test("rate match: a sender 0.3% fast or slow, or 100 ppm, is followed and t
     const settled = levels[Math.round(levels.length / 10)];
     const end = levels[levels.length - 1];
     assert.ok(Math.abs(end - settled) < 2 * BLOCK, `${ppm}: ${settled} → ${end}`);
+  }
+});
+
+Deno.test("rate match: the correction reported is the one in force, not the mean that trails it", () => {
+  // As in a real session: the drift is known only after 4 s, the run is 40 s.
+  for (const ppm of [3000, -3000, 100]) {
+    const { m } = simulate(ppm, 40, 10, ppm, 4);
+    assert.ok(Math.abs(m.recentPpm - ppm) < 0.05 * Math.abs(ppm), `${ppm}: now ${m.recentPpm}`);
+    // The session's mean is 10% short: 4 s of 40 went uncorrected.
+    assert.ok(Math.abs(m.meanPpm) < 0.93 * Math.abs(ppm), `${ppm}: mean ${m.meanPpm}`);
   }
 });
 

@@ -213,13 +213,14 @@ soundTest(
       const r = reports[i];
       const what = `${transport}, server clock ${clock}, into a device`;
       within(`${what}: rate_correction_ppm`, r.rate_correction_ppm, ppm, 0.1);
-      // 0.3% of what was played (about 40 s × 44100 frames) taken out or put in.
+      // 0.3% of what was played (about 40 s × 44100 frames) taken out or put
+      // in, less the first seconds, before the drift was known.
       const played = r.blocks_received * BLOCK;
       within(
         `${what}: frames removed or added`,
         ppm > 0 ? r.frames_removed : -(r.frames_added as number),
         (played * ppm) / 1e6,
-        0.15,
+        0.2,
       );
       // Held: at the end the device's queue is within two blocks of where it
       // settled (the matcher leaves a block's wobble alone); unmatched, it

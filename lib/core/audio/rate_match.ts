@@ -43,6 +43,9 @@ export interface RateMatchOptions {
 /** Drifts smaller than this, ppm, are not measurable and not followed. */
 const MEASURABLE_PPM = 10;
 
+/** Seconds of audio {@link RateMatcher.recentPpm} is taken over. */
+const RECENT_S = 10;
+
 /** Keeps a device's queue level while the sender's audio runs at its own rate. */
 export class RateMatcher {
   /** Frames removed (the sender ran fast) so far. */
@@ -57,6 +60,8 @@ export class RateMatcher {
   #target: number | undefined;
   #smoothed: number | undefined;
   #acc = 0;
+  /** [frames in, net frames removed] about once a second, the newest ten seconds. */
+  #marks: [number, number][] = [];
 
   /** A matcher for audio of `rate` Hz and `channels` channels. */
   constructor(options: RateMatchOptions) {
@@ -73,6 +78,18 @@ export class RateMatcher {
     return this.framesIn ? ((this.framesRemoved - this.framesAdded) / this.framesIn) * 1e6 : 0;
   }
 
+  /**
+   * The correction in force: over the newest ten seconds of audio, ppm
+   * (the session's {@link meanPpm} until ten seconds have passed). The
+   * mean trails it, since the first seconds pass before the drift is known.
+   */
+  get recentPpm(): number {
+    const first = this.#marks[0];
+    if (!first || this.#marks.length < RECENT_S + 1) return this.meanPpm;
+    const net = this.framesRemoved - this.framesAdded;
+    return ((net - first[1]) / (this.framesIn - first[0])) * 1e6;
+  }
+
   /** How far the queue (smoothed) is from the level it holds, frames (0 while settling). */
   get errorFrames(): number {
     return this.#target === undefined ? 0 : this.#smoothed! - this.#target;
@@ -87,6 +104,11 @@ export class RateMatcher {
     const o = this.#o;
     const frames = samples.length / o.channels;
     this.framesIn += frames;
+    const last = this.#marks[this.#marks.length - 1];
+    if (!last || this.framesIn - last[0] >= o.rate) {
+      this.#marks.push([this.framesIn, this.framesRemoved - this.framesAdded]);
+      if (this.#marks.length > RECENT_S + 1) this.#marks.shift();
+    }
     const settle = o.settleBlocks || Math.ceil((3 * o.rate) / frames);
     this.#smoothed = this.#smoothed === undefined
       ? heldFrames
