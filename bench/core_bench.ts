@@ -25,6 +25,7 @@ import { ClockSync } from "../lib/core/audio/clock_sync.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 
 const SPEC = { rate: 44100, channels: 1, block: 1024 };
+const FORMAT = { ...SPEC, streamId: 7, format: "s16le" as const, protocol: 3 };
 const samples = new Int16Array(1024).map((_, i) => Math.round(Math.sin(i / 10) * 8000));
 const bytes = new Uint8Array(samples.buffer);
 const digest = md5(bytes);
@@ -37,7 +38,7 @@ Deno.bench("MD5 of a 64 KiB file chunk", { group: "md5" }, () => {
 });
 const CHUNK = new Uint8Array(64 * 1024).fill(3);
 
-const broadcaster = new Broadcaster();
+const broadcaster = new Broadcaster(FORMAT);
 const frame = encodeBlock(broadcaster.next(samples, 1000));
 Deno.bench(
   "tcp: encode a block frame (with its MD5)",
@@ -49,7 +50,7 @@ Deno.bench(
 Deno.bench("tcp: decode and check a block frame", { group: "tcp framing" }, () => {
   const d = new FrameDecoder(AUDIO_CLIENT_LIMITS);
   d.push(frame);
-  decodeBlock(d.next()!.payload, SPEC);
+  decodeBlock(d.next()!.payload, FORMAT);
 });
 Deno.bench("tcp: decode 64 frames fed in 1000-byte pieces", { group: "tcp framing" }, () => {
   const stream = new Uint8Array(frame.length * 64);
@@ -69,7 +70,7 @@ Deno.bench("udp: fragment a block", { group: "udp fragmentation", baseline: true
   fragmentBlock(1, 7, 1000, digest, bytes, 1200);
 });
 Deno.bench("udp: reassemble and check a block", { group: "udp fragmentation" }, () => {
-  const r = new Reassembler(2048, 1200);
+  const r = new Reassembler(FORMAT, 1200);
   for (const f of frags) r.push(decodeFragment(f) as Fragment);
 });
 
@@ -105,13 +106,12 @@ Deno.bench("file session: 8 MiB sender to receiver in memory, MD5 per chunk and 
   if (end.at(-1)?.type !== "verified") throw new Error("The file was not verified");
 });
 
-const FORMAT = { ...SPEC, streamId: 7, format: "s16le" as const };
 Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
   group: "sessions in memory",
 }, () => {
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   const l = new ListenerSession({
-    hello: encodeHello({ ...FORMAT, protocol: 2 }),
+    hello: encodeHello({ ...FORMAT, protocol: 3 }),
     queueBlocks: 64,
     stuckMs: 5000,
   });
@@ -127,7 +127,7 @@ Deno.bench("audio-tcp session: 200 blocks broadcaster to receiver in memory", {
 Deno.bench("audio-udp session: 200 blocks fragmented, reassembled and played in memory", {
   group: "sessions in memory",
 }, () => {
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   const table = new ListenerTable<string>({
     secret: new Uint8Array(32),
     format: encodeFormat({ ...FORMAT, mtu: 1200 }),

@@ -9,9 +9,11 @@
  */
 import { md5 } from "../lib/core/wire/md5.ts";
 import {
+  decodeFormat,
   decodeFragment,
   encodeSubscribe,
   type Fragment,
+  type UdpFormat,
   UdpMsg,
 } from "../lib/core/audio/udp_datagrams.ts";
 import { Reassembler } from "../lib/core/audio/reassembly.ts";
@@ -114,8 +116,8 @@ Deno.bench("udp: 200 blocks, server to client on loopback", {
   await sock.send(encodeSubscribe(null), server.addr);
   const [challenge] = await sock.receive();
   await sock.send(encodeSubscribe(challenge.slice(4, 20)), server.addr);
-  await sock.receive(); // FORMAT
-  const r = new Reassembler(2048, 1200);
+  const [format] = await sock.receive();
+  const r = new Reassembler(decodeFormat(format) as UdpFormat, 1200);
   b.start();
   feed.go();
   let blocks = 0;

@@ -101,7 +101,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     protocol: AUDIO_PROTOCOL,
   });
   // The fan-out: one frame per block, queued for every listener.
-  const capture = startCapture(source, (block) => {
+  const capture = startCapture(source, streamId, (block) => {
     const frame = encodeBlock(block);
     stats.blocksCaptured++;
     const t = now();

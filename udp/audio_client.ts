@@ -14,7 +14,7 @@ import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { now } from "../lib/io/clock.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
-import { openUdpClientSocket } from "../lib/io/net.ts";
+import { openUdpClientSocket, resolveUdpServer, sameAddress } from "../lib/io/net.ts";
 import { Playout } from "../lib/io/playout.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
@@ -49,8 +49,9 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   const host = options.host ?? "127.0.0.1";
   const where = `${host}:${options.port}`;
   const log = options.log ?? ((line: string) => console.error(line));
-  const server: Deno.NetAddr = { transport: "udp", hostname: host, port: options.port };
-  const socket = openUdpClientSocket(host);
+  // Datagrams are taken from this host and port only.
+  const server = await resolveUdpServer(host, options.port);
+  const socket = openUdpClientSocket(server.hostname);
   options.onBound?.(socket.addr as Deno.NetAddr);
   const sub = new UdpSubscriber({ latencyMs: options.latencyMs, renewMs: RENEW_MS });
   let playout: Playout | undefined;
@@ -122,8 +123,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 
   const receiving = (async () => {
     for await (const [d, a] of socket) {
-      const from = a as Deno.NetAddr;
-      const events = sub.receive(d, from.port === options.port, now());
+      const events = sub.receive(d, sameAddress(a, server), now());
       // A challenge answered starts the sync burst: tick at its pace.
       if (events.some((e) => e.type === "send")) {
         clearTimeout(renew);

@@ -49,6 +49,8 @@ export interface AudioUdpServerOptions {
   timeoutMs?: number;
   /** Most listeners (default 64). */
   maxListeners?: number;
+  /** Most listeners from one host, whatever their ports (default 8). */
+  maxPerHost?: number;
   /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
 }
@@ -83,13 +85,14 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
     secret: crypto.getRandomValues(new Uint8Array(32)),
     format: encodeFormat({ ...spec, streamId, format: "s16le", protocol: AUDIO_PROTOCOL, mtu }),
     maxListeners: options.maxListeners ?? 64,
+    maxPerHost: options.maxPerHost,
     timeoutMs: options.timeoutMs ?? 5000,
   });
   const send = (d: Uint8Array, addr: Deno.NetAddr) =>
     socket.send(d, addr).then(() => listeners.stats.datagramsSent++, () => {});
 
   // The fan-out: fragments made once per block, sent to every live listener.
-  const capture = startCapture(source, (block) => {
+  const capture = startCapture(source, streamId, (block) => {
     listeners.stats.blocksCaptured++;
     const frags = fragmentBlock(
       streamId,

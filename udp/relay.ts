@@ -4,7 +4,7 @@
  * for anyone who wants to hear what loss does to a stream.
  *
  * Run: `deno task udp-relay --to 127.0.0.1:4444 [--port 4555] [--loss 5%] [--burst 1]
- * [--duplicate 0] [--reorder 0] [--corrupt 0] [--delay 0] [--jitter 0] [--seed 1]`
+ * [--duplicate 0] [--reorder 0] [--corrupt 0] [--corrupt-header 0] [--delay 0] [--jitter 0] [--seed 1]`
  *
  * Clients talk to the relay as if it were the server. Datagrams from the
  * server to clients are impaired; those from clients pass untouched, unless
@@ -152,6 +152,12 @@ const FLAGS = {
   duplicate: { type: "string", default: "0", value: "P", help: "duplication" },
   reorder: { type: "string", default: "0", value: "P", help: "reordering" },
   corrupt: { type: "string", default: "0", value: "P", help: "payload corruption" },
+  "corrupt-header": {
+    type: "string",
+    default: "0",
+    value: "P",
+    help: "a bit flipped in a data datagram's header",
+  },
   delay: { type: "string", default: "0", value: "MS", help: "fixed delay" },
   jitter: { type: "string", default: "0", value: "MS", help: "random extra delay, 0 to MS" },
   seed: { type: "string", default: "1", value: "N", help: "random seed" },
@@ -188,6 +194,7 @@ if (import.meta.main) {
         duplicate: prob("duplicate"),
         reorder: prob("reorder"),
         corrupt: prob("corrupt"),
+        corruptHeader: prob("corrupt-header"),
         delay: num("delay"),
         jitter: num("jitter"),
       },
@@ -202,7 +209,7 @@ if (import.meta.main) {
     const c = relay.model.counters;
     console.log(
       `relayed ${c.seen} datagrams to clients: ${c.dropped} dropped, ${c.duplicated} duplicated, ` +
-        `${c.reordered} reordered, ${c.corrupted} corrupted`,
+        `${c.reordered} reordered, ${c.corrupted} corrupted, ${c.headerCorrupted} with a header bit flipped`,
     );
   });
 }

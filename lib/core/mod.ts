@@ -5,6 +5,7 @@
  *
  * @module
  */
+export { type BlockContext, blockDigest } from "./audio/block_digest.ts";
 export {
   Broadcaster,
   ListenerSession,
@@ -48,7 +49,12 @@ export {
   type ReassemblyCounters,
 } from "./audio/reassembly.ts";
 export { before } from "./audio/sequence.ts";
-export { type ArrivedBlock, MAX_FILL_BLOCKS, SequenceTracker } from "./audio/sequence_tracker.ts";
+export {
+  type ArrivedBlock,
+  MAX_FILL_BLOCKS,
+  MAX_JUMP_BLOCKS,
+  SequenceTracker,
+} from "./audio/sequence_tracker.ts";
 export {
   type AudioSpec,
   blockBytes,

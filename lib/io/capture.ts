@@ -21,12 +21,13 @@ export function newStreamId(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** Starts capturing `source`, handing every block to `fanout`. */
+/** Starts capturing `source` as stream `streamId`, handing every block to `fanout`. */
 export function startCapture(
   source: AudioSource,
+  streamId: number,
   fanout: (block: StreamBlock) => void,
 ): Capture {
-  const broadcaster = new Broadcaster();
+  const broadcaster = new Broadcaster({ ...source.spec, streamId });
   let stopping = false;
   const finished = (async () => {
     while (!stopping) {

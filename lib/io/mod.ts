@@ -15,7 +15,14 @@ export { type Capture, newStreamId, startCapture } from "./capture.ts";
 export { now } from "./clock.ts";
 export { readChunks, type ReadChunksOptions } from "./conn.ts";
 export { closeQuietly, describeError } from "./errors.ts";
-export { connectTo, listenTcp, listenUdp, openUdpClientSocket } from "./net.ts";
+export {
+  connectTo,
+  listenTcp,
+  listenUdp,
+  openUdpClientSocket,
+  resolveUdpServer,
+  sameAddress,
+} from "./net.ts";
 export { resolveUserPath } from "./paths.ts";
 export { FormatChangedError, MAX_DRIFT_PPM, Playout, type PlayoutOptions } from "./playout.ts";
 export { readAt, type Reader, readFull, readFullSync, writeAll, type Writer } from "./streams.ts";

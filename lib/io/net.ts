@@ -3,8 +3,33 @@
  *
  * @module
  */
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import { UserError } from "../core/errors.ts";
 import { describeError } from "../io/errors.ts";
+
+/**
+ * The address of a UDP server as its datagrams will come from: `host`
+ * resolved to one IP address (IPv4 first), so that a client can accept
+ * datagrams from that host and port only.
+ */
+export async function resolveUdpServer(host: string, port: number): Promise<Deno.NetAddr> {
+  let hostname = host;
+  if (!isIP(host)) {
+    try {
+      hostname = (await lookup(host, { family: 4 }).catch(() => lookup(host))).address;
+    } catch (err) {
+      throw new UserError(describeError(err, `Could not resolve ${host}`));
+    }
+  }
+  return { transport: "udp", hostname, port };
+}
+
+/** Whether a datagram's source is `server`, host and port. */
+export function sameAddress(from: Deno.Addr, server: Deno.NetAddr): boolean {
+  return from.transport === "udp" && from.hostname === server.hostname &&
+    from.port === server.port;
+}
 
 /** Connects over TCP; failures become one-line {@link UserError}s. */
 export async function connectTo(host: string, port: number): Promise<Deno.TcpConn> {

@@ -26,11 +26,19 @@ import {
   UDP_VERSION,
   UdpMsg,
 } from "../../lib/core/audio/udp_datagrams.ts";
-import type { StreamFormat } from "../../lib/core/audio/stream_format.ts";
+import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/stream_format.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
+import { md5 } from "../../lib/core/wire/md5.ts";
 
-const FORMAT: StreamFormat = { rate: 8000, channels: 1, block: 64, streamId: 42, format: "s16le" };
+const FORMAT: StreamFormat = {
+  rate: 8000,
+  channels: 1,
+  block: 64,
+  streamId: 42,
+  format: "s16le",
+  protocol: AUDIO_PROTOCOL,
+};
 const BLOCK_MS = 8;
 
 function samples(seq: number): Int16Array {
@@ -38,7 +46,7 @@ function samples(seq: number): Int16Array {
 }
 
 Deno.test("audio-tcp session: broadcaster to receiver at every split size, blocks intact and in order", () => {
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   const stream = [encodeHello(FORMAT)];
   for (let s = 0; s < 5; s++) stream.push(encodeBlock(b.next(samples(s), 1000 + s * BLOCK_MS)));
   const all = new Uint8Array(stream.reduce((n, f) => n + f.length, 0));
@@ -50,17 +58,21 @@ Deno.test("audio-tcp session: broadcaster to receiver at every split size, block
     for (let i = 0; i < all.length; i += split) {
       events.push(...r.receive(all.slice(i, i + split), 0));
     }
-    assert.equal(events[0].type, "hello");
-    const blocks = events.slice(1).map((e) => e.type === "block" ? e.block : assert.fail());
+    assert.deepEqual(events.map((e) => e.type), ["hello", "send"], "blocks wait for the sync");
+    // The server's answer, on the same clock, releases them.
+    const request = events[1].type === "send" ? events[1].bytes : assert.fail();
+    const t1 = new DataView(request.buffer, request.byteOffset + 8).getFloat64(0);
+    const released = r.receive(encodeSyncReplyFrame({ t1, t2: t1, t3: t1 }), 0);
+    const blocks = released.map((e) => e.type === "block" ? e.block : assert.fail());
     assert.deepEqual(blocks.map((x) => x.seq), [0, 1, 2, 3, 4], `split ${split}`);
     assert.ok(blocks.every((x) => x.intact));
     assert.deepEqual(blocks[3].samples, samples(3));
-    assert.equal(r.bytes, all.length);
+    assert.equal(r.bytes, all.length + 32, "the stream and the 32-byte sync reply");
   }
 });
 
 Deno.test("audio-tcp session: a receiver refuses a stream without a hello, a second hello and a cut frame", () => {
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   const block = encodeBlock(b.next(samples(0), 0));
   assert.throws(() => new AudioTcpReceiver().receive(block, 0), /no hello/);
   const twice = new AudioTcpReceiver();
@@ -157,7 +169,7 @@ Deno.test("audio-udp session: subscribe, challenge, format, then blocks through 
   assert.equal(table.stats.challengesSent, 1);
   assert.deepEqual(table.live(now), ["peer"]);
   // Blocks 0..9, block 4 lost, block 6 corrupted, delivered 5 ms after capture.
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   for (let s = 0; s < 10; s++) {
     const block = b.next(samples(s), now + s * BLOCK_MS);
     const frags = fragmentBlock(
@@ -226,12 +238,16 @@ Deno.test("audio-udp session: renewals, silence, restarts and a full server, all
 
 Deno.test("audio-udp table: an unproven address gets only a smaller challenge; the cap and expiry hold", () => {
   const table = udpPair(2);
-  const small = new Uint8Array(24);
-  small.set([0x53, 0x55, UDP_VERSION, UdpMsg.SUBSCRIBE]);
-  const answer = table.receive(small, "a:1", "a", 0);
+  // A subscribe shorter than the padded 64 bytes is not answered at all.
+  for (const size of [20, 24, 63]) {
+    const small = new Uint8Array(size);
+    small.set([0x53, 0x55, UDP_VERSION, UdpMsg.SUBSCRIBE]);
+    assert.deepEqual(table.receive(small, "a:1", "a", 0), [], `${size} bytes`);
+  }
+  const answer = table.receive(encodeSubscribe(null), "a:1", "a", 0);
   assert.equal(answer.length, 1);
   assert.equal(answer[0][3], UdpMsg.CHALLENGE);
-  assert.ok(answer[0].length <= small.length, "never a reply larger than the request");
+  assert.ok(answer[0].length < 64, "a reply smaller than the request");
   assert.equal(table.stats.listenersJoined, 0, "an unproven address joins nothing");
   const cookie = (d: Uint8Array) => d.slice(4, 20);
   const join = (who: string) => {
@@ -257,9 +273,9 @@ Deno.test("audio-udp table: an unproven address gets only a smaller challenge; t
 const SERVER_BEHIND = (t: number) => t - 3_600_000;
 
 Deno.test("audio-tcp session: blocks wait for clock sync, then arrive on the client's clock", () => {
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   const l = new ListenerSession({
-    hello: encodeHello({ ...FORMAT, protocol: 2 }),
+    hello: encodeHello(FORMAT),
     queueBlocks: 64,
     stuckMs: 5000,
   });
@@ -299,12 +315,18 @@ Deno.test("audio-tcp session: blocks wait for clock sync, then arrive on the cli
 
 Deno.test("audio-tcp session: a protocol 1 server gets no sync requests; blocks pass on its clock", () => {
   const r = new AudioTcpReceiver();
-  const hello = r.receive(encodeHello(FORMAT), 0);
+  const hello = r.receive(encodeHello({ ...FORMAT, protocol: 1 }), 0);
   assert.deepEqual(hello.map((e) => e.type), ["hello"]);
   assert.equal(hello[0].type === "hello" && hello[0].sync, false);
-  const b = new Broadcaster();
-  const got = r.receive(encodeBlock(b.next(samples(0), 777)), 5);
+  // Its MD5 covers the samples only.
+  const s = samples(0);
+  const bytes = new Uint8Array(s.buffer);
+  const got = r.receive(
+    encodeBlock({ seq: 0, captured: 777, digest: md5(bytes), bytes, samples: s }),
+    5,
+  );
   assert.equal(got[0].type === "block" && got[0].block.captured, 777);
+  assert.equal(got[0].type === "block" && got[0].block.intact, true);
   assert.equal(r.nextTick(), null);
   assert.deepEqual(r.tick(1e9), []);
   assert.equal(r.clock(5), null);
@@ -358,7 +380,7 @@ Deno.test("audio-udp session: sync rides on subscribe; the server an hour behind
   const replies = at(subscribe, t + 3);
   assert.deepEqual(replies.map((d) => d[3]), [UdpMsg.FORMAT, UdpMsg.SYNC]);
   // Block 0 arrives before the SYNC: it waits.
-  const b = new Broadcaster();
+  const b = new Broadcaster(FORMAT);
   const block = (s: number) => {
     const x = b.next(samples(s), SERVER_BEHIND(t + s * BLOCK_MS));
     return fragmentBlock(FORMAT.streamId, x.seq, x.captured, x.digest, x.bytes, 128);

@@ -1,6 +1,6 @@
 /** The I/O-free Audio-UDP cores: datagrams, reassembly, jitter buffer, impairment, cookies. */
 import assert from "node:assert/strict";
-import { md5 } from "../../lib/core/wire/md5.ts";
+import { blockDigest } from "../../lib/core/audio/block_digest.ts";
 import {
   CookieJar,
   DATA_HEADER,
@@ -12,12 +12,15 @@ import {
   fragmentBlock,
   isRejected,
   SUBSCRIBE_LENGTH,
+  UDP_VERSION,
+  UdpMsg,
 } from "../../lib/core/audio/udp_datagrams.ts";
 import { fragment } from "../support/helpers.ts";
 import { Reassembler } from "../../lib/core/audio/reassembly.ts";
 import { JitterBuffer } from "../../lib/core/audio/jitter_buffer.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 
+const STREAM = { streamId: 42, rate: 44100, channels: 1, block: 1024 };
 const BLOCK_BYTES = 2048;
 const MTU = 1200;
 
@@ -27,7 +30,8 @@ function block(seq: number): Uint8Array {
 
 function datagrams(seq: number, mtu = MTU): Uint8Array[] {
   const b = block(seq);
-  return fragmentBlock(42, seq, 1000 + seq * 23.2, md5(b), b, mtu);
+  const captured = 1000 + seq * 23.2;
+  return fragmentBlock(42, seq, captured, blockDigest(STREAM, seq, captured, b), b, mtu);
 }
 
 Deno.test("fragments never exceed the MTU and carry the whole block's MD5", () => {
@@ -36,7 +40,7 @@ Deno.test("fragments never exceed the MTU and carry the whole block's MD5", () =
     assert.equal(ds.length, Math.ceil(BLOCK_BYTES / (mtu - DATA_HEADER)));
     for (const d of ds) {
       assert.ok(d.length <= mtu);
-      assert.deepEqual(fragment(d).digest, md5(block(3)));
+      assert.deepEqual(fragment(d).digest, blockDigest(STREAM, 3, 1000 + 3 * 23.2, block(3)));
     }
   }
 });
@@ -44,7 +48,7 @@ Deno.test("fragments never exceed the MTU and carry the whole block's MD5", () =
 Deno.test("blocks reassemble from fragments in every order", () => {
   const orders = [[0, 1], [1, 0]];
   for (const order of orders) {
-    const r = new Reassembler(BLOCK_BYTES, MTU);
+    const r = new Reassembler(STREAM, MTU);
     const ds = datagrams(5);
     let out = null;
     for (const i of order) out = r.push(fragment(ds[i])) ?? out;
@@ -53,7 +57,7 @@ Deno.test("blocks reassemble from fragments in every order", () => {
     assert.deepEqual(new Uint8Array(out.samples.buffer), block(5));
   }
   // Small MTU: 17 fragments, delivered back to front.
-  const r = new Reassembler(BLOCK_BYTES, 160);
+  const r = new Reassembler(STREAM, 160);
   const ds = datagrams(9, 160).reverse();
   const done = ds.map((d) => r.push(fragment(d))).filter(Boolean);
   assert.equal(done.length, 1);
@@ -61,7 +65,7 @@ Deno.test("blocks reassemble from fragments in every order", () => {
 });
 
 Deno.test("duplicates are ignored, corruption is caught, old blocks expire", () => {
-  const r = new Reassembler(BLOCK_BYTES, MTU);
+  const r = new Reassembler(STREAM, MTU);
   const [a, b] = datagrams(1);
   assert.equal(r.push(fragment(a)), null);
   assert.equal(r.push(fragment(a)), null);
@@ -80,7 +84,7 @@ Deno.test("duplicates are ignored, corruption is caught, old blocks expire", () 
 });
 
 Deno.test("hostile datagrams are refused and memory stays bounded", () => {
-  const r = new Reassembler(BLOCK_BYTES, MTU, 8);
+  const r = new Reassembler(STREAM, MTU, 8);
   const good = datagrams(1)[0];
   const mutate = (f: (v: DataView, d: Uint8Array) => void) => {
     const d = good.slice();
@@ -109,7 +113,7 @@ Deno.test("hostile datagrams are refused and memory stays bounded", () => {
   // Random datagrams: never throw.
   for (let i = 0; i < 2000; i++) {
     const d = crypto.getRandomValues(new Uint8Array(1 + (i % 1300)));
-    if (i % 2 === 0 && d.length > 4) d.set([0x53, 0x55, 1, 1]);
+    if (i % 2 === 0 && d.length > 4) d.set([0x53, 0x55, UDP_VERSION, UdpMsg.DATA]);
     const f = decodeFragment(d);
     if (!isRejected(f)) r.push(f);
   }
@@ -154,12 +158,45 @@ Deno.test("missing blocks are concealed; late ones counted late, never lost", ()
 
 Deno.test("a corrupted block's slot is concealed, not counted missing", () => {
   const j = new JitterBuffer({ targetMs: 30, blockMs: 10 });
-  j.push(jb(0, false));
-  const d = j.pop(2000)!;
+  j.push(jb(0));
+  j.push(jb(1, false));
+  assert.equal(j.pop(1030)!.kind, "play");
+  const d = j.pop(1040)!;
   assert.equal(d.kind, "conceal");
   assert.equal(d.kind === "conceal" && d.reason, "corrupted");
   j.finish();
   assert.equal(j.counters.lost, 0);
+  assert.equal(j.counters.corrupted, 1);
+});
+
+Deno.test("a corrupted block's header is not believed: it never joins, skips or moves the clock", () => {
+  const j = new JitterBuffer({ targetMs: 30, blockMs: 10, window: 16 });
+  // Before any intact block, a corrupted one does not start the stream.
+  assert.equal(j.push({ ...jb(500, false), captured: 9e12 }), "stale");
+  assert.equal(j.nextDue(), null);
+  j.push(jb(0));
+  // Its sequence number flipped far ahead: no skip. Its capture time
+  // flipped: the slots still fall due on the intact blocks' times.
+  j.push({ ...jb(1), seq: 1 + 2 ** 20, intact: false });
+  j.push({ ...jb(1), captured: 1000 + 10 - 750, intact: false });
+  j.push(jb(2));
+  j.push(jb(3));
+  const decisions = [1030, 1040, 1050, 1060].map((t) => j.pop(t)!);
+  assert.deepEqual(decisions.map((d) => [d.seq, d.kind]), [
+    [0, "play"],
+    [1, "conceal"],
+    [2, "play"],
+    [3, "play"],
+  ]);
+  assert.deepEqual(decisions.map((d) => d.captured), [1000, 1010, 1020, 1030]);
+  // The intact block takes a slot a corrupted copy marked.
+  j.push(jb(5, false));
+  j.push(jb(5));
+  j.push(jb(4));
+  assert.equal(j.pop(1070)!.kind, "play");
+  assert.equal(j.pop(1080)!.kind, "play");
+  assert.equal(j.counters.corrupted, 4);
+  assert.equal(j.counters.duplicate, 0);
 });
 
 Deno.test("the impairment model is deterministic and hits its rates", () => {

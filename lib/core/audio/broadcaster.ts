@@ -9,7 +9,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
-import { md5 } from "../wire/md5.ts";
+import { type BlockContext, blockDigest } from "./block_digest.ts";
 import {
   AUDIO_SERVER_LIMITS,
   AudioMsg,
@@ -23,7 +23,7 @@ export interface StreamBlock {
   seq: number;
   /** Capture time of the block's first sample, ms, on the sender's clock. */
   captured: number;
-  /** MD5 of the samples. */
+  /** MD5 of the block, header and samples ({@link blockDigest}). */
   digest: Uint8Array;
   /** The samples as bytes (16-bit little-endian). */
   bytes: Uint8Array;
@@ -34,13 +34,25 @@ export interface StreamBlock {
 /** Numbers and digests the blocks of one capture. */
 export class Broadcaster {
   #seq = 0;
+  #context: BlockContext;
+
+  /** A broadcaster for one capture: its stream id and format. */
+  constructor(context: BlockContext) {
+    this.#context = context;
+  }
 
   /** Takes the next captured block. */
   next(samples: Int16Array, captured: number): StreamBlock {
     const bytes = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
     const seq = this.#seq;
     this.#seq = (this.#seq + 1) >>> 0;
-    return { seq, captured, digest: md5(bytes), bytes, samples };
+    return {
+      seq,
+      captured,
+      digest: blockDigest(this.#context, seq, captured, bytes),
+      bytes,
+      samples,
+    };
   }
 }
 

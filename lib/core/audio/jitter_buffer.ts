@@ -10,6 +10,13 @@
  * counted lost once it falls out of the window. Memory is bounded by the
  * window.
  *
+ * A block that failed its MD5 proves nothing about its header either: its
+ * sequence number and capture time may be the damaged bytes. It never
+ * joins the stream, moves the play-out point or the clock, or skips ahead;
+ * it only marks the slot it names, if that slot is in the window and
+ * empty, as corrupted, and the intact block itself still takes the slot
+ * if it comes.
+ *
  * @module
  */
 import { before } from "./sequence.ts";
@@ -107,7 +114,7 @@ export class JitterBuffer {
 
   /** Takes a block; says whether it was queued, late or a duplicate. */
   push(b: JitterBlock): "queued" | "late" | "duplicate" | "stale" {
-    if (!b.intact) this.counters.corrupted++;
+    if (!b.intact) return this.#corrupted(b);
     if (this.#next === undefined) {
       this.#next = b.seq; // Join the stream at the first block received.
     }
@@ -118,7 +125,8 @@ export class JitterBuffer {
       }
       return "stale";
     }
-    if (this.#buffer.has(b.seq)) {
+    const held = this.#buffer.get(b.seq);
+    if (held?.intact) {
       this.counters.duplicate++;
       return "duplicate";
     }
@@ -131,6 +139,18 @@ export class JitterBuffer {
     if (!this.#anchor || !before(b.seq, this.#anchor.seq)) {
       this.#anchor = { seq: b.seq, captured: b.captured };
     }
+    this.#buffer.set(b.seq, b);
+    return "queued";
+  }
+
+  /** A block that failed its MD5: counted, and at most marks an empty slot in the window. */
+  #corrupted(b: JitterBlock): "queued" | "stale" {
+    this.counters.corrupted++;
+    const next = this.#next;
+    if (
+      next === undefined || before(b.seq, next) || !before(b.seq, next + this.#window) ||
+      this.#buffer.has(b.seq)
+    ) return "stale";
     this.#buffer.set(b.seq, b);
     return "queued";
   }
@@ -155,7 +175,7 @@ export class JitterBuffer {
       this.#missingRun = 0;
       return b.intact
         ? { kind: "play", seq, captured: b.captured, samples: b.samples }
-        : { kind: "conceal", seq, captured: b.captured, reason: "corrupted" };
+        : { kind: "conceal", seq, captured, reason: "corrupted" };
     }
     this.#concealed.add(seq);
     if (++this.#missingRun > this.#window && this.#buffer.size === 0) {

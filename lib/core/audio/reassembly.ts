@@ -7,7 +7,9 @@
  *
  * @module
  */
-import { bytesEqual, md5 } from "../wire/md5.ts";
+import { bytesEqual } from "../wire/md5.ts";
+import { type BlockContext, blockDigest } from "./block_digest.ts";
+import { blockBytes } from "./spec.ts";
 import { before } from "./sequence.ts";
 import { type Fragment, fragmentCount, fragmentSize } from "./udp_datagrams.ts";
 
@@ -17,7 +19,7 @@ export interface AssembledBlock {
   seq: number;
   /** Capture time of the block's first sample, ms since the epoch. */
   captured: number;
-  /** Whether the MD5 over the whole block matched. */
+  /** Whether the block's MD5 (over its header and samples) matched. */
   intact: boolean;
   /** The block's samples. */
   samples: Int16Array;
@@ -54,6 +56,7 @@ export function newReassemblyCounters(): ReassemblyCounters {
 export class Reassembler {
   /** What the reassembler has seen (shared with earlier ones when passed in). */
   readonly counters: ReassemblyCounters;
+  #context: BlockContext;
   #blockBytes: number;
   #size: number;
   #count: number;
@@ -66,21 +69,22 @@ export class Reassembler {
   /**
    * Creates a reassembler for one stream's format.
    *
-   * @param blockBytes Bytes per block in this stream.
+   * @param context The stream: its id and format (the block MD5 covers them).
    * @param mtu The stream's MTU (sets the fragment size and count).
    * @param maxInFlight Most incomplete blocks held at once (default 64).
    * @param counters Counters to keep counting into (across a stream restart).
    */
   constructor(
-    blockBytes: number,
+    context: BlockContext,
     mtu: number,
     maxInFlight = 64,
     counters: ReassemblyCounters = newReassemblyCounters(),
   ) {
     this.counters = counters;
-    this.#blockBytes = blockBytes;
+    this.#context = context;
+    this.#blockBytes = blockBytes(context);
     this.#size = fragmentSize(mtu);
-    this.#count = fragmentCount(blockBytes, mtu);
+    this.#count = fragmentCount(this.#blockBytes, mtu);
     this.#maxInFlight = maxInFlight;
   }
 
@@ -151,7 +155,7 @@ export class Reassembler {
     return {
       seq: f.seq,
       captured: p.captured,
-      intact: bytesEqual(md5(p.bytes), p.digest),
+      intact: bytesEqual(blockDigest(this.#context, f.seq, p.captured, p.bytes), p.digest),
       samples: new Int16Array(p.bytes.buffer),
     };
   }

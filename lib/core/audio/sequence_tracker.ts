@@ -8,9 +8,17 @@
  * @module
  */
 import { newOrderCounters, type OrderCounters, type PlayoutDecision } from "./jitter_buffer.ts";
+import { ProtocolError } from "../errors.ts";
 
 /** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
 export const MAX_FILL_BLOCKS = 50;
+
+/**
+ * A jump in sequence numbers beyond this many blocks (over three hours of
+ * 512-frame blocks at 44.1 kHz) is no reconnection's gap: the server is
+ * broken or hostile ({@link SequenceTracker.push} throws).
+ */
+export const MAX_JUMP_BLOCKS = 1 << 20;
 
 /** A block as a transport delivers it. */
 export interface ArrivedBlock {
@@ -34,6 +42,7 @@ export class SequenceTracker {
   readonly counters: OrderCounters = newOrderCounters();
   #blockMs = 0;
   #expected: number | undefined;
+  #lastCaptured: number | undefined;
   #streamId: number | undefined;
 
   /**
@@ -42,7 +51,7 @@ export class SequenceTracker {
    * starts a new sequence.
    */
   stream(streamId: number, blockMs: number): void {
-    if (streamId !== this.#streamId) this.#expected = undefined;
+    if (streamId !== this.#streamId) this.#expected = this.#lastCaptured = undefined;
     this.#streamId = streamId;
     this.#blockMs = blockMs;
   }
@@ -52,15 +61,33 @@ export class SequenceTracker {
    * missing before it (up to {@link MAX_FILL_BLOCKS}), then the block itself
    * (played, or concealed if it failed its MD5). A block from before a
    * resync is dropped.
+   *
+   * A block that failed its MD5 may have a damaged header too, so its
+   * sequence number and capture time are not believed: TCP keeps order,
+   * so it takes the slot expected next. A jump beyond
+   * {@link MAX_JUMP_BLOCKS} throws {@link ProtocolError}.
    */
   push(b: ArrivedBlock): PlayoutDecision[] {
     const out: PlayoutDecision[] = [];
     const c = this.counters;
+    if (!b.intact) {
+      c.corrupted++;
+      if (this.#expected === undefined) return out; // Nothing to place it by.
+      const seq = this.#expected;
+      this.#expected = (seq + 1) >>> 0;
+      const captured = this.#lastCaptured! + this.#blockMs;
+      this.#lastCaptured = captured;
+      out.push({ kind: "conceal", seq, captured, reason: "corrupted" });
+      return out;
+    }
     if (this.#expected !== undefined && b.seq !== this.#expected) {
       const gap = (b.seq - this.#expected) >>> 0;
       if (gap >= 0x80000000) {
         c.duplicate++; // A stale block from before a resync: drop it.
         return out;
+      }
+      if (gap > MAX_JUMP_BLOCKS) {
+        throw new ProtocolError(`Server's block numbers jumped by ${gap}`);
       }
       c.lost += gap;
       if (gap <= MAX_FILL_BLOCKS) {
@@ -76,12 +103,8 @@ export class SequenceTracker {
       }
     }
     this.#expected = (b.seq + 1) >>> 0;
-    if (!b.intact) {
-      c.corrupted++;
-      out.push({ kind: "conceal", seq: b.seq, captured: b.captured, reason: "corrupted" });
-    } else {
-      out.push({ kind: "play", seq: b.seq, captured: b.captured, samples: b.samples });
-    }
+    this.#lastCaptured = b.captured;
+    out.push({ kind: "play", seq: b.seq, captured: b.captured, samples: b.samples });
     return out;
   }
 }

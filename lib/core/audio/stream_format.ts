@@ -21,8 +21,11 @@ export interface StreamFormat extends AudioSpec {
   protocol?: number;
 }
 
-/** The audio protocol version this code speaks: 2 adds clock sync. */
-export const AUDIO_PROTOCOL = 2;
+/**
+ * The audio protocol version this code speaks: 2 adds clock sync, 3 a
+ * block MD5 that covers the block's header (`block_digest.ts`).
+ */
+export const AUDIO_PROTOCOL = 3;
 
 /** The JSON body of a stream description. */
 export function encodeStreamFormat(f: StreamFormat & { mtu?: number }): Uint8Array {

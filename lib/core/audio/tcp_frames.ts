@@ -4,8 +4,9 @@
  *
  * - server → client `HELLO`: the stream's format and id (`stream_format.ts`).
  * - server → client `BLOCK`: sequence (u32), capture time (f64, ms since
- *   the Unix epoch on the server's clock), MD5 of the samples (16 bytes),
- *   samples (16-bit LE).
+ *   the Unix epoch on the server's clock), the block's MD5 (16 bytes; from
+ *   protocol 3 over its header, stream and samples, `block_digest.ts`;
+ *   before, over the samples), samples (16-bit LE).
  * - client → server `SYNC` (protocol 2): t1 (f64), the client's clock when
  *   it sent the request.
  * - server → client `SYNC_REPLY` (protocol 2): t1 echoed, t2 and t3 (f64),
@@ -24,6 +25,7 @@ import { ProtocolError } from "../errors.ts";
 import type { StreamBlock } from "./broadcaster.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
+import { blockDigest } from "./block_digest.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,
@@ -128,8 +130,13 @@ export interface ReceivedBlock {
   samples: Int16Array;
 }
 
-/** Decodes a BLOCK payload for a stream of format `spec`. */
-export function decodeBlock(payload: Uint8Array, spec: AudioSpec): ReceivedBlock {
+/**
+ * Decodes a BLOCK payload of the stream `hello` announced. A capture time
+ * that is not a finite number throws {@link ProtocolError}: no server of
+ * ours sends one.
+ */
+export function decodeBlock(payload: Uint8Array, hello: Hello): ReceivedBlock {
+  const spec: AudioSpec = hello;
   if (payload.length !== BLOCK_PREFIX + blockBytes(spec)) {
     throw new ProtocolError(
       `Block of ${payload.length - BLOCK_PREFIX} bytes; the stream's blocks have ${
@@ -139,10 +146,14 @@ export function decodeBlock(payload: Uint8Array, spec: AudioSpec): ReceivedBlock
   }
   const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const data = payload.slice(BLOCK_PREFIX);
+  const seq = v.getUint32(0);
+  const captured = v.getFloat64(4);
+  if (!Number.isFinite(captured)) throw new ProtocolError("Block's capture time is not a number");
+  const digest = (hello.protocol ?? 1) >= 3 ? blockDigest(hello, seq, captured, data) : md5(data);
   return {
-    seq: v.getUint32(0),
-    captured: v.getFloat64(4),
-    intact: bytesEqual(md5(data), payload.subarray(12, BLOCK_PREFIX)),
+    seq,
+    captured,
+    intact: bytesEqual(digest, payload.subarray(12, BLOCK_PREFIX)),
     samples: new Int16Array(data.buffer),
   };
 }

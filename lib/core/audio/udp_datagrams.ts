@@ -7,13 +7,15 @@
  * DATA (server → client), one fragment of a block:
  *   0 magic "SU"  2 version  3 type=1
  *   4 stream id u32   8 block sequence u32   12 fragment index u16   14 fragment count u16
- *   16 capture time f64 (ms since the epoch)  24 MD5 of the whole block (16 bytes)
+ *   16 capture time f64 (ms since the epoch)
+ *   24 MD5 of the block, its header and stream as well (16 bytes, `block_digest.ts`)
  *   40 fragment bytes
  * SUBSCRIBE (client → server): 4 cookie (16 bytes, zero at first)
  *   20 t1 f64 (a clock sync request: the client's clock; 0 for none)
  *   28 flags u8 (bit 0: the client has the stream's format), padded to 64 bytes
  * CHALLENGE (server → client): 4 cookie (16 bytes)
- * FORMAT (server → client): 4 the stream format's JSON (`stream_format.ts`) with `mtu`
+ * FORMAT (server → client): 4 MD5 of the JSON (16 bytes)
+ *   20 the stream format's JSON (`stream_format.ts`) with `mtu`
  * BYE (client → server): 4 cookie (16 bytes)
  * FULL (server → client): 4 bytes only; the listener cap is reached
  * SYNC (server → client): 4 t1 echoed, 12 t2, 20 t3 (f64 each, `clock_sync.ts`)
@@ -35,7 +37,7 @@
  */
 import { createHmac } from "node:crypto";
 import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
-import { MD5_LENGTH } from "../wire/md5.ts";
+import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,
@@ -45,8 +47,11 @@ import {
 
 /** `"SU"`. */
 export const UDP_MAGIC = 0x5355;
-/** Datagram format version (2: clock sync on SUBSCRIBE, the SYNC datagram). */
-export const UDP_VERSION = 2;
+/**
+ * Datagram format version (2: clock sync on SUBSCRIBE, the SYNC datagram;
+ * 3: the block MD5 covers the header, `block_digest.ts`).
+ */
+export const UDP_VERSION = 3;
 /** Datagram types. */
 export const UdpMsg = {
   DATA: 1,
@@ -262,18 +267,26 @@ export function encodeFull(): Uint8Array {
   return header(UdpMsg.FULL, 4);
 }
 
-/** A FORMAT datagram. */
+/** A FORMAT datagram: the format's JSON after its MD5. */
 export function encodeFormat(f: UdpFormat): Uint8Array {
   const body = encodeStreamFormat(f);
-  const d = header(UdpMsg.FORMAT, 4 + body.length);
-  d.set(body, 4);
+  const d = header(UdpMsg.FORMAT, 4 + MD5_LENGTH + body.length);
+  d.set(md5(body), 4);
+  d.set(body, 4 + MD5_LENGTH);
   return d;
 }
 
-/** Decodes a FORMAT datagram, or says why it is refused. */
+/**
+ * Decodes a FORMAT datagram, or says why it is refused: a format whose MD5
+ * fails (a damaged stream id would look like a server restart) among them.
+ */
 export function decodeFormat(d: Uint8Array): UdpFormat | Rejected {
   if (datagramType(d) !== UdpMsg.FORMAT) return reject("not a format datagram");
-  const f = parseStreamFormat(d.subarray(4));
+  const body = d.subarray(4 + MD5_LENGTH);
+  if (d.length <= 4 + MD5_LENGTH || !bytesEqual(md5(body), d.subarray(4, 4 + MD5_LENGTH))) {
+    return reject("format datagram fails its MD5");
+  }
+  const f = parseStreamFormat(body);
   if (typeof f === "string") return reject(`format ${f}`);
   const mtu = f.fields.mtu;
   if (!Number.isInteger(mtu) || (mtu as number) < MIN_MTU || (mtu as number) > MAX_MTU) {

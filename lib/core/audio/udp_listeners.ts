@@ -19,6 +19,7 @@ import {
   encodeChallenge,
   encodeFull,
   encodeSync,
+  SUBSCRIBE_LENGTH,
   UdpMsg,
 } from "./udp_datagrams.ts";
 
@@ -50,6 +51,8 @@ export interface ListenerTableOptions {
   format: Uint8Array;
   /** Most listeners at once. */
   maxListeners: number;
+  /** Most listeners at once from one host, whatever its ports (default 8). */
+  maxPerHost?: number;
   /** Forget a listener silent for this long, ms. */
   timeoutMs: number;
 }
@@ -69,7 +72,8 @@ export class ListenerTable<A> {
   };
   #options: ListenerTableOptions;
   #jar: CookieJar;
-  #listeners = new Map<string, { addr: A; lastSeen: number }>();
+  #listeners = new Map<string, { addr: A; host: string; lastSeen: number }>();
+  #perHost = new Map<string, number>();
 
   /** An empty table. */
   constructor(options: ListenerTableOptions) {
@@ -91,24 +95,26 @@ export class ListenerTable<A> {
     const st = this.stats;
     const type = datagramType(d);
     const cookie = decodeCookie(d);
-    if ((type !== UdpMsg.SUBSCRIBE && type !== UdpMsg.BYE) || !cookie) {
+    if (
+      (type !== UdpMsg.SUBSCRIBE && type !== UdpMsg.BYE) || !cookie ||
+      (type === UdpMsg.SUBSCRIBE && d.length < SUBSCRIBE_LENGTH)
+    ) {
       st.datagramsInvalid++;
       return [];
     }
     if (!this.#jar.check(key, cookie, now)) {
       if (type === UdpMsg.SUBSCRIBE) {
-        // Never send an unproven address more than it sent us.
-        const challenge = encodeChallenge(this.#jar.issue(key, now));
-        if (challenge.length <= d.length) {
-          st.challengesSent++;
-          return [challenge];
-        }
+        // A subscribe is padded to 64 bytes and the 20-byte challenge is
+        // smaller: the server never sends an unproven address as much as
+        // it sent.
+        st.challengesSent++;
+        return [encodeChallenge(this.#jar.issue(key, now))];
       }
       st.datagramsInvalid++;
       return [];
     }
     if (type === UdpMsg.BYE) {
-      this.#listeners.delete(key);
+      this.#forget(key);
       return [];
     }
     const { t1, haveFormat } = decodeSubscribe(d);
@@ -117,11 +123,16 @@ export class ListenerTable<A> {
     if (known) {
       known.lastSeen = now;
       if (!haveFormat) out.push(this.#options.format);
-    } else if (this.#listeners.size >= this.#options.maxListeners) {
+    } else if (
+      this.#listeners.size >= this.#options.maxListeners ||
+      (this.#perHost.get(hostOf(key)) ?? 0) >= (this.#options.maxPerHost ?? 8)
+    ) {
       st.listenersRefused++;
       return [encodeFull()];
     } else {
-      this.#listeners.set(key, { addr, lastSeen: now });
+      const host = hostOf(key);
+      this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+      this.#listeners.set(key, { addr, host, lastSeen: now });
       st.listenersJoined++;
       out.push(this.#options.format);
     }
@@ -137,10 +148,24 @@ export class ListenerTable<A> {
     const out: A[] = [];
     for (const [key, l] of this.#listeners) {
       if (now - l.lastSeen > this.#options.timeoutMs) {
-        this.#listeners.delete(key);
+        this.#forget(key);
         this.stats.listenersForgotten++;
       } else out.push(l.addr);
     }
     return out;
   }
+
+  #forget(key: string): void {
+    const l = this.#listeners.get(key);
+    if (!l) return;
+    this.#listeners.delete(key);
+    const n = (this.#perHost.get(l.host) ?? 1) - 1;
+    if (n > 0) this.#perHost.set(l.host, n);
+    else this.#perHost.delete(l.host);
+  }
+}
+
+/** The host part of `host:port` (an IPv6 host keeps its colons). */
+function hostOf(key: string): string {
+  return key.slice(0, key.lastIndexOf(":"));
 }

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { blockBytes, blockMs } from "./spec.ts";
+import { blockMs } from "./spec.ts";
 import { type ClockEstimate, ClockSync, SyncedTimeline } from "./clock_sync.ts";
 import {
   JitterBuffer,
@@ -185,7 +185,7 @@ export class UdpSubscriber {
         this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
       this.#format = fmt;
       this.#jitter = new JitterBuffer({ targetMs, blockMs: blockMs(fmt), counters: this.counters });
-      this.#reasm = new Reassembler(blockBytes(fmt), fmt.mtu, 64, this.fragments);
+      this.#reasm = new Reassembler(fmt, fmt.mtu, 64, this.fragments);
       return [{ type: "stream", format: fmt, restarted }];
     }
     return this.#invalid();

@@ -21,6 +21,12 @@ export interface ImpairmentConfig {
   corrupt?: number;
   /** Bytes at the start never corrupted (a header), default 0. */
   protect?: number;
+  /**
+   * Chance one bit of the protected header is flipped, past its first four
+   * bytes (magic, version and type), so the datagram still looks like one
+   * of its kind with a damaged field.
+   */
+  corruptHeader?: number;
   /** Fixed delay. */
   delay?: number;
   /** Extra delay drawn uniformly from 0 to this. */
@@ -45,6 +51,8 @@ export interface Fate {
   reordered: boolean;
   /** One byte of its payload was flipped. */
   corrupted: boolean;
+  /** One bit of its header was flipped. */
+  headerCorrupted: boolean;
 }
 
 /** Counters of what the model did. */
@@ -59,6 +67,8 @@ export interface ImpairmentCounters {
   reordered: number;
   /** Corrupted. */
   corrupted: number;
+  /** Header corrupted. */
+  headerCorrupted: number;
 }
 
 /** Extra delay a reordered datagram gets, so later ones overtake it. */
@@ -73,6 +83,7 @@ export class Impairment {
     duplicated: 0,
     reordered: 0,
     corrupted: 0,
+    headerCorrupted: 0,
   };
   #c: Required<ImpairmentConfig>;
   #state: number;
@@ -87,6 +98,7 @@ export class Impairment {
       reorder: config.reorder ?? 0,
       corrupt: config.corrupt ?? 0,
       protect: config.protect ?? 0,
+      corruptHeader: config.corruptHeader ?? 0,
       delay: config.delay ?? 0,
       jitter: config.jitter ?? 0,
     };
@@ -105,7 +117,13 @@ export class Impairment {
   decide(datagram: Uint8Array): { fate: Fate; deliveries: Delivery[] } {
     const c = this.#c;
     this.counters.seen++;
-    const fate: Fate = { dropped: false, duplicated: false, reordered: false, corrupted: false };
+    const fate: Fate = {
+      dropped: false,
+      duplicated: false,
+      reordered: false,
+      corrupted: false,
+      headerCorrupted: false,
+    };
     // Loss with bursts: once in a burst, stay with probability 1 - 1/burst.
     // The entry rate is set so the long-run loss rate equals `loss`.
     const enter = c.burst > 1 ? c.loss / (c.burst * (1 - c.loss) + c.loss) : c.loss;
@@ -122,6 +140,16 @@ export class Impairment {
       data[at] ^= 1 << Math.floor(this.random() * 8);
       fate.corrupted = true;
       this.counters.corrupted++;
+    }
+    if (c.corruptHeader > 0 && c.protect > 4 && datagram.length >= c.protect) {
+      // Drawn only when asked for, so other configurations repeat as before.
+      if (this.random() < c.corruptHeader) {
+        if (data === datagram) data = datagram.slice();
+        const bit = Math.floor(this.random() * (c.protect - 4) * 8);
+        data[4 + (bit >> 3)] ^= 1 << (bit & 7);
+        fate.headerCorrupted = true;
+        this.counters.headerCorrupted++;
+      }
     }
     let delay = c.delay + this.random() * c.jitter;
     if (this.random() < c.reorder) {
