@@ -5,13 +5,15 @@ import { openSource } from "../../lib/io/audio_io.ts";
 import { type AudioUdpServerOptions, startAudioUdpServer } from "../../udp/audio_server.ts";
 import { type AudioUdpClientOptions, runAudioUdpClient } from "../../udp/audio_client.ts";
 import { startUdpRelay } from "../../udp/relay.ts";
-import { encodeSubscribe, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
+import { encodeSubscribe, UDP_VERSION, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
+import { Impairment } from "../../lib/core/wire/impairment.ts";
 import {
   alignBlocks,
   compareBlocks,
   oneLineError,
   readWav,
   runTool,
+  sourceOrConcealed,
   tempDir,
   writeNoiseWav,
 } from "../support/helpers.ts";
@@ -67,24 +69,14 @@ Deno.test("UDP: under loss, duplication, reordering and corruption nothing corru
   });
   const r = await client(relay.addr.port, rec, { duration: 3 });
   const { samples } = await readWav(rec);
-  const start = alignBlocks(source, samples, BLOCK);
-  assert.ok(start >= 0, "the recording starts on a source block");
   // Every block in the recording is the source's, or a concealment of it:
   // the block before at half level fading out, or silence. Never corrupted.
+  const check = sourceOrConcealed(source, samples, BLOCK);
+  assert.ok(check.start >= 0, "the recording starts on a source block");
+  assert.deepEqual(check.wrong, [], "blocks neither source nor concealment");
+  assert.equal(check.concealed, r.blocks_concealed);
+  const start = check.start;
   const total = samples.length / BLOCK;
-  let concealments = 0;
-  for (let b = 0; b < total; b++) {
-    const got = samples.subarray(b * BLOCK, (b + 1) * BLOCK);
-    const want = source.subarray((start + b) * BLOCK, (start + b + 1) * BLOCK);
-    if (got.every((v, i) => v === want[i])) continue;
-    concealments++;
-    const prev = samples.subarray((b - 1) * BLOCK, b * BLOCK);
-    const faded = got.every((v, i) =>
-      Math.abs(v - Math.round(prev[i] * 0.5 * (1 - i / BLOCK))) <= 1
-    );
-    assert.ok(faded || got.every((v) => v === 0), `block ${b} is neither source nor concealment`);
-  }
-  assert.equal(concealments, r.blocks_concealed);
   // What the relay did to each block the client played or concealed.
   const first = start;
   const last = start + total - 1;
@@ -116,7 +108,8 @@ Deno.test("UDP: under loss, duplication, reordering and corruption nothing corru
     `missing: report ${r.blocks_lost}+${r.blocks_late}, relay ${missing}`,
   );
   assert.ok((r.fragments_duplicate as number) > 0);
-  assert.ok((r.blocks_reordered as number) >= 0);
+  // Fragments were reordered (4 ms back, within a block): reassembly took them in any order.
+  assert.ok(relay.model.counters.reordered > 0);
   assert.equal(r.blocks_concealed, r.blocks_lost + r.blocks_late + r.blocks_corrupted);
 });
 
@@ -140,7 +133,7 @@ Deno.test("UDP: two listeners, one joining mid-stream", async () => {
   assert.equal(srv.stats.listenersJoined, 2);
 });
 
-Deno.test("UDP: fuzzed datagrams to both sides are dropped and counted", async () => {
+Deno.test("UDP: fuzzed datagrams from a stranger to both sides are dropped and counted", async () => {
   await using dir = await tempDir();
   const src = join(dir.path, "src.wav");
   const rec = join(dir.path, "rec.wav");
@@ -149,10 +142,12 @@ Deno.test("UDP: fuzzed datagrams to both sides are dropped and counted", async (
   const fuzzer = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
   let clientAddr: Deno.NetAddr | undefined;
   const session = client(srv.addr.port, rec, { onBound: (a) => clientAddr = a });
+  const rng = new Impairment({}, 3); // seeded, so a failure repeats
   const junk = () => {
-    const d = crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 1400)));
-    if (Math.random() < 0.5 && d.length > 4) {
-      d.set([0x53, 0x55, 1, 1 + Math.floor(Math.random() * 5)]);
+    const d = new Uint8Array(1 + Math.floor(rng.random() * 1400));
+    for (let i = 0; i < d.length; i++) d[i] = Math.floor(rng.random() * 256);
+    if (rng.random() < 0.5 && d.length > 4) {
+      d.set([0x53, 0x55, UDP_VERSION, 1 + Math.floor(rng.random() * 7)]);
     }
     return d;
   };
@@ -163,11 +158,13 @@ Deno.test("UDP: fuzzed datagrams to both sides are dropped and counted", async (
   }
   const r = await session;
   fuzzer.close();
-  // Random SUBSCRIBEs are answered with a challenge (the real client's
-  // first subscribe got one too); everything else is invalid.
+  // Random SUBSCRIBEs of 64 bytes or more are answered with a challenge
+  // (the real client's first subscribe got one too); everything else is
+  // invalid. Junk from the server's own address is the core tests' part
+  // (tests/attacks/): here the stranger's address alone drops it.
   assert.equal(srv.stats.datagramsInvalid + srv.stats.challengesSent - 1, 300);
   assert.equal(srv.stats.listenersJoined, 1);
-  assert.ok((r.datagrams_invalid as number) >= 300, `client counted ${r.datagrams_invalid}`);
+  assert.equal(r.datagrams_invalid, 300, `client counted ${r.datagrams_invalid}`);
   const { samples } = await readWav(rec);
   const start = alignBlocks(source, samples, BLOCK);
   assert.deepEqual(compareBlocks(source, samples, BLOCK, start).different, []);

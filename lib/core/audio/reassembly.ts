@@ -2,8 +2,15 @@
  * Reassembly of blocks from Audio-UDP fragments, in bounded memory. No I/O.
  * Duplicate fragments are ignored, fragments of blocks already played (or
  * given up) are dropped, fragments that cannot belong to this stream
- * (wrong count or size, a header that disagrees with its siblings) are
- * counted invalid, and a complete block's MD5 is checked over the whole.
+ * (wrong count or size) are counted invalid, and a complete block's MD5 is
+ * checked over the whole, header included.
+ *
+ * A fragment's header is not trusted until its block verifies: fragments
+ * are gathered by sequence number, capture time and MD5 together, so a
+ * fragment whose header was damaged on the way starts a block of its own
+ * (which fails its check) and never spoils the real block it names. Only a
+ * block that verifies marks its number done; the oldest partial block
+ * gathered is dropped first when too many are held.
  *
  * @module
  */
@@ -61,7 +68,7 @@ export class Reassembler {
   #size: number;
   #count: number;
   #maxInFlight: number;
-  #partials = new Map<number, Partial>();
+  #partials = new Map<string, Partial & { seq: number }>();
   #done = new Set<number>();
   #doneOrder: number[] = [];
   #floor: number | undefined;
@@ -104,8 +111,8 @@ export class Reassembler {
    */
   setFloor(seq: number): void {
     this.#floor = seq;
-    for (const s of this.#partials.keys()) {
-      if (before(s, seq)) this.#partials.delete(s);
+    for (const [key, p] of this.#partials) {
+      if (before(p.seq, seq)) this.#partials.delete(key);
     }
   }
 
@@ -126,20 +133,19 @@ export class Reassembler {
       c.duplicates++;
       return null;
     }
-    let p = this.#partials.get(f.seq);
+    const key = `${f.seq}/${f.captured}/${f.digest.join(",")}`;
+    let p = this.#partials.get(key);
     if (!p) {
       if (this.#partials.size >= this.#maxInFlight) this.#evictOldest();
       p = {
+        seq: f.seq,
         captured: f.captured,
         digest: f.digest.slice(),
         have: new Uint8Array(this.#count),
         received: 0,
         bytes: new Uint8Array(this.#blockBytes),
       };
-      this.#partials.set(f.seq, p);
-    } else if (p.captured !== f.captured || !bytesEqual(p.digest, f.digest)) {
-      c.invalid++;
-      return null;
+      this.#partials.set(key, p);
     }
     if (p.have[f.index]) {
       c.duplicates++;
@@ -150,23 +156,21 @@ export class Reassembler {
     c.fragments++;
     p.bytes.set(f.data, f.index * this.#size);
     if (p.received < this.#count) return null;
-    this.#partials.delete(f.seq);
-    this.#markDone(f.seq);
-    return {
-      seq: f.seq,
-      captured: p.captured,
-      intact: bytesEqual(blockDigest(this.#context, f.seq, p.captured, p.bytes), p.digest),
-      samples: new Int16Array(p.bytes.buffer),
-    };
+    this.#partials.delete(key);
+    const intact = bytesEqual(blockDigest(this.#context, f.seq, p.captured, p.bytes), p.digest);
+    if (intact) {
+      this.#markDone(f.seq);
+      // Other candidates for this number were damaged copies.
+      for (const [k, q] of this.#partials) if (q.seq === f.seq) this.#partials.delete(k);
+    }
+    return { seq: f.seq, captured: p.captured, intact, samples: new Int16Array(p.bytes.buffer) };
   }
 
+  /** Drops the partial block gathered first (a Map keeps insertion order). */
   #evictOldest() {
-    let oldest: number | undefined;
-    for (const s of this.#partials.keys()) {
-      if (oldest === undefined || before(s, oldest)) oldest = s;
-    }
-    if (oldest !== undefined) {
-      this.#partials.delete(oldest);
+    const oldest = this.#partials.keys().next();
+    if (!oldest.done) {
+      this.#partials.delete(oldest.value);
       this.counters.evicted++;
     }
   }
