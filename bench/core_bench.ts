@@ -93,7 +93,7 @@ Deno.bench("file session: 8 MiB sender to receiver in memory, MD5 per chunk and 
   const receiver = new FileReceiver();
   for (const e of receiver.receive(sender.offerFrame(), 0)) {
     if (e.type === "offer") {
-      sender.receive(receiver.accept(new TransferState(e.offer.size, chunkSize)));
+      sender.receive(receiver.accept(new TransferState(e.offer.size, chunkSize), "0".repeat(32)));
     }
   }
   const frame = new Uint8Array(DATA_OFFSET + chunkSize);

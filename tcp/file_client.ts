@@ -1,15 +1,22 @@
 /**
  * File-TCP client: sends files to a file server in MD5-checked chunks,
- * resends any chunk the server asks for again, resumes a cut transfer, and
- * exits 0 only once the server has confirmed the whole file's MD5.
+ * resends any chunk the server asks for again, resumes a cut transfer (with
+ * the token the server gave when it started), and exits 0 only once the
+ * server has confirmed the whole file's MD5.
  *
- * Run: `deno task file-client [--host 127.0.0.1] [--port 4545] [FILE ...]`
+ * Run: `deno task file-client [--host 127.0.0.1] [--port 4545] [--resume TOKEN] [FILE ...]`
  *
  * @module
  */
 import { basename } from "node:path";
 import { UsageError, UserError } from "../lib/core/errors.ts";
-import { chooseChunkSize, type Done, encodeError, FILE_PORT } from "../lib/core/file/messages.ts";
+import {
+  chooseChunkSize,
+  type Done,
+  encodeError,
+  FILE_PORT,
+  isResumeToken,
+} from "../lib/core/file/messages.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
 import { md5, Md5Stream } from "../lib/core/wire/md5.ts";
 import { formatBytes, formatRate } from "../lib/core/report/format.ts";
@@ -44,6 +51,26 @@ export interface SendOptions {
   progress?: boolean;
   /** Called after each chunk is handed to the socket (for tests). */
   onChunk?: (index: number, sent: number) => void;
+  /** The token of this file's cut transfer: the server resumes it. */
+  resume?: string;
+  /** Called with the server's resume token once it accepts the offer. */
+  onToken?: (token: string) => void;
+}
+
+/**
+ * A transfer that failed after the server accepted it: running again with
+ * {@link token} resumes it, sending only what the server does not hold.
+ */
+export class TransferCut extends UserError {
+  /** The token that resumes the transfer. */
+  readonly token: string;
+
+  /** The failure's message, with how to resume added. */
+  constructor(message: string, token: string) {
+    super(`${message}; to resume, run again with --resume ${token}`);
+    this.name = "TransferCut";
+    this.token = token;
+  }
 }
 
 /** What {@link sendFile} reports. */
@@ -92,7 +119,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   const { file, size } = await openInput(options.path);
   const name = options.name ?? basename(options.path);
   const chunkSize = chooseChunkSize(size, options.chunkSize);
-  const sender = new FileSender({ name, size, chunkSize });
+  const sender = new FileSender({ name, size, chunkSize, resume: options.resume });
   const chunks = sender.chunks;
   let conn: Deno.TcpConn | undefined;
   // What the server said when it failed the transfer, if it did: a write
@@ -100,6 +127,12 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   let failure: unknown;
   let reader: Promise<void> | undefined;
   let retryFile: Deno.FsFile | undefined;
+  let explain = (err: unknown): Promise<unknown> => Promise.resolve(err);
+  // Once accepted, a failure says how to resume (unless the file was stored).
+  const resumable = (err: unknown) =>
+    sender.token && sender.phase !== "done" && !(err instanceof TransferCut)
+      ? new TransferCut(describeError(err), sender.token)
+      : err;
   try {
     const start = performance.now();
     conn = await connectTo(host, options.port);
@@ -114,8 +147,10 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     reader = (async () => {
       for await (const bytes of readChunks(c)) {
         for (const e of sender.receive(bytes)) {
-          if (e.type === "accepted") accepted.resolve();
-          else if (e.type === "resend") nacks.push(e.index);
+          if (e.type === "accepted") {
+            options.onToken?.(e.token);
+            accepted.resolve();
+          } else if (e.type === "resend") nacks.push(e.index);
           else done = e.done;
         }
         wake?.();
@@ -151,6 +186,20 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     // Two frame buffers: the file is read and hashed into one while the other
     // is being written to the socket.
     const whole = new Md5Stream();
+    // The reasons a transfer fails, explained: the server's own word first.
+    explain = async (err: unknown) => {
+      if (err === failure) return err;
+      if (reader && !(err instanceof UserError)) {
+        let timer;
+        await Promise.race([reader, new Promise((r) => timer = setTimeout(r, 2000))]);
+        clearTimeout(timer);
+        if (failure) return failure;
+      }
+      if (conn && err instanceof UserError) {
+        await writeAll(conn, encodeError(err.message)).catch(() => {});
+      }
+      return err;
+    };
     const buffers = [0, 1].map(() => new Uint8Array(DATA_OFFSET + chunkSize));
     let pending: Promise<void> = Promise.resolve();
     let sent = 0;
@@ -198,17 +247,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       ...sender.counters,
     };
   } catch (err) {
-    if (err === failure) throw err;
-    if (reader && !(err instanceof UserError)) {
-      let timer;
-      await Promise.race([reader, new Promise((r) => timer = setTimeout(r, 2000))]);
-      clearTimeout(timer);
-      if (failure) throw failure;
-    }
-    if (conn && err instanceof UserError) {
-      await writeAll(conn, encodeError(err.message)).catch(() => {});
-    }
-    throw err;
+    throw resumable(await explain(err));
   } finally {
     file.close();
     retryFile?.close();
@@ -230,6 +269,12 @@ const FLAGS = {
   host: HOST_FLAG,
   port: portFlag(FILE_PORT),
   "chunk-size": { type: "string", default: "64K", value: "SIZE", help: "chunk size, 1K to 1M" },
+  resume: {
+    type: "string",
+    default: "",
+    value: "TOKEN",
+    help: "resume a cut transfer of FILE with the token it printed",
+  },
 } as const;
 
 async function main(): Promise<number> {
@@ -246,6 +291,13 @@ async function main(): Promise<number> {
   const files = positionals.length > 0
     ? positionals.map(resolveUserPath)
     : [new URL("../chamber.mp4", import.meta.url).pathname];
+  const resume = flags.resume || undefined;
+  if (resume !== undefined && !isResumeToken(resume)) {
+    throw new UsageError(`--resume ${JSON.stringify(resume)} is not a token this tool printed`);
+  }
+  if (resume !== undefined && files.length !== 1) {
+    throw new UsageError("--resume resumes one file; name just that FILE");
+  }
   for (const path of files) {
     const r = await sendFile({
       host: flags.host,
@@ -253,6 +305,13 @@ async function main(): Promise<number> {
       path,
       chunkSize,
       progress: true,
+      resume,
+      // On a terminal, said before any data moves, so that a transfer
+      // interrupted by hand can resume; every failure says it too.
+      onToken: Deno.stderr.isTerminal()
+        ? (token) =>
+          console.error(`${basename(path)}: if this transfer is cut, resume with --resume ${token}`)
+        : undefined,
     });
     console.log(summarize(r));
   }

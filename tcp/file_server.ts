@@ -19,6 +19,7 @@ import { writeAll } from "../lib/io/streams.ts";
 import {
   HOST_FLAG,
   onShutdown,
+  parseCount,
   parseFlags,
   parsePort,
   parseSecondsFlag,
@@ -27,7 +28,13 @@ import {
   runMain,
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
-import { checkDirectory, PartialFile, removeStalePartials } from "./file_store.ts";
+import {
+  checkDirectory,
+  type PartialFile,
+  PartialStore,
+  removeStalePartials,
+} from "./file_store.ts";
+import { ProtocolError } from "../lib/core/errors.ts";
 
 export { FILE_PORT };
 
@@ -43,10 +50,18 @@ export interface FileServerOptions {
   maxSize?: number;
   /** Replace an existing received file instead of keeping both. */
   overwrite?: boolean;
-  /** Close a connection idle this long, in milliseconds (default 30 s). */
+  /**
+   * Close a connection that makes no progress (no whole message arrives)
+   * for this long, in milliseconds (default 30 s): a byte now and then
+   * does not keep it open.
+   */
   idleMs?: number;
   /** Most connections served at once; more are refused with a message. */
   maxClients?: number;
+  /** Most connections from one host at once (default 8). */
+  maxPerHost?: number;
+  /** Most partial transfers kept, in total (default 64; a host may have 8). */
+  maxPartials?: number;
   /** Remove partial transfers untouched this long at start, ms (default 7 days). */
   keepPartialMs?: number;
   /** Where log lines go (default stdout). */
@@ -95,29 +110,44 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     maxSize: options.maxSize ?? DEFAULT_MAX_SIZE,
     overwrite: options.overwrite ?? false,
     idleMs: options.idleMs ?? 30_000,
-    active: new Set(),
+    store: new PartialStore(dir, {
+      maxPartials: options.maxPartials ?? 64,
+      maxPerHost: Math.min(8, options.maxPartials ?? 64),
+    }),
+    log,
   };
   const maxClients = options.maxClients ?? 32;
+  const maxPerHost = options.maxPerHost ?? 8;
+  const perHost = new Map<string, number>();
   const conns = new Set<Deno.Conn>();
   const handlers = new Set<Promise<void>>();
   const records: TransferRecord[] = [];
 
   const acceptLoop = (async () => {
     for await (const conn of listener) {
-      if (conns.size >= maxClients) {
-        writeAll(conn, encodeError(`Server is busy (${maxClients} clients); try again later`))
-          .catch(() => {}).finally(() => conn.close());
+      const peer = conn.remoteAddr as Deno.NetAddr;
+      const mine = perHost.get(peer.hostname) ?? 0;
+      const busy = conns.size >= maxClients
+        ? `Server is busy (${maxClients} clients); try again later`
+        : mine >= maxPerHost
+        ? `Server is busy (${maxPerHost} connections from your address); try again later`
+        : null;
+      if (busy) {
+        writeAll(conn, encodeError(busy)).catch(() => {}).finally(() => conn.close());
         continue;
       }
       conns.add(conn);
-      const peer = conn.remoteAddr as Deno.NetAddr;
+      perHost.set(peer.hostname, mine + 1);
       const who = `${peer.hostname}:${peer.port}`;
-      const h = serveConnection(conn, settings).then((rec) => {
+      const h = serveConnection(conn, settings, peer.hostname).then((rec) => {
         records.push(rec);
         if (rec.storedAs) log(`${who}: stored ${rec.storedAs}`);
         else log(`${who}: ${rec.error}`);
       }).finally(() => {
         conns.delete(conn);
+        const n = (perHost.get(peer.hostname) ?? 1) - 1;
+        if (n > 0) perHost.set(peer.hostname, n);
+        else perHost.delete(peer.hostname);
         handlers.delete(h);
         closeQuietly(conn);
       });
@@ -148,11 +178,27 @@ interface Settings {
   maxSize: number;
   overwrite: boolean;
   idleMs: number;
-  active: Set<string>;
+  store: PartialStore;
+  log: (line: string) => void;
 }
 
-/** Serves one client connection: one file transfer. Never throws. */
-async function serveConnection(conn: Deno.Conn, s: Settings): Promise<TransferRecord> {
+/**
+ * The message a client gets for a failed transfer: the tool's own errors
+ * as they are (they name no server path), anything else (a file system
+ * error naming the server's directory) in general terms; the server's log
+ * has the whole message.
+ */
+function clientMessage(err: unknown): string {
+  if (err instanceof UserError || err instanceof ProtocolError) return err.message;
+  return "Server could not store the file (its log says why)";
+}
+
+/** Serves one client connection from `host`: one file transfer. Never throws. */
+async function serveConnection(
+  conn: Deno.Conn,
+  s: Settings,
+  host: string,
+): Promise<TransferRecord> {
   const core = new FileReceiver();
   const rec: TransferRecord = { name: "", dataChunks: 0, checkedChunks: 0, nacks: 0 };
   let partial: PartialFile | undefined;
@@ -172,14 +218,8 @@ async function serveConnection(conn: Deno.Conn, s: Settings): Promise<TransferRe
               }`,
             );
           }
-          partial = await PartialFile.open(
-            s.dir,
-            base,
-            e.offer.size,
-            e.offer.chunkSize,
-            s.active,
-          );
-          await writeAll(conn, core.accept(partial.state));
+          partial = await s.store.open(e.offer.size, e.offer.chunkSize, e.offer.resume, host);
+          await writeAll(conn, core.accept(partial.state, partial.token));
           queue.push(...core.receive(EMPTY, performance.now()));
           break;
         }
@@ -205,7 +245,8 @@ async function serveConnection(conn: Deno.Conn, s: Settings): Promise<TransferRe
   };
   try {
     let finished = false;
-    for await (const bytes of readChunks(conn, { idleMs: s.idleMs })) {
+    const progress = () => core.frames;
+    for await (const bytes of readChunks(conn, { idleMs: s.idleMs, progress })) {
       if ((finished = await act(core.receive(bytes, performance.now())))) break;
     }
     if (!finished) core.closed();
@@ -213,7 +254,7 @@ async function serveConnection(conn: Deno.Conn, s: Settings): Promise<TransferRe
   } catch (err) {
     if (err instanceof WholeFileMismatch) await partial?.discard();
     rec.error = describeError(err);
-    await writeAll(conn, encodeError(rec.error)).catch(() => {});
+    await writeAll(conn, encodeError(clientMessage(err))).catch(() => {});
     return rec;
   } finally {
     Object.assign(rec, core.counters);
@@ -243,7 +284,13 @@ const FLAGS = {
     type: "string",
     default: "30",
     value: "SECONDS",
-    help: "close connections idle this long",
+    help: "close connections that send no whole message for this long",
+  },
+  "max-partials": {
+    type: "string",
+    default: "64",
+    value: "N",
+    help: "partial transfers kept for resume (8 a host); the oldest unused go first",
   },
 } as const;
 
@@ -261,6 +308,7 @@ async function main(): Promise<void> {
     overwrite: flags.overwrite,
     idleMs: parseSecondsFlag("idle-timeout", flags["idle-timeout"]) * 1000,
     keepPartialMs: parseSecondsFlag("keep-partial", flags["keep-partial"], "days") * 86_400_000,
+    maxPartials: parseCount("max-partials", flags["max-partials"]),
   });
   console.log(
     `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}`,

@@ -1,17 +1,19 @@
 /**
  * Where the file server keeps data: partial transfers in `DIR/.partial/`
- * (the data and its state, so a cut transfer resumes), and finished files
- * renamed into `DIR` only after their whole-file MD5 matched.
+ * (the data and its state, so a cut transfer resumes, for the client that
+ * holds its token), and finished files renamed into `DIR` only after their
+ * whole-file MD5 matched.
  *
  * @module
  */
 import { join } from "node:path";
 import { UserError } from "../lib/core/errors.ts";
 import { describeError } from "../lib/io/errors.ts";
-import { md5, toHex } from "../lib/core/wire/md5.ts";
+import { createHash } from "node:crypto";
+import { toHex } from "../lib/core/wire/md5.ts";
 import { receivedName } from "../lib/core/file/names.ts";
 import { TransferState } from "../lib/core/file/transfer_state.ts";
-import { readAt } from "../lib/io/streams.ts";
+import { readAt, writeAll } from "../lib/io/streams.ts";
 
 /** Name of the staging folder inside the server's directory. */
 export const PARTIAL_DIR = ".partial";
@@ -49,7 +51,7 @@ export async function removeStalePartials(dir: string, maxAgeMs: number): Promis
   const cutoff = Date.now() - maxAgeMs;
   let removed = 0;
   for await (const e of Deno.readDir(staging)) {
-    if (!e.isFile || !/\.(part|state)$/.test(e.name)) continue;
+    if (!e.isFile || !/\.(part|state|tmp)$/.test(e.name)) continue;
     const path = join(staging, e.name);
     const info = await Deno.stat(path).catch(() => null);
     if (!info?.mtime || info.mtime.getTime() >= cutoff) continue;
@@ -59,75 +61,220 @@ export async function removeStalePartials(dir: string, maxAgeMs: number): Promis
   return removed;
 }
 
-/** One transfer's partial data on disk. */
-export class PartialFile {
-  /** Receiver state: what is held verified. */
-  readonly state: TransferState;
-  /** Whether this partial can be found again by a later run. */
-  readonly resumable: boolean;
-  #file: Deno.FsFile;
-  #partPath: string;
-  #statePath: string;
-  #position = 0;
-  #release: () => void;
-  #closed = false;
+/** Limits of a {@link PartialStore}. */
+export interface PartialLimits {
+  /** Most partial transfers kept in the staging folder (default 64). */
+  maxPartials: number;
+  /** Most partial transfers one host may have (default 8). */
+  maxPerHost: number;
+}
 
-  private constructor(
-    state: TransferState,
-    file: Deno.FsFile,
-    partPath: string,
-    statePath: string,
-    resumable: boolean,
-    release: () => void,
-  ) {
-    this.state = state;
-    this.#file = file;
-    this.#partPath = partPath;
-    this.#statePath = statePath;
-    this.resumable = resumable;
-    this.#release = release;
+/**
+ * The staging folder's partial transfers, owned by resume tokens.
+ *
+ * - An offer costs no disk: a partial's files are made when its first
+ *   verified chunk is stored.
+ * - A partial is found only by its token, which the server draws and gives
+ *   to the client that started it (`ACCEPT`); its files are named by a
+ *   hash of the token, so a directory listing reveals nothing to resume.
+ * - Files are created exclusively (`O_EXCL`, which never follows a
+ *   symbolic link) and an existing one is opened only if it is a regular
+ *   file, the same one after opening as before.
+ * - Partials are bounded per host and in total: making a new one past a
+ *   bound removes the oldest partial not in use (the host's own, first).
+ */
+export class PartialStore {
+  #dir: string;
+  #staging: string;
+  #limits: PartialLimits;
+  #active = new Set<string>();
+  #owners = new Map<string, string>();
+
+  /** A store in `dir`'s staging folder. */
+  constructor(dir: string, limits: Partial<PartialLimits> = {}) {
+    this.#dir = dir;
+    this.#staging = join(dir, PARTIAL_DIR);
+    this.#limits = { maxPartials: 64, maxPerHost: 8, ...limits };
   }
 
   /**
-   * Opens the partial for a file, resuming saved state when a previous
-   * transfer of the same name, size and chunk size left one. `active` holds
-   * the keys in use by this server; a second transfer of the same file at
-   * the same time gets a fresh, private partial instead of sharing one.
+   * The partial for an offer from `host`: the one `resume` names, if it
+   * exists for this size and chunk size and is not in use, else a fresh
+   * one under a new token.
    */
-  static async open(
-    dir: string,
-    base: string,
+  async open(
     size: number,
     chunkSize: number,
-    active: Set<string>,
+    resume: string | undefined,
+    host: string,
   ): Promise<PartialFile> {
-    const key = toHex(md5(new TextEncoder().encode(`${base}\0${size}\0${chunkSize}`)));
-    const resumable = !active.has(key);
-    const id = resumable ? key : `${key}-${crypto.randomUUID()}`;
-    active.add(id);
-    const staging = join(dir, PARTIAL_DIR);
-    const partPath = join(staging, `${id}.part`);
-    const statePath = join(staging, `${id}.state`);
-    try {
-      await Deno.mkdir(staging, { recursive: true });
-      let state: TransferState | null = null;
-      if (resumable) {
-        try {
-          state = TransferState.deserialize(await Deno.readFile(statePath), size, chunkSize);
-        } catch {
-          state = null;
-        }
+    if (resume !== undefined) {
+      const id = partialId(resume);
+      if (!this.#active.has(id)) {
+        const state = await readState(join(this.#staging, `${id}.state`), size, chunkSize);
+        const part = state && openExisting(join(this.#staging, `${id}.part`));
+        if (state && part) return this.#make(id, resume, state, part, host);
       }
-      const file = await Deno.open(partPath, { read: true, write: true, create: true });
-      if (!state) {
-        state = new TransferState(size, chunkSize);
-        await file.truncate(0);
-      }
-      return new PartialFile(state, file, partPath, statePath, resumable, () => active.delete(id));
-    } catch (err) {
-      active.delete(id);
-      throw err;
     }
+    const token = toHex(crypto.getRandomValues(new Uint8Array(16)));
+    return this.#make(partialId(token), token, new TransferState(size, chunkSize), null, host);
+  }
+
+  #make(
+    id: string,
+    token: string,
+    state: TransferState,
+    file: Deno.FsFile | null,
+    host: string,
+  ): PartialFile {
+    this.#active.add(id);
+    return new PartialFile(
+      state,
+      token,
+      join(this.#staging, id),
+      file,
+      () => this.#room(host, id),
+      () => this.#active.delete(id),
+    );
+  }
+
+  /** Makes room for a new partial of `host`'s (sync: called as its first chunk is stored). */
+  #room(host: string, id: string): void {
+    const all = listPartials(this.#staging);
+    const held = new Set(all);
+    // Finished or removed partials no longer count against their host.
+    for (const p of this.#owners.keys()) if (!held.has(p)) this.#owners.delete(p);
+    const mine = [...this.#owners].filter(([, h]) => h === host).map(([p]) => p);
+    if (mine.length >= this.#limits.maxPerHost) this.#evict(new Set(mine));
+    if (listPartials(this.#staging).length >= this.#limits.maxPartials) this.#evict(held);
+    this.#owners.set(id, host);
+  }
+
+  /** Removes the least recently touched partial among `ids` not in use. */
+  #evict(ids: Set<string>): void {
+    let oldest: { id: string; at: number } | undefined;
+    for (const id of ids) {
+      if (this.#active.has(id)) continue;
+      let at: number;
+      try {
+        at = Deno.lstatSync(join(this.#staging, `${id}.part`)).mtime?.getTime() ?? 0;
+      } catch {
+        continue; // gone meanwhile
+      }
+      if (!oldest || at < oldest.at) oldest = { id, at };
+    }
+    if (!oldest) {
+      throw new UserError("Server holds too many partial transfers in progress; try again later");
+    }
+    for (const ext of [".part", ".state"]) {
+      try {
+        Deno.removeSync(join(this.#staging, oldest.id + ext));
+      } catch {
+        // Already gone.
+      }
+    }
+    this.#owners.delete(oldest.id);
+  }
+
+  /** The directory finished files go to. */
+  get dir(): string {
+    return this.#dir;
+  }
+}
+
+/** The file name stem of a token's partial: a hash, so the name reveals no token. */
+function partialId(token: string): string {
+  return createHash("sha256").update(token).digest("hex").slice(0, 32);
+}
+
+/** Ids of the partials in the staging folder. */
+function listPartials(staging: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(staging)) {
+    if (e.isFile && e.name.endsWith(".part")) out.push(e.name.slice(0, -5));
+  }
+  return out;
+}
+
+/** A saved state, if it is a regular file (never through a link) valid for this offer. */
+async function readState(
+  path: string,
+  size: number,
+  chunkSize: number,
+): Promise<TransferState | null> {
+  try {
+    const info = await Deno.lstat(path);
+    if (!info.isFile) return null;
+    return TransferState.deserialize(await Deno.readFile(path), size, chunkSize);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Opens an existing partial for reading and writing if it is a regular
+ * file: checked before opening (no symbolic link) and after (the same
+ * file, not one swapped in between).
+ */
+function openExisting(path: string): Deno.FsFile | null {
+  let before: Deno.FileInfo;
+  try {
+    before = Deno.lstatSync(path);
+  } catch {
+    return null;
+  }
+  if (!before.isFile) return null;
+  const file = Deno.openSync(path, { read: true, write: true });
+  const after = file.statSync();
+  if (after.ino !== before.ino || after.dev !== before.dev) {
+    file.close();
+    return null;
+  }
+  return file;
+}
+
+/** One transfer's partial data on disk, made when its first chunk is stored. */
+export class PartialFile {
+  /** Receiver state: what is held verified. */
+  readonly state: TransferState;
+  /** The token that resumes this partial. */
+  readonly token: string;
+  #file: Deno.FsFile | null;
+  #partPath: string;
+  #statePath: string;
+  #position = 0;
+  #makeRoom: () => void;
+  #release: () => void;
+  #closed = false;
+
+  /** Use {@link PartialStore.open}. */
+  constructor(
+    state: TransferState,
+    token: string,
+    stem: string,
+    file: Deno.FsFile | null,
+    makeRoom: () => void,
+    release: () => void,
+  ) {
+    this.state = state;
+    this.token = token;
+    this.#file = file;
+    this.#partPath = `${stem}.part`;
+    this.#statePath = `${stem}.state`;
+    this.#makeRoom = makeRoom;
+    this.#release = release;
+  }
+
+  /** The data file, created exclusively the first time it is needed. */
+  #data(): Deno.FsFile {
+    if (this.#file) return this.#file;
+    this.#makeRoom();
+    try {
+      this.#file = Deno.openSync(this.#partPath, { read: true, write: true, createNew: true });
+    } catch (err) {
+      throw new UserError(describeError(err, "Server could not create the partial file"));
+    }
+    return this.#file;
   }
 
   /**
@@ -137,10 +284,11 @@ export class PartialFile {
    */
   writeChunk(index: number, data: Uint8Array): void {
     const offset = this.state.offsetOf(index);
+    const file = this.#data();
     try {
-      if (offset !== this.#position) this.#file.seekSync(offset, Deno.SeekMode.Start);
+      if (offset !== this.#position) file.seekSync(offset, Deno.SeekMode.Start);
       let off = 0;
-      while (off < data.length) off += this.#file.writeSync(data.subarray(off));
+      while (off < data.length) off += file.writeSync(data.subarray(off));
     } catch (err) {
       this.#position = -1;
       throw new UserError(describeError(err, "Server could not store the data"));
@@ -150,7 +298,7 @@ export class PartialFile {
 
   /** Reads a held chunk back (for the whole-file MD5 after a resume). */
   async readChunk(index: number): Promise<Uint8Array> {
-    const data = await readAt(this.#file, this.state.offsetOf(index), this.state.lengthOf(index));
+    const data = await readAt(this.#data(), this.state.offsetOf(index), this.state.lengthOf(index));
     this.#position = -1;
     if (data.length !== this.state.lengthOf(index)) {
       throw new UserError(`Partial file lost chunk ${index}; send the file again`);
@@ -159,15 +307,22 @@ export class PartialFile {
   }
 
   /**
-   * Saves the state beside the data (write then rename, so a crash leaves
-   * the old state or the new, never half of one). Data written before a save
-   * is in the kernel's page cache, so a killed server loses nothing it
-   * claimed; after a power cut the whole-file MD5 catches any loss.
+   * Saves the state beside the data (written to a new file of its own, then
+   * renamed over the old: a crash leaves the old state or the new, never
+   * half of one, and no planted link is followed). Nothing is saved before
+   * data was stored. Data written before a save is in the kernel's page
+   * cache, so a killed server loses nothing it claimed; after a power cut
+   * the whole-file MD5 catches any loss.
    */
   async save(): Promise<void> {
-    if (this.#closed || !this.resumable) return;
-    const tmp = `${this.#statePath}.tmp`;
-    await Deno.writeFile(tmp, this.state.serialize());
+    if (this.#closed || !this.#file) return;
+    const tmp = `${this.#statePath}.${crypto.randomUUID()}.tmp`;
+    const f = await Deno.open(tmp, { write: true, createNew: true });
+    try {
+      await writeAll(f, this.state.serialize());
+    } finally {
+      f.close();
+    }
     await Deno.rename(tmp, this.#statePath);
   }
 
@@ -177,7 +332,7 @@ export class PartialFile {
    * `received-STEM-N.EXT`. Returns the name used.
    */
   async finalize(dir: string, base: string, overwrite: boolean): Promise<string> {
-    await this.#file.syncData();
+    await this.#data().syncData(); // an empty file has no chunk: made here
     this.#close();
     let stored: string;
     if (overwrite) {
@@ -191,16 +346,13 @@ export class PartialFile {
     return stored;
   }
 
-  /** Saves state (or, for a private partial, deletes it) and releases the file. */
+  /** Saves state for a resume and releases the file. */
   async abandon(): Promise<void> {
     if (this.#closed) return;
     try {
-      if (this.resumable) await this.save();
+      await this.save();
     } finally {
       this.#close();
-      if (!this.resumable) {
-        await Deno.remove(this.#partPath).catch(() => {});
-      }
     }
   }
 
@@ -216,7 +368,7 @@ export class PartialFile {
     this.#closed = true;
     this.#release();
     try {
-      this.#file.close();
+      this.#file?.close();
     } catch {
       // Already closed.
     }
@@ -234,5 +386,5 @@ async function linkNoClobber(src: string, dir: string, base: string): Promise<st
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     }
   }
-  throw new UserError(`Too many copies of ${receivedName(base)} already in ${dir}`);
+  throw new UserError(`Too many copies of ${receivedName(base)} already stored`);
 }

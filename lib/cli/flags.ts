@@ -129,6 +129,14 @@ export function parseSizeFlag(flag: string, text: string): number {
   return n;
 }
 
+/** Parses a whole number of at least 1 for `flag`. */
+export function parseCount(flag: string, text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`--${flag} ${JSON.stringify(text)} is not a whole number of at least 1`);
+  }
+  return Number(text);
+}
+
 /** Parses a positive number for `flag`, in `unit` (for the message). */
 export function parseSecondsFlag(flag: string, text: string, unit = "seconds"): number {
   const n = Number(text);

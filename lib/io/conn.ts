@@ -11,8 +11,13 @@ import type { Reader } from "./streams.ts";
 
 /** Options for {@link readChunks}. */
 export interface ReadChunksOptions {
-  /** Close the connection when no byte arrives for this many milliseconds. */
+  /** Close the connection when no progress is made for this many milliseconds. */
   idleMs?: number;
+  /**
+   * Progress as the session core counts it (whole messages taken); the
+   * idle clock restarts only when it grows. Default: any byte arriving.
+   */
+  progress?: () => number;
   /** Size of the read buffer (default 256 KiB). */
   readSize?: number;
 }
@@ -38,7 +43,12 @@ export async function* readChunks(
     idle = true;
     closeQuietly(conn);
   }, Math.max(10, idleMs / 4));
-  const idleError = () => new UserError(`Connection idle for ${idleMs! / 1000} s; closed it`);
+  const idleError = () =>
+    new UserError(
+      options.progress
+        ? `Connection made no progress for ${idleMs! / 1000} s; closed it`
+        : `Connection idle for ${idleMs! / 1000} s; closed it`,
+    );
   try {
     while (true) {
       let n: number | null;
@@ -52,9 +62,11 @@ export async function* readChunks(
         if (idle) throw idleError();
         return;
       }
-      last = performance.now();
+      const before = options.progress?.();
+      if (!options.progress) last = performance.now();
       yield buf.subarray(0, n);
-      last = performance.now();
+      // Time the consumer spent on the bytes does not count as idleness.
+      if (!options.progress || options.progress() !== before) last = performance.now();
     }
   } finally {
     clearInterval(timer);

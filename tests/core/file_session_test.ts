@@ -23,7 +23,12 @@ class Disk {
   chunks = new Map<number, Uint8Array>();
   state: TransferState | undefined;
   stored: string | undefined;
+  /** The token the server gave for this partial, once it gave one. */
+  token: string | undefined;
 }
+
+/** The token the test's server gives. */
+const TOKEN = "0123456789abcdef0123456789abcdef";
 
 /**
  * Runs a whole transfer between the two cores. `split` cuts every byte
@@ -35,7 +40,12 @@ function transfer(
   options: { split?: number; corrupt?: Set<number>; disk?: Disk; tamperEnd?: boolean } = {},
 ) {
   const disk = options.disk ?? new Disk();
-  const sender = new FileSender({ name: "f.bin", size: data.length, chunkSize: CHUNK });
+  const sender = new FileSender({
+    name: "f.bin",
+    size: data.length,
+    chunkSize: CHUNK,
+    resume: disk.token,
+  });
   const receiver = new FileReceiver();
   const toServer: Uint8Array[] = [];
   const toClient: Uint8Array[] = [];
@@ -51,8 +61,12 @@ function transfer(
     const queue = [...events];
     for (let e = queue.shift(); e; e = queue.shift()) {
       if (e.type === "offer") {
-        disk.state ??= new TransferState(e.offer.size, e.offer.chunkSize);
-        toClient.push(receiver.accept(disk.state));
+        // Held chunks are found only through the token they were given under.
+        if (!disk.state || e.offer.resume !== disk.token) {
+          disk.state = new TransferState(e.offer.size, e.offer.chunkSize);
+          disk.token = TOKEN;
+        }
+        toClient.push(receiver.accept(disk.state, disk.token!));
         queue.push(...receiver.receive(new Uint8Array(0), now));
       } else if (e.type === "store") disk.chunks.set(e.index, e.data.slice());
       else if (e.type === "read") {
@@ -149,6 +163,7 @@ Deno.test("file session: a resume confirms held chunks by digest and sends only 
     disk.state.receiveData(i, c.length, md5(c), md5(c));
     disk.chunks.set(i, c.slice());
   }
+  disk.token = TOKEN;
   const { sender, receiver, events } = transfer(data, { disk, split: 5 });
   assert.ok(events.some((e) => e.type === "done"));
   assert.equal(sender.counters.chunksSkipped, 3);
@@ -185,7 +200,9 @@ Deno.test("file session: the receiver refuses every out-of-order message a clien
       () => {
         for (const f of frames) {
           for (const e of r.receive(f, 0)) {
-            if (e.type === "offer") r.accept(new TransferState(e.offer.size, e.offer.chunkSize));
+            if (e.type === "offer") {
+              r.accept(new TransferState(e.offer.size, e.offer.chunkSize), TOKEN);
+            }
           }
           r.receive(new Uint8Array(0), 0);
         }
@@ -208,7 +225,7 @@ Deno.test("file session: the receiver refuses every out-of-order message a clien
 });
 
 Deno.test("file session: the sender refuses every out-of-order message a server could send", () => {
-  const accept = encodeJson(MsgType.ACCEPT, { held: [] });
+  const accept = encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [] });
   const done = encodeJson(MsgType.DONE, { md5: "0".repeat(32), storedAs: "x", bytes: 1 });
   const fresh = () => {
     const s = new FileSender({ name: "a", size: 3 * CHUNK, chunkSize: CHUNK });
@@ -225,9 +242,14 @@ Deno.test("file session: the sender refuses every out-of-order message a server 
   assert.throws(() => t.receive(encodeNack(2)), ProtocolError, "NACK for a chunk not sent");
   assert.throws(() => t.receive(done), ProtocolError, "DONE before END");
   assert.throws(
-    () => fresh().receive(encodeJson(MsgType.ACCEPT, { held: [[0, 9]] })),
+    () => fresh().receive(encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [[0, 9]] })),
     ProtocolError,
     "held chunks past the end",
+  );
+  assert.throws(
+    () => fresh().receive(encodeJson(MsgType.ACCEPT, { held: [] })),
+    ProtocolError,
+    "an accept without a token",
   );
   assert.throws(
     () => fresh().receive(encodeFrame(MsgType.ERROR, new TextEncoder().encode("full"))),

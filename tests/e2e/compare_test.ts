@@ -153,7 +153,13 @@ Deno.test("an interrupted compare removes its namespaces and rules", async (t) =
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  while (!text.includes("tcp at 0% loss")) text += (await reader.read()).value ?? "";
+  const deadline = Date.now() + 120_000;
+  while (!text.includes("tcp at 0% loss")) {
+    assert.ok(Date.now() < deadline, `no "tcp at 0% loss" within 120 s: ${text}`);
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the bench ended before its first row: ${text}`);
+    text += value ?? "";
+  }
   assert.equal((await leftoverNamespaces()).length, 2, "the run made its two namespaces");
   child.kill("SIGTERM");
   const status = await child.status;

@@ -140,7 +140,9 @@ Deno.test("a WAV recording killed mid-write still has a valid header", async () 
     stdout: "null",
     stderr: "null",
   }).spawn();
+  const deadline = Date.now() + 20_000;
   while (((await Deno.stat(out).catch(() => null))?.size ?? 0) < 44100) {
+    assert.ok(Date.now() < deadline, "the recording grew past 44100 bytes within 20 s");
     await new Promise((r) => setTimeout(r, 50));
   }
   child.kill("SIGKILL");

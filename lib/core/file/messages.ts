@@ -4,8 +4,11 @@
  *
  * A transfer, as the client sees it:
  *
- * 1. client → `OFFER` {name, size, chunkSize}
- * 2. server → `ACCEPT` {held: ranges of chunks it already holds verified} or `ERROR`
+ * 1. client → `OFFER` {name, size, chunkSize, resume?: the token of a cut transfer}
+ * 2. server → `ACCEPT` {token, held: ranges of chunks it already holds verified}
+ *    or `ERROR`. The token names this transfer's partial data; only an
+ *    offer that carries it resumes that data, so no other client can find,
+ *    probe or damage it. Without a valid token nothing is held.
  * 3. client → for each chunk in order: `CHECK` (index, MD5) if the server holds
  *    it, else `DATA` (index, MD5, bytes)
  * 4. server → `NACK` (index) for each chunk whose MD5 did not match (or whose
@@ -20,6 +23,7 @@ import { ProtocolError } from "../errors.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { isCount, jsonBytes, parseJsonObject } from "../wire/json.ts";
 import { MD5_LENGTH } from "../wire/md5.ts";
+import { printable } from "../wire/text.ts";
 
 /** Message types of the File-TCP protocol. */
 export const MsgType = {
@@ -48,6 +52,9 @@ export const MAX_CHUNKS = 1 << 21;
 export const MAX_HELD_RANGES = 4096;
 /** How many times one chunk may fail its MD5 before the transfer fails. */
 export const MAX_CHUNK_RETRIES = 3;
+
+/** A resume token: 16 random bytes, as 32 hexadecimal digits. */
+const TOKEN = /^[0-9a-f]{32}$/;
 
 /** Bytes before the data in a DATA frame: index (4) and MD5 (16). */
 export const DATA_PREFIX: number = 4 + MD5_LENGTH;
@@ -81,10 +88,14 @@ export interface Offer {
   size: number;
   /** Chunk size in bytes. */
   chunkSize: number;
+  /** The token the server gave for this file's earlier, cut transfer. */
+  resume?: string;
 }
 
 /** The server's answer to an offer: chunks it already holds verified. */
 export interface Accept {
+  /** The token that resumes this transfer if it is cut. */
+  token: string;
   /** Half-open ranges [start, end) of chunk indices. */
   held: [number, number][];
 }
@@ -120,10 +131,12 @@ export function encodeError(message: string): Uint8Array {
   return out;
 }
 
-/** Decodes an ERROR payload to text, replacing control characters. */
+/**
+ * Decodes an ERROR payload to text safe for a terminal: control and
+ * bidirectional characters become `?`.
+ */
 export function decodeError(payload: Uint8Array): string {
-  // deno-lint-ignore no-control-regex
-  return new TextDecoder().decode(payload).replace(/[\x00-\x1f\x7f]/g, "?");
+  return printable(new TextDecoder().decode(payload));
 }
 
 /** Encodes a CHECK frame. */
@@ -227,12 +240,25 @@ export function decodeOffer(payload: Uint8Array): Offer {
   if (chunkCount(o.size, o.chunkSize) > MAX_CHUNKS) {
     throw new ProtocolError(`Offer needs more than ${MAX_CHUNKS} chunks`);
   }
-  return { name: o.name, size: o.size, chunkSize: o.chunkSize };
+  if (o.resume !== undefined && (typeof o.resume !== "string" || !TOKEN.test(o.resume))) {
+    throw new ProtocolError("Offer has a malformed resume token");
+  }
+  const offer: Offer = { name: o.name, size: o.size, chunkSize: o.chunkSize };
+  if (o.resume !== undefined) offer.resume = o.resume;
+  return offer;
+}
+
+/** Whether `text` has the form of a resume token. */
+export function isResumeToken(text: string): boolean {
+  return TOKEN.test(text);
 }
 
 /** Decodes and validates an ACCEPT payload for a transfer of `chunks` chunks. */
 export function decodeAccept(payload: Uint8Array, chunks: number): Accept {
   const o = parseJson(payload, "Accept");
+  if (typeof o.token !== "string" || !TOKEN.test(o.token)) {
+    throw new ProtocolError("Accept has no usable resume token");
+  }
   if (!Array.isArray(o.held) || o.held.length > MAX_HELD_RANGES) {
     throw new ProtocolError("Accept has an invalid list of held chunks");
   }
@@ -248,7 +274,7 @@ export function decodeAccept(payload: Uint8Array, chunks: number): Accept {
     held.push([r[0], r[1]]);
     last = r[1];
   }
-  return { held };
+  return { token: o.token, held };
 }
 
 /** Decodes and validates an END payload. */
@@ -268,6 +294,14 @@ export function decodeDone(payload: Uint8Array): Done {
     typeof o.storedAs !== "string" || !isCount(o.bytes)
   ) {
     throw new ProtocolError("Done message is malformed");
+  }
+  // A stored name is a plain name, printable: a server's escape codes
+  // never reach the user's terminal.
+  if (
+    o.storedAs.length === 0 || o.storedAs.length > 1024 || /[\\/]/.test(o.storedAs) ||
+    printable(o.storedAs) !== o.storedAs
+  ) {
+    throw new ProtocolError("Done message names the stored file with unsafe characters");
   }
   return { md5: o.md5, storedAs: o.storedAs, bytes: o.bytes };
 }

@@ -5,24 +5,48 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
+import { UNSAFE_CHARS } from "../wire/text.ts";
 
-/** Longest base name kept, in UTF-16 code units (file systems allow 255 bytes). */
-const MAX_NAME = 120;
+/** Bytes every file system allows in one name. */
+const NAME_BYTES = 255;
+/** The longest base name kept, in UTF-8 bytes: room for `received-` and a `-9999` copy number. */
+export const MAX_BASE_BYTES: number = NAME_BYTES - "received-".length - "-9999".length;
+
+const encoder = new TextEncoder();
+
+/** Length of `text` in UTF-8 bytes. */
+function byteLength(text: string): number {
+  return encoder.encode(text).length;
+}
+
+/** The longest start of `text` of at most `bytes` UTF-8 bytes, whole code points only. */
+function clip(text: string, bytes: number): string {
+  let out = "";
+  let used = 0;
+  for (const ch of text) {
+    const n = byteLength(ch);
+    if (used + n > bytes) break;
+    out += ch;
+    used += n;
+  }
+  return out;
+}
 
 /**
  * Reduces a name sent by a peer to a safe base name: the last component
- * after `/` or `\`, with control characters and NUL replaced by `_`, and
- * trimmed to a length every file system accepts. Throws
- * {@link ProtocolError} when nothing usable is left (empty, `.` or `..`).
+ * after `/` or `\`, with control characters, NUL and bidirectional
+ * controls replaced by `_`, and trimmed (keeping a short extension) to
+ * {@link MAX_BASE_BYTES} UTF-8 bytes, so `received-NAME-N.EXT` fits the
+ * 255 bytes every file system allows. Throws {@link ProtocolError} when
+ * nothing usable is left (empty, `.` or `..`).
  */
 export function safeBaseName(name: string): string {
   const last = name.split(/[\\/]/).pop() ?? "";
-  // deno-lint-ignore no-control-regex
-  let base = last.replace(/[\x00-\x1f\x7f]/g, "_").trim();
-  if (base.length > MAX_NAME) {
+  let base = last.replace(UNSAFE_CHARS, "_").trim();
+  if (byteLength(base) > MAX_BASE_BYTES) {
     const dot = base.lastIndexOf(".");
-    const ext = dot > 0 && base.length - dot <= 16 ? base.slice(dot) : "";
-    base = base.slice(0, MAX_NAME - ext.length) + ext;
+    const ext = dot > 0 && byteLength(base.slice(dot)) <= 16 ? base.slice(dot) : "";
+    base = clip(base.slice(0, base.length - ext.length), MAX_BASE_BYTES - byteLength(ext)) + ext;
   }
   if (base === "" || base === "." || base === "..") {
     throw new ProtocolError(`File name ${JSON.stringify(name)} has no usable base name`);

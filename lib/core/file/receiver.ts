@@ -78,6 +78,15 @@ export class FileReceiver {
   #reading: number | undefined;
   #verified = false;
   #lastSave: number | undefined;
+  #frames = 0;
+
+  /**
+   * Whole messages taken so far: progress, as the shell's idle timeout
+   * measures it (a peer trickling bytes that never make a message makes none).
+   */
+  get frames(): number {
+    return this.#frames;
+  }
 
   /** Takes bytes from the client at time `now` (ms) and returns what to do. */
   receive(bytes: Uint8Array, now: number): ReceiverEvent[] {
@@ -87,6 +96,7 @@ export class FileReceiver {
     while (!(this.#offer && !this.#state) && !this.#verified) {
       const f = this.#decoder.next();
       if (f === null) break;
+      this.#frames++;
       if (f.type === MsgType.ERROR) {
         throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
       }
@@ -143,14 +153,14 @@ export class FileReceiver {
 
   /**
    * Accepts the offer with the receiver state the shell opened (fresh, or
-   * resumed from an earlier session). Returns the ACCEPT frame to send;
-   * then call {@link receive} (with no bytes) for frames that came with the
-   * offer.
+   * resumed from an earlier session whose token the offer carried) and the
+   * token that resumes it. Returns the ACCEPT frame to send; then call
+   * {@link receive} (with no bytes) for frames that came with the offer.
    */
-  accept(state: TransferState): Uint8Array {
+  accept(state: TransferState, token: string): Uint8Array {
     if (!this.#offer || this.#state) throw new Error("Nothing to accept");
     this.#state = state;
-    return encodeJson(MsgType.ACCEPT, { held: state.heldRanges() });
+    return encodeJson(MsgType.ACCEPT, { token, held: state.heldRanges() });
   }
 
   /** The bytes of held chunk `index`, asked for by a `read` event. */

@@ -28,14 +28,18 @@ import {
   encodeCheck,
   encodeJson,
   fillDataFrame,
+  MAX_CHUNK_RETRIES,
   MsgType,
   type Offer,
 } from "./messages.ts";
 
 /** What the server said, as the sender's core understood it. */
 export type SenderEvent =
-  /** The server accepted the offer; it already holds these chunk ranges. */
-  | { type: "accepted"; held: [number, number][] }
+  /**
+   * The server accepted the offer; it already holds these chunk ranges, and
+   * `token` resumes the transfer if it is cut.
+   */
+  | { type: "accepted"; held: [number, number][]; token: string }
   /** The server asks for chunk `index` again (its MD5 failed there). */
   | { type: "resend"; index: number }
   /** The server stored the file and confirmed its whole-file MD5. */
@@ -68,11 +72,18 @@ export class FileSender {
   #range = 0;
   #nextChunk = 0;
   #md5: string | undefined;
+  #asked = new Map<number, number>();
+  #token: string | undefined;
 
   /** A sender for `offer`; nothing is sent until {@link offerFrame}. */
   constructor(offer: Offer) {
     this.offer = offer;
     this.chunks = chunkCount(offer.size, offer.chunkSize);
+  }
+
+  /** The token the server gave, once accepted: it resumes this transfer if cut. */
+  get token(): string | undefined {
+    return this.#token;
   }
 
   /** The session's phase. */
@@ -108,9 +119,14 @@ export class FileSender {
         if (f.type !== MsgType.ACCEPT) {
           throw new ProtocolError(`Expected the server's accept, got frame type ${f.type}`);
         }
-        this.#held = decodeAccept(f.payload, this.chunks).held;
+        const accept = decodeAccept(f.payload, this.chunks);
+        if (!this.offer.resume && accept.held.length > 0) {
+          throw new ProtocolError("Server claims to hold chunks of a transfer never started");
+        }
+        this.#held = accept.held;
+        this.#token = accept.token;
         this.#phase = "sending";
-        events.push({ type: "accepted", held: this.#held });
+        events.push({ type: "accepted", held: this.#held, token: accept.token });
       } else if (
         f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")
       ) {
@@ -118,6 +134,14 @@ export class FileSender {
         if (index >= this.#nextChunk) {
           throw new ProtocolError(`Server asked for chunk ${index}, which was not sent`);
         }
+        // A server of ours fails a transfer after MAX_CHUNK_RETRIES bad
+        // copies of a chunk (one more for a held copy that differs): more
+        // requests than that are a flood.
+        const asked = (this.#asked.get(index) ?? 0) + 1;
+        if (asked > MAX_CHUNK_RETRIES + 1) {
+          throw new ProtocolError(`Server asked for chunk ${index} ${asked} times`);
+        }
+        this.#asked.set(index, asked);
         events.push({ type: "resend", index });
       } else if (f.type === MsgType.DONE && this.#phase === "ending") {
         const done = decodeDone(f.payload);

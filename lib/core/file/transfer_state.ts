@@ -4,6 +4,12 @@
  * far the whole-file MD5 has got. It serialises to bytes so a server can
  * keep it beside the partial file and resume after a cut or a restart.
  *
+ * Memory and the saved state grow with the chunks held, never with the
+ * size a client offers: digests are kept in pages of {@link PAGE_CHUNKS}
+ * chunks made when a chunk in them is first held, and the state saves
+ * the held chunks only. An offer of 64 GiB that sends nothing costs the
+ * same as one of a byte.
+ *
  * @module
  */
 import { ProtocolError, UserError } from "../errors.ts";
@@ -11,8 +17,18 @@ import { chunkCount, MAX_CHUNK_RETRIES, MAX_CHUNKS, MAX_HELD_RANGES } from "./me
 import { bytesEqual, MD5_LENGTH } from "../wire/md5.ts";
 
 const STATE_MAGIC = 0x534b5354; // "SKST"
-const STATE_VERSION = 1;
-const STATE_HEADER = 24;
+const STATE_VERSION = 2;
+const STATE_HEADER = 28;
+/** Bytes per held chunk in a saved state: index and digest. */
+const STATE_ENTRY = 4 + MD5_LENGTH;
+
+/** Chunks per page of digests. */
+export const PAGE_CHUNKS = 1024;
+
+interface Page {
+  held: Uint8Array;
+  digests: Uint8Array;
+}
 
 /** What happened to a chunk the receiver was given. */
 export type ChunkOutcome =
@@ -31,8 +47,7 @@ export class TransferState {
   readonly chunkSize: number;
   /** Number of chunks. */
   readonly chunks: number;
-  #held: Uint8Array;
-  #digests: Uint8Array;
+  #pages = new Map<number, Page>();
   #heldCount = 0;
   #failures = new Map<number, number>();
   #hashCursor = 0;
@@ -48,8 +63,11 @@ export class TransferState {
     this.chunkSize = chunkSize;
     this.chunks = chunkCount(size, chunkSize);
     if (this.chunks > MAX_CHUNKS) throw new RangeError("Too many chunks");
-    this.#held = new Uint8Array(Math.ceil(this.chunks / 8));
-    this.#digests = new Uint8Array(this.chunks * MD5_LENGTH);
+  }
+
+  /** Bytes of memory the held chunks' pages take (for tests of the bound). */
+  get memoryBytes(): number {
+    return this.#pages.size * PAGE_CHUNKS * (MD5_LENGTH + 1 / 8);
   }
 
   /** Number of chunks held verified. */
@@ -75,7 +93,9 @@ export class TransferState {
 
   /** Whether chunk `index` is held verified. */
   isHeld(index: number): boolean {
-    return (this.#held[index >> 3] & (1 << (index & 7))) !== 0;
+    const p = this.#pages.get(Math.floor(index / PAGE_CHUNKS));
+    const i = index % PAGE_CHUNKS;
+    return p !== undefined && (p.held[i >> 3] & (1 << (i & 7))) !== 0;
   }
 
   /**
@@ -100,9 +120,7 @@ export class TransferState {
     if (this.isHeld(index)) {
       return bytesEqual(this.digestOf(index), actual) ? "duplicate" : this.#fail(index);
     }
-    this.#digests.set(actual, index * MD5_LENGTH);
-    this.#held[index >> 3] |= 1 << (index & 7);
-    this.#heldCount++;
+    this.#hold(index, actual);
     return "store";
   }
 
@@ -121,7 +139,10 @@ export class TransferState {
 
   /** The stored digest of a held chunk (a view). */
   digestOf(index: number): Uint8Array {
-    return this.#digests.subarray(index * MD5_LENGTH, (index + 1) * MD5_LENGTH);
+    const p = this.#pages.get(Math.floor(index / PAGE_CHUNKS));
+    if (!p) return new Uint8Array(MD5_LENGTH);
+    const i = index % PAGE_CHUNKS;
+    return p.digests.subarray(i * MD5_LENGTH, (i + 1) * MD5_LENGTH);
   }
 
   /** How many times chunk `index` has failed so far. */
@@ -159,27 +180,31 @@ export class TransferState {
   /** Held chunks as half-open ranges, at most `limit` of them (the first ones). */
   heldRanges(limit = MAX_HELD_RANGES): [number, number][] {
     const out: [number, number][] = [];
-    let i = 0;
-    while (i < this.chunks && out.length < limit) {
-      while (i < this.chunks && !this.isHeld(i)) i++;
-      const start = i;
-      while (i < this.chunks && this.isHeld(i)) i++;
-      if (i > start) out.push([start, i]);
+    for (const i of this.#heldIndices()) {
+      const last = out[out.length - 1];
+      if (last && last[1] === i) last[1] = i + 1;
+      else if (out.length < limit) out.push([i, i + 1]);
+      else break;
     }
     return out;
   }
 
-  /** Serialises the held set and digests (not failures or the hash cursor). */
+  /** Serialises the held chunks and their digests (not failures or the hash cursor). */
   serialize(): Uint8Array {
-    const out = new Uint8Array(STATE_HEADER + this.#held.length + this.#digests.length);
+    const out = new Uint8Array(STATE_HEADER + this.#heldCount * STATE_ENTRY);
     const view = new DataView(out.buffer);
     view.setUint32(0, STATE_MAGIC);
     view.setUint32(4, STATE_VERSION);
     view.setFloat64(8, this.size);
     view.setUint32(16, this.chunkSize);
     view.setUint32(20, this.chunks);
-    out.set(this.#held, STATE_HEADER);
-    out.set(this.#digests, STATE_HEADER + this.#held.length);
+    view.setUint32(24, this.#heldCount);
+    let at = STATE_HEADER;
+    for (const i of this.#heldIndices()) {
+      view.setUint32(at, i);
+      out.set(this.digestOf(i), at + 4);
+      at += STATE_ENTRY;
+    }
     return out;
   }
 
@@ -194,28 +219,58 @@ export class TransferState {
     chunkSize: number,
   ): TransferState | null {
     const state = new TransferState(size, chunkSize);
-    const expected = STATE_HEADER + state.#held.length + state.#digests.length;
-    if (bytes.length !== expected) return null;
+    if (bytes.length < STATE_HEADER) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    const held = view.getUint32(24);
     if (
       view.getUint32(0) !== STATE_MAGIC || view.getUint32(4) !== STATE_VERSION ||
       view.getFloat64(8) !== size || view.getUint32(16) !== chunkSize ||
-      view.getUint32(20) !== state.chunks
+      view.getUint32(20) !== state.chunks || held > state.chunks ||
+      bytes.length !== STATE_HEADER + held * STATE_ENTRY
     ) {
       return null;
     }
-    state.#held.set(bytes.subarray(STATE_HEADER, STATE_HEADER + state.#held.length));
-    state.#digests.set(bytes.subarray(STATE_HEADER + state.#held.length));
-    // Bits past the last chunk must be clear.
-    for (let i = state.chunks; i < state.#held.length * 8; i++) {
-      if (state.isHeld(i)) return null;
+    // Indices strictly increasing and in range, or the file is foreign.
+    let last = -1;
+    for (let at = STATE_HEADER; at < bytes.length; at += STATE_ENTRY) {
+      const i = view.getUint32(at);
+      if (i <= last || i >= state.chunks) return null;
+      state.#hold(i, bytes.subarray(at + 4, at + STATE_ENTRY));
+      last = i;
     }
-    for (let i = 0; i < state.chunks; i++) if (state.isHeld(i)) state.#heldCount++;
     return state;
   }
 
+  #hold(index: number, digest: Uint8Array): void {
+    const n = Math.floor(index / PAGE_CHUNKS);
+    let p = this.#pages.get(n);
+    if (!p) {
+      p = {
+        held: new Uint8Array(PAGE_CHUNKS / 8),
+        digests: new Uint8Array(PAGE_CHUNKS * MD5_LENGTH),
+      };
+      this.#pages.set(n, p);
+    }
+    const i = index % PAGE_CHUNKS;
+    p.digests.set(digest, i * MD5_LENGTH);
+    p.held[i >> 3] |= 1 << (i & 7);
+    this.#heldCount++;
+  }
+
+  /** Held chunk indices in order. */
+  *#heldIndices(): Generator<number> {
+    for (const n of [...this.#pages.keys()].sort((a, b) => a - b)) {
+      const p = this.#pages.get(n)!;
+      for (let i = 0; i < PAGE_CHUNKS; i++) {
+        if (p.held[i >> 3] & (1 << (i & 7))) yield n * PAGE_CHUNKS + i;
+      }
+    }
+  }
+
   #release(index: number): void {
-    this.#held[index >> 3] &= ~(1 << (index & 7));
+    const p = this.#pages.get(Math.floor(index / PAGE_CHUNKS))!;
+    const i = index % PAGE_CHUNKS;
+    p.held[i >> 3] &= ~(1 << (i & 7));
     this.#heldCount--;
     if (index < this.#hashCursor) {
       // The whole-file MD5 already covered this chunk's old bytes.
