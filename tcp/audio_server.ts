@@ -36,6 +36,8 @@ export interface AudioTcpServerOptions {
   stuckMs?: number;
   /** Most listeners at once (default 100). */
   maxListeners?: number;
+  /** Most listeners from one host at once (default 8). */
+  maxPerHost?: number;
   /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
 }
@@ -59,6 +61,7 @@ export type AudioTcpServer = AudioServer<AudioTcpServerStats>;
 interface Listener {
   readonly conn: Deno.TcpConn;
   readonly who: string;
+  readonly host: string;
   readonly session: ListenerSession;
   wake?: () => void;
   closed: boolean;
@@ -73,6 +76,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   const queueBlocks = options.queueBlocks ?? 64;
   const stuckMs = options.stuckMs ?? 5000;
   const maxListeners = options.maxListeners ?? 100;
+  const maxPerHost = options.maxPerHost ?? 8;
   const listeners = new Set<Listener>();
   const tasks = new Set<Promise<void>>();
   const stats: AudioTcpServerStats = {
@@ -146,16 +150,22 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   track(
     (async () => {
       for await (const conn of listener) {
-        if (listeners.size >= maxListeners) {
-          log(`refused a listener: ${maxListeners} already connected`);
+        const a = conn.remoteAddr as Deno.NetAddr;
+        const fromHost = [...listeners].filter((l) => l.host === a.hostname).length;
+        if (listeners.size >= maxListeners || fromHost >= maxPerHost) {
+          log(
+            listeners.size >= maxListeners
+              ? `refused a listener: ${maxListeners} already connected`
+              : `refused a listener: ${maxPerHost} already connected from ${a.hostname}`,
+          );
           conn.close();
           continue;
         }
         conn.setNoDelay(true);
-        const a = conn.remoteAddr as Deno.NetAddr;
         const l: Listener = {
           conn,
           who: `${a.hostname}:${a.port}`,
+          host: a.hostname,
           session: new ListenerSession({ hello, queueBlocks, stuckMs }),
           closed: false,
         };
@@ -200,7 +210,7 @@ if (import.meta.main) {
     });
     await runServerTool(
       flags,
-      (source, host, port) => startAudioTcpServer({ host, port, source }),
+      (source, host, port, maxPerHost) => startAudioTcpServer({ host, port, source, maxPerHost }),
       (server, source) =>
         `audio-tcp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
         `${source.label}, ${describeSpec(server.spec)}`,

@@ -184,13 +184,16 @@ interface Settings {
 
 /**
  * The message a client gets for a failed transfer: the tool's own errors
- * as they are (they name no server path), anything else (a file system
- * error naming the server's directory) in general terms; the server's log
- * has the whole message.
+ * as they are, anything else (a file system error naming the server's
+ * directory) in general terms, and no server path in either; the server's
+ * log has the whole message.
  */
-function clientMessage(err: unknown): string {
-  if (err instanceof UserError || err instanceof ProtocolError) return err.message;
-  return "Server could not store the file (its log says why)";
+function clientMessage(err: unknown, dir: string): string {
+  const text = err instanceof UserError || err instanceof ProtocolError
+    ? err.message
+    : "Server could not store the file (its log says why)";
+  // And should one of ours quote a path after all, it goes too.
+  return text.split(dir).join("DIR").replace(/'\/[^']*'/g, "'(a server path)'");
 }
 
 /** Serves one client connection from `host`: one file transfer. Never throws. */
@@ -254,7 +257,7 @@ async function serveConnection(
   } catch (err) {
     if (err instanceof WholeFileMismatch) await partial?.discard();
     rec.error = describeError(err);
-    await writeAll(conn, encodeError(clientMessage(err))).catch(() => {});
+    await writeAll(conn, encodeError(clientMessage(err, s.dir))).catch(() => {});
     return rec;
   } finally {
     Object.assign(rec, core.counters);

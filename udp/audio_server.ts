@@ -156,7 +156,8 @@ if (import.meta.main) {
     const mtu = checkMtu(Number(flags.mtu), blockBytes(spec));
     await runServerTool(
       flags,
-      (source, host, port) => startAudioUdpServer({ host, port, source, mtu }),
+      (source, host, port, maxPerHost) =>
+        startAudioUdpServer({ host, port, source, mtu, maxPerHost }),
       (server, source) =>
         `audio-udp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
         `${source.label}, ${describeSpec(server.spec)}, ` +

@@ -12,6 +12,7 @@ import {
   type FlagSpec,
   HOST_FLAG,
   onShutdown,
+  parseCount,
   parsePort,
   parseSecondsFlag,
   portFlag,
@@ -30,10 +31,17 @@ export function serverFlags(block: number): {
   rate: FlagSpec;
   channels: FlagSpec;
   block: FlagSpec;
+  "max-per-host": FlagSpec;
 } {
   return {
     host: HOST_FLAG,
     port: portFlag(AUDIO_PORT),
+    "max-per-host": {
+      type: "string",
+      default: "8",
+      value: "N",
+      help: "most listeners from one host at once",
+    } as FlagSpec,
     input: {
       type: "string",
       default: "default",
@@ -97,17 +105,19 @@ export async function runServerTool<S extends AudioServer<unknown>>(
     rate: string;
     channels: string;
     block: string;
+    "max-per-host": string;
   },
-  start: (source: AudioSource, host: string, port: number) => S,
+  start: (source: AudioSource, host: string, port: number, maxPerHost: number) => S,
   describe: (server: S, source: AudioSource) => string,
   summary: (server: S) => string,
 ): Promise<void> {
   const port = parsePort(flags.port);
+  const maxPerHost = parseCount("max-per-host", flags["max-per-host"]);
   const spec: AudioSpec = specFromFlags(flags);
   const source = await openSource(flags.input, spec);
   let server: S;
   try {
-    server = start(source, flags.host, port);
+    server = start(source, flags.host, port, maxPerHost);
   } catch (err) {
     await source.close();
     throw err;
