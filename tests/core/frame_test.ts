@@ -42,7 +42,7 @@ const expected = frames().map((f) => ({
 
 Deno.test("decoder returns the same frames at every split point", () => {
   const stream = concat(frames());
-  for (let cut = 0; cut <= stream.length; cut += cut < 40 ? 1 : 97) {
+  for (let cut = 0; cut <= stream.length; cut++) {
     const dec = new FrameDecoder(LIMITS);
     dec.push(stream.subarray(0, cut));
     const got = drain(dec);
@@ -133,6 +133,35 @@ Deno.test("decoder survives random bytes: only protocol errors, bounded memory",
     } catch (err) {
       assert.ok(err instanceof ProtocolError, String(err));
     }
-    assert.ok(dec.buffered <= 10_000 + 300);
   }
+});
+
+Deno.test("decoder memory stops at the largest frame allowed: a valid header claiming more is refused", () => {
+  // A type-2 frame may carry 10,000 bytes: one claiming exactly that is
+  // buffered up to its end, 64 KiB pushed in 1 KiB pieces.
+  const head = encodeFrame(2, new Uint8Array(0));
+  new DataView(head.buffer).setUint32(4, 10_000);
+  const dec = new FrameDecoder(LIMITS);
+  dec.push(head);
+  let peak = 0;
+  let got = 0;
+  for (let i = 0; i < 64; i++) {
+    try {
+      dec.push(new Uint8Array(1024));
+      while (dec.next()) got++;
+    } catch (err) {
+      // The bytes after the frame are not a frame: refused, not buffered.
+      assert.ok(err instanceof ProtocolError, String(err));
+      break;
+    }
+    peak = Math.max(peak, dec.buffered);
+  }
+  assert.equal(got, 1, "the 10,000-byte frame arrived");
+  assert.ok(peak <= HEADER_LENGTH + 10_000, `buffered ${peak} bytes`);
+  // One byte more than allowed: refused at the header, nothing buffered.
+  const over = encodeFrame(2, new Uint8Array(0));
+  new DataView(over.buffer).setUint32(4, 10_001);
+  const d2 = new FrameDecoder(LIMITS);
+  d2.push(over);
+  assert.throws(() => d2.next(), /over the limit of 10000/);
 });

@@ -206,6 +206,7 @@ Deno.test("UDP: an unproven address gets only a small challenge; silent listener
   })
     .catch((e) => e);
   assert.ok(other instanceof Error);
+  assert.match(other.message, /is full; try again later/, "refused as full, not timed out");
   assert.ok(srv.stats.listenersRefused > 0);
   // Stop renewing: forgotten after the timeout, and the audio stops.
   await new Promise((r) => setTimeout(r, 1000));

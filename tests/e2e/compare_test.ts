@@ -8,6 +8,7 @@ import {
   sanityProblems,
 } from "../../lib/core/report/compare.ts";
 import { leftoverNamespaces, netnsUnavailable } from "../../bench/netns.ts";
+import { ignoreUnless, requireHere } from "../support/tool_process.ts";
 import { ROOT, tempDir } from "../support/helpers.ts";
 
 function row(extra: Partial<CompareRow> = {}): CompareRow {
@@ -130,13 +131,13 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
   assert.deepEqual(await leftoverNamespaces(), [], "namespaces removed");
 });
 
-Deno.test("an interrupted compare removes its namespaces and rules", async (t) => {
-  const why = await netnsUnavailable();
-  if (why) {
-    if (Deno.env.get("CI") === "true") throw new Error(`CI must run this: ${why}`);
-    console.log(`skipped: ${why}`);
-    return;
-  }
+const NETNS_MISSING = await netnsUnavailable();
+
+Deno.test({
+  name: "an interrupted compare removes its namespaces and rules",
+  ignore: ignoreUnless(NETNS_MISSING, "network namespaces"),
+}, async (t) => {
+  requireHere(NETNS_MISSING);
   await using out = await tempDir();
   const child = new Deno.Command(Deno.execPath(), {
     args: [

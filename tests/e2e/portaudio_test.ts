@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LAYOUT } from "../../native/mod.ts";
-import { commandExists } from "../support/tool_process.ts";
+import { commandExists, ignoreUnless, requireHere } from "../support/tool_process.ts";
 import { estimateFrequency, rmsLevel } from "../../lib/core/audio/tone.ts";
 import {
   loudPart,
@@ -36,16 +36,17 @@ Deno.test("a PortAudio that cannot be loaded is one line naming the fix", async 
   );
 });
 
-Deno.test("struct offsets match portaudio.h", async (t) => {
-  const header = "/usr/include/portaudio.h";
-  const hasCc = await commandExists("cc");
-  let hasHeader = true;
-  await Deno.stat(header).catch(() => hasHeader = false);
-  if (!hasCc || !hasHeader) {
-    if (Deno.env.get("CI") === "true") throw new Error("CI needs cc and portaudio19-dev");
-    console.log("skipped: needs cc and portaudio19-dev");
-    return;
-  }
+const header = "/usr/include/portaudio.h";
+const CC_MISSING = !(await commandExists("cc")) ||
+    !(await Deno.stat(header).then(() => true, () => false))
+  ? "needs cc and portaudio19-dev (apt-get install gcc portaudio19-dev)"
+  : null;
+
+Deno.test({
+  name: "struct offsets match portaudio.h",
+  ignore: ignoreUnless(CC_MISSING, "struct layout"),
+}, async (t) => {
+  requireHere(CC_MISSING);
   await using dir = await tempDir();
   const fields: string[] = [];
   for (const [struct, layout] of Object.entries(LAYOUT)) {

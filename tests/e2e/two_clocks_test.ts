@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { StreamReport } from "../../lib/core/report/stream_report.ts";
 import { alignBlocks, compareBlocks, readWav, tempDir, writeNoiseWav } from "../support/helpers.ts";
-import { fakeTimeLibrary, startServerTool, toolCommand } from "../support/tool_process.ts";
+import {
+  fakeTimeLibrary,
+  ignoreUnless,
+  startServerTool,
+  toolCommand,
+} from "../support/tool_process.ts";
 import { now } from "../../lib/io/clock.ts";
 import { soundTest } from "../support/pulse.ts";
 
@@ -21,18 +26,15 @@ const UDP_TARGET_MS = 100;
 
 // Under CI faketime is installed by .ci/run, and a missing one fails these
 // tests instead of skipping them.
-const missing = !hasFakeTime() && Deno.env.get("CI") !== "true";
-
-function hasFakeTime(): boolean {
+const FAKETIME_MISSING = (() => {
   try {
-    return fakeTimeLibrary() !== "";
-  } catch {
-    return false;
+    fakeTimeLibrary();
+    return null;
+  } catch (err) {
+    return (err as Error).message;
   }
-}
-if (missing) {
-  console.log("two-clock tests ignored: faketime is not installed (apt-get install faketime)");
-}
+})();
+const missing = ignoreUnless(FAKETIME_MISSING, "two clocks");
 
 interface Run {
   report: StreamReport;

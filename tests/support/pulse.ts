@@ -5,7 +5,7 @@
  * microphone and `PULSE_SINK=spk` a speaker.
  */
 import { join } from "node:path";
-import { commandExists, startServerTool } from "./tool_process.ts";
+import { commandExists, ignoreUnless, requireHere, startServerTool } from "./tool_process.ts";
 import type { StreamReport } from "../../lib/core/report/stream_report.ts";
 import { estimateFrequency } from "../../lib/core/audio/tone.ts";
 import { loudPart, runTool, tempDir, writeToneWav } from "./helpers.ts";
@@ -25,22 +25,23 @@ export async function soundUnavailable(): Promise<string | null> {
   return null;
 }
 
+/** Why sound tests cannot run on this machine, or null. */
+const SOUND_MISSING = await soundUnavailable();
+
 /**
- * Registers a test that needs the sound server: skipped with a printed
- * reason where PulseAudio or PortAudio is missing, except under CI, where
- * it runs and a missing dependency fails it.
+ * Registers a test that needs the sound server: ignored, with the reason,
+ * where PulseAudio or PortAudio is missing, except under CI, where it runs
+ * and a missing dependency fails it ({@link ignoreUnless}).
  */
 export function soundTest(name: string, fn: (pulse: Pulse) => Promise<void>): void {
-  Deno.test(name, async (t) => {
-    const why = await soundUnavailable();
-    if (why) {
-      if (Deno.env.get("CI") === "true") throw new Error(`Sound test cannot run under CI: ${why}`);
-      console.log(`skipped: ${why}`);
-      return;
-    }
-    await using pulse = await startPulse();
-    void t;
-    await fn(pulse);
+  Deno.test({
+    name,
+    ignore: ignoreUnless(SOUND_MISSING, "sound"),
+    fn: async () => {
+      requireHere(SOUND_MISSING);
+      await using pulse = await startPulse();
+      await fn(pulse);
+    },
   });
 }
 

@@ -140,3 +140,21 @@ export async function commandExists(name: string): Promise<boolean> {
   }).output();
   return r.code === 0;
 }
+
+/**
+ * Whether to ignore a test that needs something this machine may lack.
+ * `missing` says what is missing (or `null`: nothing is). Outside CI the
+ * test is ignored, with the reason printed; under CI (`CI=true`, which
+ * `.ci/run` sets) it is never ignored: it runs and fails saying what is
+ * missing, so a CI machine that lost a package cannot pass by skipping.
+ */
+export function ignoreUnless(missing: string | null, what: string): boolean {
+  if (missing === null || Deno.env.get("CI") === "true") return false;
+  console.log(`ignored (${what}): ${missing}`);
+  return true;
+}
+
+/** Throws when `missing` names something a test needs (under CI, where it was not ignored). */
+export function requireHere(missing: string | null): void {
+  if (missing !== null) throw new Error(`Cannot run under CI: ${missing}`);
+}

@@ -133,7 +133,12 @@ export class Reassembler {
       c.duplicates++;
       return null;
     }
-    const key = `${f.seq}/${f.captured}/${f.digest.join(",")}`;
+    // Eight bytes of the MD5 tell copies apart; were two damaged copies to
+    // share them, the block they make fails its check, as it would anyway.
+    const d = f.digest;
+    const a = (d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3];
+    const b = (d[4] << 24) | (d[5] << 16) | (d[6] << 8) | d[7];
+    const key = `${f.seq}/${f.captured}/${a}/${b}`;
     let p = this.#partials.get(key);
     if (!p) {
       if (this.#partials.size >= this.#maxInFlight) this.#evictOldest();
