@@ -144,3 +144,29 @@ Deno.test("synced timeline: blocks wait for the first answer, at most 64 (the ol
   assert.deepEqual(released[0], { seq: 10, captured: 4010 });
   assert.deepEqual(timeline.arrive({ seq: 99, captured: 6000 }), [{ seq: 99, captured: 5000 }]);
 });
+
+Deno.test("clock sync: when most exchanges at the start were held behind a stall, the quickest set the estimate", () => {
+  // Seen through a relay that held the server's replies behind its blocks:
+  // one clock (truth: offset 0, drift 0), forward and back delays in ms.
+  const seen: [number, number, number][] = [
+    [0, 5.04, 0.55],
+    [41, 2.79, 38.68],
+    [82, 2.28, 40.75],
+    [162, 1.78, 0.24],
+    [205, 1.73, 0.19],
+    [246, 1.61, 41.17],
+    [1248, 0.74, 354.36],
+    [2250, 1.4, 0.17],
+  ];
+  const sync = new ClockSync();
+  for (const [t1, there, back] of seen) {
+    const stamped = sync.stamp(1000 + t1);
+    const t2 = stamped + there;
+    assert.equal(sync.answer(stamped, t2, t2, t2 + back), null);
+  }
+  const e = sync.estimate(3500)!;
+  // A one-sided millisecond over two seconds is ~500 ppm; the median
+  // exchange here was congested, and taking its bound gave over 4000.
+  assert.ok(Math.abs(e.driftPpm) < 800, `drift ${e.driftPpm} ppm`);
+  assert.ok(Math.abs(e.offsetMs) < 2, `offset ${e.offsetMs} ms`);
+});

@@ -286,3 +286,38 @@ soundTest("microphone to speaker over Audio-TCP through PortAudio", async (pulse
   assert.ok(report.latency_ms.p99 <= 100, `p99 ${report.latency_ms.p99} ms`);
   assert.ok(Math.abs(heardHz - 1000) < 10, `heard ${heardHz} Hz`);
 });
+
+Deno.test("a stall past --latency is skipped and counted late; the stream goes on at its bound", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  await writeNoiseWav(src, 4);
+  const run = async (latencyMs: number) => {
+    await using server = await wavServer(src);
+    // The network holds everything for 500 ms once 100 KB went through
+    // (about a second in).
+    await using relay = startRelay(server.addr.port, {
+      inspect: "toClient",
+      limits: AUDIO_CLIENT_LIMITS,
+      pause: { after: 100_000, ms: 500 },
+    });
+    return await runAudioTcpClient({
+      port: relay.port,
+      output: "null",
+      duration: 2.5,
+      ...quiet,
+      latencyMs,
+    });
+  };
+  const [bounded, loose] = await Promise.all([run(100), run(5000)]);
+  // With a 100 ms bound, the blocks held past it (about 400 ms of them)
+  // are late; with 5 s, none is.
+  const blockMs = BLOCK / 44.1;
+  assert.ok(
+    bounded.blocks_late >= 300 / blockMs && bounded.blocks_late <= 600 / blockMs,
+    JSON.stringify(bounded),
+  );
+  assert.equal(loose.blocks_late, 0, JSON.stringify(loose));
+  // After the stall the bounded session is back within its bound.
+  assert.ok(bounded.latency_ms.p50 < 100, `p50 ${bounded.latency_ms.p50}`);
+  assert.ok(loose.latency_ms.max >= 400, `the loose session waited: max ${loose.latency_ms.max}`);
+});

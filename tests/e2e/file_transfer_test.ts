@@ -293,3 +293,65 @@ Deno.test("partial transfers nobody resumed are removed after --keep-partial", a
   assert.deepEqual(await files(partial), []);
   assert.deepEqual(logs, ["removed 1 partial transfers nobody resumed"]);
 });
+
+Deno.test("32 clients are served at once and the 33rd is told the server is busy", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  // All on loopback, one host: its own cap is lifted to reach the total.
+  await using srv = await server(dst.path, { maxPerHost: 64, idleMs: 10_000 });
+  const held: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 32; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: srv.addr.port });
+      await writeAll(c, encodeJson(MsgType.OFFER, { name: `c${i}`, size: 10, chunkSize: 1024 }));
+      // Each is a session: the server accepts its offer.
+      const buf = new Uint8Array(256);
+      assert.ok((await c.read(buf))! > 0, `client ${i} accepted`);
+      held.push(c);
+    }
+    const extra = await Deno.connect({ hostname: "127.0.0.1", port: srv.addr.port });
+    const buf = new Uint8Array(256);
+    const n = (await extra.read(buf)) ?? 0;
+    extra.close();
+    assert.match(new TextDecoder().decode(buf.subarray(8, n)), /Server is busy \(32 clients\)/);
+  } finally {
+    for (const c of held) c.close();
+  }
+  // Once they leave, a transfer goes through.
+  await waitFor(() => srv.records.length === 32);
+  const path = join(src.path, "after.bin");
+  const data = await randomFile(path, 4000);
+  await sendFile({ port: srv.addr.port, path });
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-after.bin")), data);
+});
+
+Deno.test("hostile connections while a transfer runs leave it intact", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  await using srv = await server(dst.path, { idleMs: 5000 });
+  const path = join(src.path, "long.bin");
+  const data = await randomFile(path, 4 * 1024 * 1024, 8);
+  // The transfer is held mid-file for a second while the attacks land.
+  await using relay = startRelay(srv.addr.port, { pause: { after: 1024 * 1024, ms: 1000 } });
+  let chunks = 0;
+  const sending = sendFile({ port: relay.port, path, onChunk: () => chunks++ });
+  await waitFor(() => chunks > 4);
+  const attacks = [
+    crypto.getRandomValues(new Uint8Array(5000)),
+    encodeJson(MsgType.OFFER, { name: "../../etc/passwd", size: 10, chunkSize: 1 }),
+    encodeFrame(MsgType.DATA, new Uint8Array(30)),
+    encodeJson(MsgType.OFFER, { name: "long.bin", size: data.length, chunkSize: 65536 }),
+  ];
+  await Promise.all(attacks.map(async (bytes) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.addr.port });
+    await writeAll(conn, bytes).catch(() => {});
+    await conn.closeWrite().catch(() => {});
+    const buf = new Uint8Array(4096);
+    while ((await conn.read(buf).catch(() => null)) !== null);
+    conn.close();
+  }));
+  const r = await sending;
+  assert.equal(r.storedAs, "received-long.bin");
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-long.bin")), data);
+  assert.equal(srv.records.filter((x) => x.error).length, attacks.length);
+});

@@ -58,6 +58,8 @@ export interface RelayOptions {
   cutAfter?: number;
   /** Stop forwarding (but keep the connections open) after this many bytes. */
   stallAfter?: number;
+  /** Hold the inspected direction for `pause.ms` once `pause.after` bytes went through. */
+  pause?: { after: number; ms: number };
 }
 
 /** A TCP relay between a client and a server, for fault injection. */
@@ -141,6 +143,11 @@ export function startRelay(target: number, options: RelayOptions = {}): Relay {
                   await writeAll(to, out.subarray(0, options.stallAfter - forwarded));
                   await closed.promise; // until the relay or a peer closes
                   return;
+                }
+                if (options.pause && forwarded <= options.pause.after) {
+                  if (forwarded + out.length > options.pause.after) {
+                    await new Promise((r) => setTimeout(r, options.pause!.ms));
+                  }
                 }
                 await writeAll(to, out);
                 forwarded += out.length;

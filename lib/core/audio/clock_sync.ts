@@ -216,12 +216,15 @@ export class ClockSync {
       const part = s.slice(Math.floor((j * s.length) / k), Math.floor(((j + 1) * s.length) / k));
       points.push(part.reduce((m, p) => (p.rtt < m.rtt ? p : m)));
     }
-    // A stretch whose best round trip is far above the others' was congested
-    // throughout: its offset is as skewed as its delay was one-sided.
-    const rtts = points.map((p) => p.rtt).sort((a, b) => a - b);
-    const usual = rtts[Math.floor(rtts.length / 2)];
-    const kept = points.filter((p) => p.rtt <= Math.max(2 * rtts[0] + 1, 1.5 * usual));
-    return kept.length >= 3 ? kept : points;
+    // A stretch whose best round trip is far above the quickest was
+    // congested throughout: its offset is as skewed as its delay was
+    // one-sided. The bound is the quickest's, not the median's: when most
+    // stretches were congested (a stall at the start), the median is too.
+    const quickest = Math.min(...points.map((p) => p.rtt));
+    const kept = points.filter((p) => p.rtt <= 2 * quickest + 1);
+    if (kept.length >= 3) return kept;
+    // Too few: the three quickest, in time order.
+    return [...points].sort((a, b) => a.rtt - b.rtt).slice(0, 3).sort((a, b) => a.at - b.at);
   }
 
   /** Whether the newest exchanges all disagree, one way, with the fit of those before. */
