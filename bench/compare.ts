@@ -1,7 +1,12 @@
 /**
- * `deno task compare [--seconds 10] [--loss 0,0.01,0.05,0.1] [--block 1024] [--out DIR]`:
+ * `deno task compare [--seconds 10] [--loss 0,0.01,0.05,0.1] [--runs 3] [--block 1024] [--out DIR]`:
  * streams the same tone over Audio-TCP and Audio-UDP at each loss rate and
  * writes `DIR/compare.json`, `DIR/compare.md` and `DIR/compare.svg`.
+ *
+ * Each row is run `--runs` times, the rounds interleaved (every transport
+ * at every loss, then again), and reported as the median run with the
+ * spread. Both clients count `--seconds` from the same event, the stream's
+ * first description arriving, so their block counts compare.
  *
  * Loss is real packet loss. As root with `ip` and `nft`, server and client
  * run in two network namespaces joined by a veth pair and nftables drops
@@ -17,11 +22,12 @@
  * @module
  */
 import { join } from "node:path";
-import { onShutdown, parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+import { onShutdown, parseCount, parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import { parseProbability } from "../lib/core/wire/impairment.ts";
 import {
+  combineRuns,
   type CompareRow,
   latencyChart,
   type LossMethod,
@@ -39,6 +45,8 @@ const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "-
 export interface CompareOptions {
   seconds: number;
   losses: number[];
+  /** Runs of each row (default 1). */
+  runs?: number;
   block: number;
   outDir: string;
   /** Progress lines (default stdout). */
@@ -156,21 +164,27 @@ export async function compare(o: CompareOptions): Promise<CompareRow[]> {
       ? `loss by nftables in network namespaces ${net.server} and ${net.client}`
       : `no network namespaces (${why}): UDP loss by the impairment relay, TCP loss not measured`,
   );
-  const rows: CompareRow[] = [];
+  const runs = o.runs ?? 1;
+  const results = new Map<string, CompareRow[]>();
   try {
-    for (const loss of o.losses) {
-      for (const transport of ["tcp", "udp"] as const) {
-        log(`${transport} at ${+(loss * 100).toFixed(2)}% loss, ${o.seconds} s ...`);
-        const row = await runOne(transport, loss, o, net);
-        const problems = sanityProblems(row);
-        if (problems.length) log(`  sanity: ${problems.join("; ")}`);
-        rows.push(row);
+    for (let run = 1; run <= runs; run++) {
+      for (const loss of o.losses) {
+        for (const transport of ["tcp", "udp"] as const) {
+          const of = runs > 1 ? ` (run ${run} of ${runs})` : "";
+          log(`${transport} at ${+(loss * 100).toFixed(2)}% loss, ${o.seconds} s${of} ...`);
+          const row = await runOne(transport, loss, o, net);
+          const problems = sanityProblems(row);
+          if (problems.length) log(`  sanity: ${problems.join("; ")}`);
+          const key = `${transport}@${loss}`;
+          results.set(key, [...(results.get(key) ?? []), row]);
+        }
       }
     }
   } finally {
     off();
     await net?.close();
   }
+  const rows = [...results.values()].map(combineRuns);
   await Deno.writeTextFile(join(o.outDir, "compare.json"), JSON.stringify(rows, null, 2) + "\n");
   await Deno.writeTextFile(join(o.outDir, "compare.md"), markdownTable(rows) + "\n");
   await Deno.writeTextFile(join(o.outDir, "compare.svg"), latencyChart(rows));
@@ -185,6 +199,7 @@ const FLAGS = {
     value: "P,P,...",
     help: "packet loss rates",
   },
+  runs: { type: "string", default: "3", value: "N", help: "runs of each row (median and spread)" },
   block: { type: "string", default: "1024", value: "FRAMES", help: "frames per block, both" },
   out: { type: "string", default: "compare-out", value: "DIR", help: "where the results go" },
 } as const;
@@ -208,6 +223,7 @@ if (import.meta.main) {
     const rows = await compare({
       seconds: parseSecondsFlag("seconds", flags.seconds),
       losses,
+      runs: parseCount("runs", flags.runs),
       block,
       outDir,
     });

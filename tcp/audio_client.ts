@@ -57,7 +57,6 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
     status: options.status,
     log,
   });
-  const deadline = performance.now() + (options.duration ?? Infinity) * 1000;
   let conn: Deno.TcpConn | undefined;
   let done = false;
   const stop = () => {
@@ -65,9 +64,9 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
     closeQuietly(conn);
   };
   options.signal?.addEventListener("abort", stop);
-  const timer = Number.isFinite(deadline)
-    ? setTimeout(stop, Math.max(0, deadline - performance.now()))
-    : undefined;
+  // --duration counts from the stream's first hello, as the UDP client's
+  // does from its first format: the same event, so sessions compare.
+  let timer: ReturnType<typeof setTimeout> | undefined;
   let backoff = 100;
   let connectedOnce = false;
   try {
@@ -77,6 +76,9 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         if (done) break;
         conn.setNoDelay(true);
         await session(conn, playout, tracker, `${host}:${options.port}`, log, () => {
+          if (!connectedOnce && options.duration !== undefined) {
+            timer = setTimeout(stop, options.duration * 1000);
+          }
           connectedOnce = true;
           backoff = 100;
         });

@@ -21,6 +21,7 @@ export {
   helpText,
   HOST_FLAG,
   onShutdown,
+  parseCount,
   parseFlags,
   parsePort,
   parseSecondsFlag,

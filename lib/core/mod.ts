@@ -156,6 +156,7 @@ export {
   type End,
   FILE_PORT,
   fillDataFrame,
+  isResumeToken,
   MAX_CHUNK_RETRIES,
   MAX_CHUNK_SIZE,
   MAX_CHUNKS,
@@ -165,7 +166,7 @@ export {
   type Offer,
   SERVER_LIMITS,
 } from "./file/messages.ts";
-export { receivedName, safeBaseName } from "./file/names.ts";
+export { MAX_BASE_BYTES, receivedName, safeBaseName } from "./file/names.ts";
 export {
   CHECKPOINT_MS,
   FileReceiver,
@@ -180,13 +181,15 @@ export {
   type SenderEvent,
   type SenderPhase,
 } from "./file/sender.ts";
-export { type ChunkOutcome, TransferState } from "./file/transfer_state.ts";
+export { type ChunkOutcome, PAGE_CHUNKS, TransferState } from "./file/transfer_state.ts";
 export {
+  combineRuns,
   type CompareRow,
   latencyChart,
   type LossMethod,
   markdownTable,
   sanityProblems,
+  type SpreadKey,
 } from "./report/compare.ts";
 export { formatBytes, formatDuration, formatRate, parseSize } from "./report/format.ts";
 export {
@@ -219,3 +222,4 @@ export {
 } from "./wire/impairment.ts";
 export { isCount, jsonBytes, parseJsonObject } from "./wire/json.ts";
 export { bytesEqual, md5, MD5_LENGTH, Md5Stream, toHex } from "./wire/md5.ts";
+export { printable, UNSAFE_CHARS } from "./wire/text.ts";

@@ -87,6 +87,7 @@ export class Playout implements AsyncDisposable {
    */
   async begin(spec: AudioSpec): Promise<void> {
     if (!this.#spec) {
+      this.stats.startAt(now());
       this.#sink = await openSink(this.#options.output, spec);
       this.#spec = spec;
       this.#concealer = new Concealer(spec.channels);

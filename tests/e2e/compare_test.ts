@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  combineRuns,
   type CompareRow,
   latencyChart,
   markdownTable,
@@ -65,6 +66,24 @@ Deno.test("sanity checks catch disordered percentiles and counts that do not add
   assert.match(svg, /not measured/);
 });
 
+Deno.test("repeated runs make one row: the median run, with each figure's range", () => {
+  const runs = [
+    row({ blocks_received: 380, latency_ms: { p50: 90, p95: 95, p99: 99, max: 120 } }),
+    row({ blocks_received: 395, latency_ms: { p50: 70, p95: 75, p99: 80, max: 90 } }),
+    row({ blocks_received: 390, latency_ms: { p50: 75, p95: 80, p99: 85, max: 95 } }),
+  ];
+  const r = combineRuns(runs);
+  assert.equal(r.runs, 3);
+  assert.equal(r.latency_ms!.p50, 75, "the median run by p50");
+  assert.equal(r.blocks_received, 390);
+  assert.deepEqual(r.spread!.blocks_received, [380, 395]);
+  assert.deepEqual(r.spread!.p99, [80, 99]);
+  const md = markdownTable([r]);
+  assert.match(md, /\| 390 \(380–395\) \|/);
+  assert.match(md, /\| 75 ms \(70–90\) \|/);
+  assert.match(md, /median \(by p50\) of 3 runs/);
+});
+
 const FIELDS = [
   "transport",
   "loss",
@@ -90,6 +109,8 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
       "2",
       "--loss",
       "0,0.05",
+      "--runs",
+      "2",
       "--out",
       out.path,
     ],
@@ -118,6 +139,20 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
       assert.equal(typeof r.latency_ms![k], "number");
     }
     assert.deepEqual(sanityProblems(r), [], `${r.transport} at ${r.loss}`);
+    // Two runs, the row their median, with each figure's range around it.
+    assert.equal(r.runs, 2);
+    const [lo, hi] = r.spread!.p50!;
+    assert.ok(lo <= r.latency_ms!.p50 && r.latency_ms!.p50 <= hi, JSON.stringify(r.spread));
+    const [rlo, rhi] = r.spread!.blocks_received!;
+    assert.ok(rlo <= r.blocks_received! && r.blocks_received! <= rhi);
+    // Both clients count their two seconds from the stream's start: on a
+    // clean path, the same number of blocks within a few, either transport.
+    if (r.loss === 0) {
+      assert.ok(
+        Math.abs(r.blocks_received! + r.blocks_concealed! - 2 * 44100 / 1024) < 6,
+        JSON.stringify(r),
+      );
+    }
     if (r.transport === "udp") assert.equal(r.fragments_per_block, 2);
     if (netns) {
       assert.equal(r.method, "netns+nftables");

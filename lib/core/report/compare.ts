@@ -32,6 +32,55 @@ export interface CompareRow extends Partial<Omit<StreamReportFields, "transport"
   block: number;
   /** Seconds the client ran. */
   seconds: number;
+  /** Runs this row stands for (its figures are the median run's). */
+  runs?: number;
+  /** Lowest and highest of each figure over the runs. */
+  spread?: Partial<Record<SpreadKey, [number, number]>>;
+}
+
+/** The figures whose spread over repeated runs is reported. */
+export type SpreadKey =
+  | "blocks_received"
+  | "blocks_lost"
+  | "blocks_late"
+  | "blocks_concealed"
+  | "p50"
+  | "p99";
+
+const SPREAD_KEYS: SpreadKey[] = [
+  "blocks_received",
+  "blocks_lost",
+  "blocks_late",
+  "blocks_concealed",
+  "p50",
+  "p99",
+];
+
+function figure(r: CompareRow & StreamReport, key: SpreadKey): number {
+  return key === "p50" || key === "p99" ? r.latency_ms[key] : r[key];
+}
+
+/**
+ * One row from repeated runs of a transport at a loss rate: the run with
+ * the median p50 latency, with `runs` and each figure's lowest and highest.
+ */
+export function combineRuns(runs: CompareRow[]): CompareRow {
+  const measured = runs.filter((r) => r.measured && r.latency_ms) as (CompareRow & StreamReport)[];
+  if (measured.length === 0) return { ...runs[0], runs: runs.length };
+  const sorted = [...measured].sort((a, b) => a.latency_ms.p50 - b.latency_ms.p50);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)];
+  const spread: Partial<Record<SpreadKey, [number, number]>> = {};
+  for (const key of SPREAD_KEYS) {
+    const v = measured.map((r) => figure(r, key));
+    spread[key] = [Math.min(...v), Math.max(...v)];
+  }
+  return { ...median, runs: measured.length, spread };
+}
+
+/** `v`, and when runs disagreed, their range: `12 (10–15)`. */
+function withSpread(row: CompareRow, key: SpreadKey, v: number, unit = ""): string {
+  const s = row.spread?.[key];
+  return s && s[0] !== s[1] ? `${v}${unit} (${s[0]}–${s[1]})` : `${v}${unit}`;
 }
 
 /**
@@ -93,11 +142,26 @@ export function markdownTable(rows: CompareRow[]): string {
       continue;
     }
     const l = r.latency_ms;
+    const f = (key: SpreadKey, v: number, unit = "") => withSpread(row, key, v, unit);
     lines.push(
-      `| ${row.transport} | ${pct(row.loss)} | ${row.method} | ${r.blocks_received} | ` +
-        `${r.blocks_lost} | ${r.blocks_late} | ${r.blocks_corrupted} | ${r.blocks_concealed} | ` +
-        `${l.p50} ms | ${l.p95} ms | ${l.p99} ms | ${l.max} ms | ${r.reconnects} | ` +
+      `| ${row.transport} | ${pct(row.loss)} | ${row.method} | ${
+        f("blocks_received", r.blocks_received)
+      } | ` +
+        `${f("blocks_lost", r.blocks_lost)} | ${
+          f("blocks_late", r.blocks_late)
+        } | ${r.blocks_corrupted} | ` +
+        `${f("blocks_concealed", r.blocks_concealed)} | ` +
+        `${f("p50", l.p50, " ms")} | ${l.p95} ms | ${
+          f("p99", l.p99, " ms")
+        } | ${l.max} ms | ${r.reconnects} | ` +
         `${row.wire_bytes ?? "n/a"} |`,
+    );
+  }
+  const runs = Math.max(...rows.map((r) => r.runs ?? 1));
+  if (runs > 1) {
+    lines.push(
+      "",
+      `Each row is the median (by p50) of ${runs} runs, interleaved; a range in brackets is the lowest and highest over the runs.`,
     );
   }
   return lines.join("\n");

@@ -141,6 +141,15 @@ export class StreamStats {
     this.#startedAt = startedAt;
   }
 
+  /**
+   * Counts the session's time from `at` instead: the moment the stream
+   * began (its description arrived), the same event for both transports,
+   * so that their durations and block counts compare.
+   */
+  startAt(at: number): void {
+    this.#startedAt = at;
+  }
+
   /** The report with every field, at `now` (ms, the clock given at the start). */
   report(now: number): StreamReport {
     return {
