@@ -128,11 +128,12 @@ function assertTrueLatency(what: string, transport: "tcp" | "udp", rep: StreamRe
       Math.abs(l.p50 - UDP_TARGET_MS) < 5,
       `${what}: p50 ${l.p50} ms, target ${UDP_TARGET_MS}`,
     );
-    // The tail is the noisy machine's (timers, four streams on two cores).
-    assert.ok(l.p99 - l.p50 < 25, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
+    // The tail is the noisy machine's (timers, four streams on two cores); a
+    // clock 0.3 s off would put it hundreds of ms out.
+    assert.ok(l.p99 - l.p50 < 50, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
   } else {
     assert.ok(l.p50 >= BLOCK_MS && l.p50 < BLOCK_MS + 5, `${what}: p50 ${l.p50} ms`);
-    assert.ok(l.p99 - l.p50 < 25, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
+    assert.ok(l.p99 - l.p50 < 50, `${what}: p50 ${l.p50} ms, p99 ${l.p99}`);
   }
 }
 

@@ -327,32 +327,47 @@ export function freePort(): number {
  * Checks a recording against its source, block by block from where it
  * starts: each block is the source's block for that slot, or a concealment
  * (the block before at half level fading out, or silence); never another
- * block's audio, never damaged audio. Returns how many of each.
+ * block's audio, never damaged audio. A sink that fell behind drops slots
+ * (counted late): the recording then goes on with a later source block,
+ * and `skipped` counts the slots jumped. Returns how many of each.
  */
 export function sourceOrConcealed(
   source: Int16Array,
   recording: Int16Array,
   block: number,
-): { start: number; same: number; concealed: number; wrong: number[] } {
+): { start: number; same: number; concealed: number; skipped: number; wrong: number[] } {
   const start = alignBlocks(source, recording, block);
   let same = 0;
   let concealed = 0;
+  let skipped = 0;
   const wrong: number[] = [];
-  if (start < 0) return { start, same, concealed, wrong: [0] };
+  if (start < 0) return { start, same, concealed, skipped, wrong: [0] };
+  const sourceBlock = (k: number) => source.subarray(k * block, (k + 1) * block);
   for (let b = 0; (b + 1) * block <= recording.length; b++) {
-    const at = (start + b) * block;
-    if (at + block > source.length) break;
+    const at = start + skipped + b;
+    if ((at + 1) * block > source.length) break;
     const got = recording.subarray(b * block, (b + 1) * block);
-    const want = source.subarray(at, at + block);
-    if (got.every((v, i) => v === want[i])) {
+    if (got.every((v, i) => v === sourceBlock(at)[i])) {
       same++;
       continue;
     }
     const prev = recording.subarray(Math.max(0, b - 1) * block, Math.max(1, b) * block);
     const faded = b > 0 &&
       got.every((v, i) => Math.abs(v - Math.round(prev[i] * 0.5 * (1 - i / block))) <= 1);
-    if (faded || got.every((v) => v === 0)) concealed++;
-    else wrong.push(b);
+    if (faded || got.every((v) => v === 0)) {
+      concealed++;
+      continue;
+    }
+    // A later source block: slots dropped before it. Never an earlier one.
+    let k = 1;
+    while (k <= 64 && (at + k + 1) * block <= source.length) {
+      if (got.every((v, i) => v === sourceBlock(at + k)[i])) break;
+      k++;
+    }
+    if (k <= 64 && (at + k + 1) * block <= source.length) {
+      skipped += k;
+      same++;
+    } else wrong.push(b);
   }
-  return { start, same, concealed, wrong };
+  return { start, same, concealed, skipped, wrong };
 }
