@@ -36,6 +36,7 @@ import { SequenceTracker } from "../../lib/core/audio/sequence_tracker.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 import {
+  joinInMemory,
   readWav,
   sourceOrConcealed,
   startRelay,
@@ -194,14 +195,7 @@ function joined() {
     timeoutMs: 5000,
   });
   const sub = new UdpSubscriber({ latencyMs: 40 });
-  // At 1 ms: a sync request stamped 0 would read as none.
-  let toServer = [sub.start(1)];
-  while (toServer.length > 0) {
-    const replies = toServer.flatMap((d) => table.receive(d, "s:1", "s", 1));
-    toServer = replies.flatMap((d) =>
-      sub.receive(d, true, 1).flatMap((e) => (e.type === "send" ? [e.datagram] : []))
-    );
-  }
+  joinInMemory(table, sub, "s:1", 1);
   return { table, sub };
 }
 

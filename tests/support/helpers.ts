@@ -14,6 +14,8 @@ import { DATA_PREFIX, MsgType, SERVER_LIMITS } from "../../lib/core/file/message
 import { writeAll } from "../../lib/io/streams.ts";
 import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
 import { ToneGenerator } from "../../lib/core/audio/tone.ts";
+import type { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
+import type { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
 
 /** The repository root. */
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -370,4 +372,25 @@ export function sourceOrConcealed(
     } else wrong.push(b);
   }
   return { start, same, concealed, skipped, wrong };
+}
+
+/**
+ * Runs a subscriber's handshake with a listener table in memory, at time
+ * `at` on both sides (not 0: a sync request stamped 0 reads as none):
+ * subscribe, challenge, subscribe with the cookie, format and the first
+ * sync answer. Returns once neither side has anything more to send.
+ */
+export function joinInMemory(
+  table: ListenerTable<string>,
+  sub: UdpSubscriber,
+  key: string,
+  at: number,
+): void {
+  let toServer = [sub.start(at)];
+  while (toServer.length > 0) {
+    const replies = toServer.flatMap((d) => table.receive(d, key, key, at));
+    toServer = replies.flatMap((d) =>
+      sub.receive(d, true, at).flatMap((e) => (e.type === "send" ? [e.datagram] : []))
+    );
+  }
 }
