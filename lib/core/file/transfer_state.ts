@@ -19,11 +19,11 @@ import { bytesEqual, MD5_LENGTH } from "../wire/md5.ts";
 const STATE_MAGIC = 0x534b5354; // "SKST"
 const STATE_VERSION = 2;
 const STATE_HEADER = 28;
-/** Bytes per held chunk in a saved state: index and digest. */
-const STATE_ENTRY = 4 + MD5_LENGTH;
-
 /** Chunks per page of digests. */
 export const PAGE_CHUNKS = 1024;
+
+/** Bytes per page in a saved state: its number, held bits and digests. */
+const STATE_PAGE = 4 + PAGE_CHUNKS / 8 + PAGE_CHUNKS * MD5_LENGTH;
 
 interface Page {
   held: Uint8Array;
@@ -48,6 +48,7 @@ export class TransferState {
   /** Number of chunks. */
   readonly chunks: number;
   #pages = new Map<number, Page>();
+  #last: { n: number; page: Page } | undefined;
   #heldCount = 0;
   #failures = new Map<number, number>();
   #hashCursor = 0;
@@ -93,9 +94,18 @@ export class TransferState {
 
   /** Whether chunk `index` is held verified. */
   isHeld(index: number): boolean {
-    const p = this.#pages.get(Math.floor(index / PAGE_CHUNKS));
+    const p = this.#page(index);
     const i = index % PAGE_CHUNKS;
     return p !== undefined && (p.held[i >> 3] & (1 << (i & 7))) !== 0;
+  }
+
+  /** The page holding chunk `index`, if made (the last one used is kept at hand). */
+  #page(index: number): Page | undefined {
+    const n = Math.floor(index / PAGE_CHUNKS);
+    if (this.#last?.n === n) return this.#last.page;
+    const page = this.#pages.get(n);
+    if (page) this.#last = { n, page };
+    return page;
   }
 
   /**
@@ -139,7 +149,7 @@ export class TransferState {
 
   /** The stored digest of a held chunk (a view). */
   digestOf(index: number): Uint8Array {
-    const p = this.#pages.get(Math.floor(index / PAGE_CHUNKS));
+    const p = this.#page(index);
     if (!p) return new Uint8Array(MD5_LENGTH);
     const i = index % PAGE_CHUNKS;
     return p.digests.subarray(i * MD5_LENGTH, (i + 1) * MD5_LENGTH);
@@ -191,19 +201,22 @@ export class TransferState {
 
   /** Serialises the held chunks and their digests (not failures or the hash cursor). */
   serialize(): Uint8Array {
-    const out = new Uint8Array(STATE_HEADER + this.#heldCount * STATE_ENTRY);
+    const pages = [...this.#pages.keys()].sort((a, b) => a - b);
+    const out = new Uint8Array(STATE_HEADER + pages.length * STATE_PAGE);
     const view = new DataView(out.buffer);
     view.setUint32(0, STATE_MAGIC);
     view.setUint32(4, STATE_VERSION);
     view.setFloat64(8, this.size);
     view.setUint32(16, this.chunkSize);
     view.setUint32(20, this.chunks);
-    view.setUint32(24, this.#heldCount);
+    view.setUint32(24, pages.length);
     let at = STATE_HEADER;
-    for (const i of this.#heldIndices()) {
-      view.setUint32(at, i);
-      out.set(this.digestOf(i), at + 4);
-      at += STATE_ENTRY;
+    for (const n of pages) {
+      const p = this.#pages.get(n)!;
+      view.setUint32(at, n);
+      out.set(p.held, at + 4);
+      out.set(p.digests, at + 4 + p.held.length);
+      at += STATE_PAGE;
     }
     return out;
   }
@@ -221,29 +234,38 @@ export class TransferState {
     const state = new TransferState(size, chunkSize);
     if (bytes.length < STATE_HEADER) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-    const held = view.getUint32(24);
+    const pages = view.getUint32(24);
+    const maxPages = Math.ceil(state.chunks / PAGE_CHUNKS);
     if (
       view.getUint32(0) !== STATE_MAGIC || view.getUint32(4) !== STATE_VERSION ||
       view.getFloat64(8) !== size || view.getUint32(16) !== chunkSize ||
-      view.getUint32(20) !== state.chunks || held > state.chunks ||
-      bytes.length !== STATE_HEADER + held * STATE_ENTRY
+      view.getUint32(20) !== state.chunks || pages > maxPages ||
+      bytes.length !== STATE_HEADER + pages * STATE_PAGE
     ) {
       return null;
     }
-    // Indices strictly increasing and in range, or the file is foreign.
+    // Page numbers strictly increasing and in range, no chunk past the
+    // last held, or the file is foreign.
     let last = -1;
-    for (let at = STATE_HEADER; at < bytes.length; at += STATE_ENTRY) {
-      const i = view.getUint32(at);
-      if (i <= last || i >= state.chunks) return null;
-      state.#hold(i, bytes.subarray(at + 4, at + STATE_ENTRY));
-      last = i;
+    for (let at = STATE_HEADER; at < bytes.length; at += STATE_PAGE) {
+      const n = view.getUint32(at);
+      if (n <= last || n >= maxPages) return null;
+      last = n;
+      const held = bytes.slice(at + 4, at + 4 + PAGE_CHUNKS / 8);
+      const page = { held, digests: bytes.slice(at + 4 + held.length, at + STATE_PAGE) };
+      for (let i = 0; i < PAGE_CHUNKS; i++) {
+        if (!(held[i >> 3] & (1 << (i & 7)))) continue;
+        if (n * PAGE_CHUNKS + i >= state.chunks) return null;
+        state.#heldCount++;
+      }
+      state.#pages.set(n, page);
     }
     return state;
   }
 
   #hold(index: number, digest: Uint8Array): void {
     const n = Math.floor(index / PAGE_CHUNKS);
-    let p = this.#pages.get(n);
+    let p = this.#page(index);
     if (!p) {
       p = {
         held: new Uint8Array(PAGE_CHUNKS / 8),
@@ -258,13 +280,19 @@ export class TransferState {
   }
 
   /** Held chunk indices in order. */
-  *#heldIndices(): Generator<number> {
+  #heldIndices(): number[] {
+    const out: number[] = [];
     for (const n of [...this.#pages.keys()].sort((a, b) => a - b)) {
-      const p = this.#pages.get(n)!;
-      for (let i = 0; i < PAGE_CHUNKS; i++) {
-        if (p.held[i >> 3] & (1 << (i & 7))) yield n * PAGE_CHUNKS + i;
+      const held = this.#pages.get(n)!.held;
+      for (let byte = 0; byte < held.length; byte++) {
+        const bits = held[byte];
+        if (bits === 0) continue;
+        for (let bit = 0; bit < 8; bit++) {
+          if (bits & (1 << bit)) out.push(n * PAGE_CHUNKS + byte * 8 + bit);
+        }
       }
     }
+    return out;
   }
 
   #release(index: number): void {
