@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, oneLineError, randomFile, ROOT, runTool, tempDir } from "../support/helpers.ts";
+import {
+  freePort,
+  oneLineError,
+  randomFile,
+  ROOT,
+  runTool,
+  startRelay,
+  tempDir,
+  waitFor,
+} from "../support/helpers.ts";
 import { startFileServer } from "../../tcp/file_server.ts";
 import { startServerTool } from "../support/tool_process.ts";
 
@@ -179,4 +188,35 @@ Deno.test({
     for await (const e of Deno.readDir(mnt)) names.push(e.name);
     assert.deepEqual(names, [".partial"]);
   },
+});
+
+Deno.test("CLI: a cut transfer names its token in one line, and --resume with it sends only the rest", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {} });
+  const path = join(src.path, "big.bin");
+  const data = await randomFile(path, 2 * 1024 * 1024, 12);
+  let cut: Awaited<ReturnType<typeof client>>;
+  {
+    await using relay = startRelay(srv.addr.port, { cutAfter: 1024 * 1024 });
+    cut = await client(["--port", String(relay.port), path]);
+  }
+  const line = oneLineError(cut);
+  const token = /run again with --resume ([0-9a-f]{32})$/.exec(line)?.[1];
+  assert.ok(token, line);
+  await waitFor(() => srv.records.length === 1);
+  const r = await client(["--port", String(srv.addr.port), "--resume", token, path]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /resumed \((\d+) chunks already on server\)/);
+  assert.ok(Number(/resumed \((\d+)/.exec(r.stdout)![1]) >= 12, r.stdout);
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-big.bin")), data);
+  // A token that is not one, or one for several files, is a usage error.
+  assert.match(
+    oneLineError(await client(["--port", String(srv.addr.port), "--resume", "x", path])),
+    /^error: --resume "x" is not a token this tool printed$/,
+  );
+  assert.match(
+    oneLineError(await client(["--port", "1", "--resume", token, path, path])),
+    /^error: --resume resumes one file; name just that FILE$/,
+  );
 });

@@ -177,7 +177,13 @@ Deno.test({
       ["tcp", "+0 x1.003", 3000],
       ["tcp", "+0 x0.997", -3000],
     ] as const;
-    const runs = await Promise.all(cases.map(([t, clock]) => stream(t, clock, 60)));
+    // Two sessions at a time (each a server and a client process): four at
+    // once on two cores stalled the WAV sinks now and then, a sink's
+    // hiccup and not the clocks'.
+    const runs = [
+      ...await Promise.all(cases.slice(0, 2).map(([t, clock]) => stream(t, clock, 60))),
+      ...await Promise.all(cases.slice(2).map(([t, clock]) => stream(t, clock, 60))),
+    ];
     cases.forEach(([transport, clock, ppm], i) => {
       const what = `${transport}, server clock ${clock}`;
       const r = runs[i];
