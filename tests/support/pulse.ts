@@ -5,17 +5,36 @@
  * microphone and `PULSE_SINK=spk` a speaker.
  */
 import { join } from "node:path";
-import { commandExists, ignoreUnless, requireHere, startServerTool } from "./tool_process.ts";
+import { ignoreUnless, requireHere, startServerTool } from "./tool_process.ts";
 import type { StreamReport } from "../../lib/core/report/stream_report.ts";
 import { estimateFrequency } from "../../lib/core/audio/tone.ts";
 import { loudPart, runTool, tempDir, writeToneWav } from "./helpers.ts";
 
 /** Why the sound tests cannot run here, or `null` if they can. */
-export async function soundUnavailable(): Promise<string | null> {
+export function soundUnavailable(): Promise<string | null> {
+  return Promise.resolve(soundMissing());
+}
+
+let checked: string | null | undefined;
+
+/**
+ * The same, answered at once and remembered: run when a sound test is
+ * registered, never at import, so that a module importing this one (a
+ * bench under plain `deno bench`) needs no permission for it.
+ */
+function soundMissing(): string | null {
+  if (checked === undefined) checked = checkSound();
+  return checked;
+}
+
+function checkSound(): string | null {
   for (const tool of ["pulseaudio", "paplay", "parecord"]) {
-    if (!(await commandExists(tool))) {
-      return `${tool} is not installed (apt-get install pulseaudio pulseaudio-utils)`;
-    }
+    const found = new Deno.Command("sh", {
+      args: ["-c", 'command -v "$1"', "sh", tool],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().code === 0;
+    if (!found) return `${tool} is not installed (apt-get install pulseaudio pulseaudio-utils)`;
   }
   try {
     Deno.dlopen("libportaudio.so.2", { Pa_GetVersion: { parameters: [], result: "i32" } }).close();
@@ -25,9 +44,6 @@ export async function soundUnavailable(): Promise<string | null> {
   return null;
 }
 
-/** Why sound tests cannot run on this machine, or null. */
-const SOUND_MISSING = await soundUnavailable();
-
 /**
  * Registers a test that needs the sound server: ignored, with the reason,
  * where PulseAudio or PortAudio is missing, except under CI, where it runs
@@ -36,9 +52,9 @@ const SOUND_MISSING = await soundUnavailable();
 export function soundTest(name: string, fn: (pulse: Pulse) => Promise<void>): void {
   Deno.test({
     name,
-    ignore: ignoreUnless(SOUND_MISSING, "sound"),
+    ignore: ignoreUnless(soundMissing(), "sound"),
     fn: async () => {
-      requireHere(SOUND_MISSING);
+      requireHere(soundMissing());
       await using pulse = await startPulse();
       await fn(pulse);
     },
