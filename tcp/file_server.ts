@@ -114,7 +114,6 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       maxPartials: options.maxPartials ?? 64,
       maxPerHost: Math.min(8, options.maxPartials ?? 64),
     }),
-    log,
   };
   const maxClients = options.maxClients ?? 32;
   const maxPerHost = options.maxPerHost ?? 8;
@@ -179,7 +178,6 @@ interface Settings {
   overwrite: boolean;
   idleMs: number;
   store: PartialStore;
-  log: (line: string) => void;
 }
 
 /**
