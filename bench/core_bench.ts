@@ -24,6 +24,7 @@ import { ListenerTable } from "../lib/core/audio/udp_listeners.ts";
 import { ClockSync } from "../lib/core/audio/clock_sync.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import { joinInMemory } from "../tests/support/helpers.ts";
+import { confirmationsMatch, scalarFromBytes, Spake2 } from "../lib/core/crypto/spake2.ts";
 
 const SPEC = { rate: 44100, channels: 1, block: 1024 };
 const FORMAT = { ...SPEC, streamId: 7, format: "s16le" as const, protocol: 3 };
@@ -158,5 +159,20 @@ Deno.bench("clock sync: 120 exchanges answered, each refitting the estimate", {
   for (let i = 0; i < 120; i++) {
     const t1 = sync.stamp(i * 1000);
     sync.answer(t1, t1 + 3_600_000 + 1, t1 + 3_600_000 + 1.05, t1 + 2.05);
+  }
+});
+
+const IDS = { a: new TextEncoder().encode("server"), b: new TextEncoder().encode("client") };
+const scalar = () => scalarFromBytes(crypto.getRandomValues(new Uint8Array(48)));
+const CODE_W = scalar();
+Deno.bench("spake2: a whole exchange, both sides, shares and confirmations", {
+  group: "handshake",
+}, () => {
+  const a = new Spake2("A", CODE_W, scalar(), IDS);
+  const b = new Spake2("B", CODE_W, scalar(), IDS);
+  const ka = a.finish(b.share);
+  const kb = b.finish(a.share);
+  if (!confirmationsMatch(ka.peerConfirmation, kb.ownConfirmation)) {
+    throw new Error("The exchange did not confirm");
   }
 });

@@ -132,6 +132,16 @@ export {
   UdpSubscriber,
 } from "./audio/udp_subscriber.ts";
 export { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH, type WavInfo } from "./audio/wav.ts";
+export {
+  CONFIRM_LENGTH,
+  confirmationsMatch,
+  ORDER,
+  scalarFromBytes,
+  SHARE_LENGTH,
+  Spake2,
+  type Spake2Keys,
+  type Spake2Role,
+} from "./crypto/spake2.ts";
 export { ProtocolError, UsageError, UserError } from "./errors.ts";
 export {
   type Accept,
