@@ -132,6 +132,31 @@ export {
   UdpSubscriber,
 } from "./audio/udp_subscriber.ts";
 export { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH, type WavInfo } from "./audio/wav.ts";
+export { Opener, Sealer, type SessionKeys, sessionKeys, TAG_LENGTH } from "./crypto/channel.ts";
+export {
+  CODE_BITS,
+  CODE_RANDOM_BYTES,
+  CODE_WORDS,
+  codeScalar,
+  generateCode,
+  MIN_CODE_LENGTH,
+  normalizeCode,
+} from "./crypto/code.ts";
+export {
+  GLOBAL_PER_SECOND,
+  GuessLimiter,
+  HOST_BURST,
+  HOST_EVERY_MS,
+} from "./crypto/guess_limiter.ts";
+export {
+  CodeMismatch,
+  CodeRequired,
+  type SecureEvent,
+  SecureMsg,
+  SecureStream,
+  type SecureStreamOptions,
+  Tampered,
+} from "./crypto/secure_stream.ts";
 export {
   CONFIRM_LENGTH,
   confirmationsMatch,
