@@ -24,6 +24,8 @@ import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readAt, readFullSync, writeAll } from "../lib/io/streams.ts";
+import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
 import {
   HOST_FLAG,
@@ -55,6 +57,8 @@ export interface SendOptions {
   resume?: string;
   /** Called with the server's resume token once it accepts the offer. */
   onToken?: (token: string) => void;
+  /** The server's code: the session is then authenticated and encrypted. */
+  code?: string;
 }
 
 /**
@@ -128,6 +132,8 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   let reader: Promise<void> | undefined;
   let retryFile: Deno.FsFile | undefined;
   let explain = (err: unknown): Promise<unknown> => Promise.resolve(err);
+  // Writes a frame of the file protocol: sealed when there is a code.
+  let send = (bytes: Uint8Array) => writeAll(conn!, bytes);
   // Once accepted, a failure says how to resume (unless the file was stored).
   const resumable = (err: unknown) =>
     sender.token && sender.phase !== "done" && !(err instanceof TransferCut)
@@ -137,32 +143,60 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     const start = performance.now();
     conn = await connectTo(host, options.port);
     const c = conn;
-    await writeAll(c, sender.offerFrame());
+    // With a code: the handshake first (nothing of the file moves before
+    // both sides have confirmed it), then every frame sealed.
+    const secure = options.code === undefined ? undefined : new SecureStream("client", {
+      code: options.code,
+      context: "file-tcp",
+      random: crypto.getRandomValues(new Uint8Array(48)),
+      maxInner: 128 * 1024,
+    });
+    const handshaken = Promise.withResolvers<void>();
+    send = (bytes: Uint8Array) => writeAll(c, secure ? secure.seal(bytes) : bytes);
+    if (secure) await writeAll(c, secure.start());
+    else handshaken.resolve();
 
     // The server's side of the session: ACCEPT, NACKs to resend, then DONE.
     const accepted = Promise.withResolvers<void>();
     const nacks: number[] = [];
     let wake: (() => void) | undefined;
     let done: Done | undefined;
+    const take = (bytes: Uint8Array) => {
+      for (const e of sender.receive(bytes)) {
+        if (e.type === "accepted") {
+          options.onToken?.(e.token);
+          accepted.resolve();
+        } else if (e.type === "resend") nacks.push(e.index);
+        else done = e.done;
+      }
+    };
     reader = (async () => {
       for await (const bytes of readChunks(c)) {
-        for (const e of sender.receive(bytes)) {
-          if (e.type === "accepted") {
-            options.onToken?.(e.token);
-            accepted.resolve();
-          } else if (e.type === "resend") nacks.push(e.index);
-          else done = e.done;
+        if (!secure) take(bytes);
+        else {
+          for (const e of secure.receive(bytes)) {
+            if (e.type === "send") await writeAll(c, e.bytes);
+            else if (e.type === "ready") handshaken.resolve();
+            else take(e.bytes);
+          }
         }
         wake?.();
         if (done) return;
       }
       sender.closed();
-    })().catch((err) => {
+    })().catch(async (err) => {
+      // Tell the server why, so that both sides say the same.
+      if (secure && !secure.ready && err instanceof UserError) {
+        await writeAll(c, SecureStream.refusal(err.message)).catch(() => {});
+      }
       failure = err;
     }).finally(() => {
+      handshaken.resolve();
       accepted.resolve();
       wake?.();
     });
+    await handshaken.promise;
+    if (!failure) await send(sender.offerFrame());
     await accepted.promise;
 
     const progress = options.progress ? new ProgressReporter(name, size) : undefined;
@@ -179,7 +213,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
           i * chunkSize,
           Math.min(chunkSize, size - i * chunkSize),
         );
-        await writeAll(c, sender.resendFrame(i, md5(data), data));
+        await send(sender.resendFrame(i, md5(data), data));
       }
     };
 
@@ -196,7 +230,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
         if (failure) return failure;
       }
       if (conn && err instanceof UserError) {
-        await writeAll(conn, encodeError(err.message)).catch(() => {});
+        await send(encodeError(err.message)).catch(() => {});
       }
       return err;
     };
@@ -215,14 +249,14 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       const digest = md5(data);
       await pending;
       if (nacks.length > 0) await resend();
-      pending = writeAll(c, sender.chunkFrame(i, digest, frame, len));
+      pending = send(sender.chunkFrame(i, digest, frame, len));
       sent += len;
       options.onChunk?.(i, sent);
       progress?.update(sent);
     }
     await pending;
     const localMd5 = whole.hex();
-    await writeAll(c, sender.endFrame(localMd5));
+    await send(sender.endFrame(localMd5));
     while (!done) {
       check();
       if (nacks.length > 0) {
@@ -275,6 +309,7 @@ const FLAGS = {
     value: "TOKEN",
     help: "resume a cut transfer of FILE with the token it printed",
   },
+  code: CODE_FLAG,
 } as const;
 
 async function main(): Promise<number> {
@@ -298,21 +333,37 @@ async function main(): Promise<number> {
   if (resume !== undefined && files.length !== 1) {
     throw new UsageError("--resume resumes one file; name just that FILE");
   }
+  let code = resolveCode(flags.code);
   for (const path of files) {
-    const r = await sendFile({
-      host: flags.host,
-      port,
-      path,
-      chunkSize,
-      progress: true,
-      resume,
-      // On a terminal, said before any data moves, so that a transfer
-      // interrupted by hand can resume; every failure says it too.
-      onToken: Deno.stderr.isTerminal()
-        ? (token) =>
-          console.error(`${basename(path)}: if this transfer is cut, resume with --resume ${token}`)
-        : undefined,
-    });
+    const send = () =>
+      sendFile({
+        host: flags.host,
+        port,
+        path,
+        chunkSize,
+        progress: true,
+        resume,
+        code,
+        // On a terminal, said before any data moves, so that a transfer
+        // interrupted by hand can resume; every failure says it too.
+        onToken: Deno.stderr.isTerminal()
+          ? (token) =>
+            console.error(
+              `${basename(path)}: if this transfer is cut, resume with --resume ${token}`,
+            )
+          : undefined,
+      });
+    let r: SendResult;
+    try {
+      r = await send();
+    } catch (err) {
+      // A server that needs a code, asked on a terminal: once.
+      const needs = err instanceof Error && /needs a code/.test(err.message);
+      if (!needs || code !== undefined || !Deno.stdin.isTerminal()) throw err;
+      code = prompt("This server needs a code. Code:") ?? undefined;
+      if (!code) throw err;
+      r = await send();
+    }
     console.log(summarize(r));
   }
   return 0;

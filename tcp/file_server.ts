@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { UserError } from "../lib/core/errors.ts";
-import { encodeError, FILE_PORT } from "../lib/core/file/messages.ts";
+import { UsageError, UserError } from "../lib/core/errors.ts";
+import { DATA_PREFIX, encodeError, FILE_PORT, MAX_CHUNK_SIZE } from "../lib/core/file/messages.ts";
 import { FileReceiver, type ReceiverEvent, WholeFileMismatch } from "../lib/core/file/receiver.ts";
 import { safeBaseName } from "../lib/core/file/names.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
@@ -28,6 +28,7 @@ import {
   runMain,
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
+import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import {
   checkDirectory,
   type PartialFile,
@@ -35,6 +36,9 @@ import {
   removeStalePartials,
 } from "./file_store.ts";
 import { ProtocolError } from "../lib/core/errors.ts";
+import { CodeMismatch, CodeRequired, SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
+import { HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
 
@@ -62,6 +66,11 @@ export interface FileServerOptions {
   maxPerHost?: number;
   /** Most partial transfers kept, in total (default 64; a host may have 8). */
   maxPartials?: number;
+  /**
+   * The shared code: every client must prove it knows it (SPAKE2), and
+   * everything after is sealed. Required when listening beyond loopback.
+   */
+  code?: string;
   /** Remove partial transfers untouched this long at start, ms (default 7 days). */
   keepPartialMs?: number;
   /** Where log lines go (default stdout). */
@@ -99,6 +108,9 @@ const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const host = options.host ?? "127.0.0.1";
+  if (options.code === undefined && !isLoopback(host)) {
+    throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
+  }
   const dir = options.dir;
   await checkDirectory(dir);
   const log = options.log ?? ((line: string) => console.log(line));
@@ -110,6 +122,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     maxSize: options.maxSize ?? DEFAULT_MAX_SIZE,
     overwrite: options.overwrite ?? false,
     idleMs: options.idleMs ?? 30_000,
+    code: options.code,
+    guesses: new GuessLimiter(),
     store: new PartialStore(dir, {
       maxPartials: options.maxPartials ?? 64,
       maxPerHost: Math.min(8, options.maxPartials ?? 64),
@@ -172,7 +186,17 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
   };
 }
 
+/** What the code's keys and confirmations are bound to. */
+const FILE_CONTEXT = "file-tcp";
+/** A coded connection has this long to complete the handshake, ms. */
+const HANDSHAKE_MS = 5000;
+
+/** The server ends the session before the handshake (throttled guesses). */
+class Refused extends UserError {}
+
 interface Settings {
+  code?: string;
+  guesses: GuessLimiter;
   dir: string;
   maxSize: number;
   overwrite: boolean;
@@ -204,6 +228,14 @@ async function serveConnection(
   const rec: TransferRecord = { name: "", dataChunks: 0, checkedChunks: 0, nacks: 0 };
   let partial: PartialFile | undefined;
   let base = "";
+  // With a code, the handshake comes first and every frame is sealed.
+  const secure = s.code === undefined ? undefined : new SecureStream("server", {
+    code: s.code,
+    context: FILE_CONTEXT,
+    random: crypto.getRandomValues(new Uint8Array(48)),
+    maxInner: HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
+  });
+  const send = (bytes: Uint8Array) => writeAll(conn, secure ? secure.seal(bytes) : bytes);
   // Acts on the core's events strictly in order (a `read` may name a chunk
   // whose `store` is earlier in the queue); returns once the file is stored.
   const act = async (queue: ReceiverEvent[]): Promise<boolean> => {
@@ -220,7 +252,7 @@ async function serveConnection(
             );
           }
           partial = await s.store.open(e.offer.size, e.offer.chunkSize, e.offer.resume, host);
-          await writeAll(conn, core.accept(partial.state, partial.token));
+          await send(core.accept(partial.state, partial.token));
           queue.push(...core.receive(EMPTY, performance.now()));
           break;
         }
@@ -231,33 +263,77 @@ async function serveConnection(
           queue.push(...core.hashChunk(e.index, await partial!.readChunk(e.index)));
           break;
         case "send":
-          await writeAll(conn, e.bytes);
+          await send(e.bytes);
           break;
         case "checkpoint":
           await partial!.save();
           break;
         case "verified":
           rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite);
-          await writeAll(conn, core.stored(rec.storedAs));
+          await send(core.stored(rec.storedAs));
           return true;
       }
     }
     return false;
   };
+  // A connection has HANDSHAKE_MS to prove it knows the code.
+  const handshakeTimer = secure
+    ? setTimeout(() => {
+      if (!secure.ready) closeQuietly(conn);
+    }, HANDSHAKE_MS)
+    : undefined;
+  let confirmSent = false;
   try {
+    const throttled = secure ? s.guesses.check(host, Date.now()) : null;
+    if (throttled) throw new Refused(throttled);
     let finished = false;
     const progress = () => core.frames;
     for await (const bytes of readChunks(conn, { idleMs: s.idleMs, progress })) {
-      if ((finished = await act(core.receive(bytes, performance.now())))) break;
+      if (!secure) {
+        if ((finished = await act(core.receive(bytes, performance.now())))) break;
+        continue;
+      }
+      for (const e of secure.receive(bytes)) {
+        if (e.type === "send") {
+          await writeAll(conn, e.bytes);
+          confirmSent = true;
+        } else if (e.type === "data") {
+          if ((finished = await act(core.receive(e.bytes, performance.now())))) break;
+        }
+      }
+      if (finished) break;
+    }
+    if (secure && !secure.ready) {
+      throw new UserError(
+        confirmSent
+          ? `Client left before confirming the code (a wrong code, or no handshake in ${
+            HANDSHAKE_MS / 1000
+          } s)`
+          : "Client left before the handshake",
+      );
     }
     if (!finished) core.closed();
     return rec;
   } catch (err) {
     if (err instanceof WholeFileMismatch) await partial?.discard();
     rec.error = describeError(err);
-    await writeAll(conn, encodeError(clientMessage(err, s.dir))).catch(() => {});
+    if (secure && !secure.ready) {
+      // A handshake that got as far as our confirmation and no further was
+      // a guess at the code: throttled per address.
+      if (confirmSent || err instanceof CodeMismatch) s.guesses.failed(host, Date.now());
+      const line = err instanceof CodeRequired ? null : clientMessage(err, s.dir);
+      await writeAll(
+        conn,
+        line === null
+          ? encodeError(err instanceof Error ? err.message : "")
+          : SecureStream.refusal(line),
+      ).catch(() => {});
+    } else {
+      await send(encodeError(clientMessage(err, s.dir))).catch(() => {});
+    }
     return rec;
   } finally {
+    clearTimeout(handshakeTimer);
     Object.assign(rec, core.counters);
     await partial?.abandon().catch(() => {});
   }
@@ -293,6 +369,7 @@ const FLAGS = {
     value: "N",
     help: "partial transfers kept for resume (8 a host); the oldest unused go first",
   },
+  code: CODE_FLAG,
 } as const;
 
 async function main(): Promise<void> {
@@ -301,7 +378,9 @@ async function main(): Promise<void> {
     summary: "Receive files over TCP with an MD5 check on every chunk.",
   });
   const dir = resolveUserPath(flags.dir);
+  const code = resolveCode(flags.code, { host: flags.host });
   const server = await startFileServer({
+    code,
     host: flags.host,
     port: parsePort(flags.port),
     dir,
@@ -312,7 +391,8 @@ async function main(): Promise<void> {
     maxPartials: parseCount("max-partials", flags["max-partials"]),
   });
   console.log(
-    `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}`,
+    `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}` +
+      (code ? ", clients need the code" : ""),
   );
   const stopped = Promise.withResolvers<void>();
   onShutdown(() => stopped.resolve());

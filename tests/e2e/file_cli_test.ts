@@ -20,8 +20,13 @@ import { startServerTool } from "../support/tool_process.ts";
 const SERVER = "tcp/file_server.ts";
 const CLIENT = "tcp/file_client.ts";
 // The same permissions as the deno.json tasks.
-const SERVER_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD"];
-const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD"];
+const SERVER_PERMS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=INIT_CWD,SOCKETS_CODE",
+];
+const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD,SOCKETS_CODE"];
 const isRoot = Deno.uid() === 0;
 
 function client(args: string[], env?: Record<string, string>) {

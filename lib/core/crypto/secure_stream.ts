@@ -202,10 +202,14 @@ export class SecureStream {
     return encodeFrame(SecureMsg.REFUSED, new TextEncoder().encode(why.slice(0, 1000)));
   }
 
-  /** A server's first frame that is not ours is a plain client. */
+  /**
+   * A first frame that is not ours: to a server, a plain client; to a
+   * client, a server without a code answering in its own protocol.
+   */
   #first(err: unknown): unknown {
-    return this.#role === "server" && !this.#sawFrame && err instanceof ProtocolError
+    if (this.#sawFrame || !(err instanceof ProtocolError)) return err;
+    return this.#role === "server"
       ? new CodeRequired()
-      : err;
+      : new UserError("Server does not use a code: run without --code or SOCKETS_CODE");
   }
 }
