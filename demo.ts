@@ -1,7 +1,8 @@
 /**
  * `deno task demo`: the toolkit's main jobs on loopback with embedded
  * defaults. Sends `chamber.mp4` to a file server in a temporary directory
- * and prints what arrived and its MD5; then streams a tone over Audio-TCP
+ * and prints what arrived and its MD5, then again with a shared code (and
+ * once with a wrong one); then streams a tone over Audio-TCP
  * to a WAV file, and over Audio-UDP through a relay that drops 5% of
  * datagrams, printing each client's summary; and ends with a short
  * TCP-versus-UDP comparison at 0% and 5% loss.
@@ -24,6 +25,7 @@ import { estimateFrequency } from "./lib/core/audio/tone.ts";
 import { startAudioUdpServer } from "./udp/audio_server.ts";
 import { runAudioUdpClient } from "./udp/audio_client.ts";
 import { startUdpRelay } from "./udp/relay.ts";
+import { newCode } from "./lib/cli/code.ts";
 
 async function fileDemo(): Promise<void> {
   console.log("== File-TCP: chamber.mp4 to a server on loopback, MD5 on every chunk");
@@ -46,6 +48,31 @@ async function fileDemo(): Promise<void> {
         `MD5 ${md5}, ${verdict}`,
     );
     if (md5 !== result.md5) throw new Error("The stored file differs from the source");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function codedFileDemo(): Promise<void> {
+  console.log(
+    "\n== File-TCP with a shared code: SPAKE2, then every frame sealed (ChaCha20-Poly1305)",
+  );
+  const dir = await Deno.makeTempDir({ prefix: "sockets-demo-" });
+  try {
+    const code = newCode();
+    await using server = await startFileServer({
+      port: 0,
+      dir,
+      code,
+      log: (line) => console.log(`server: ${line}`),
+    });
+    console.log(`server: listening on 127.0.0.1:${server.addr.port}, code: ${code}`);
+    const source = new URL("./chamber.mp4", import.meta.url).pathname;
+    const wrong = await sendFile({ port: server.addr.port, path: source, code: "not-the-code" })
+      .then(() => "stored (it should not have been)", (err) => (err as Error).message);
+    console.log(`client with a wrong code: ${wrong}`);
+    const result = await sendFile({ port: server.addr.port, path: source, code });
+    console.log(`client with the code: ${summarize(result)}`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -133,6 +160,7 @@ async function compareDemo(): Promise<void> {
 
 runMain(async () => {
   await fileDemo();
+  await codedFileDemo();
   await audioTcpDemo();
   await audioUdpDemo();
   await compareDemo();

@@ -2,6 +2,9 @@
  * `deno task bench-file [--size 1G] [--rounds 3]`: times a loopback File-TCP
  * transfer against the baseline `nc` with `md5sum` on both ends, run side by
  * side in the same run, and prints the ratio and both tools' peak memory.
+ * The same transfer with a shared code (SPAKE2, every frame sealed) runs
+ * beside them, and so does `scp` (OpenSSH's default cipher, key login to
+ * an `sshd` started on loopback for the bench) where sshd is installed.
  *
  * Baseline: `tee >(md5sum) < FILE | nc -N` into `nc -l | tee OUT | md5sum`.
  * Ours: `tcp/file_client.ts` into `tcp/file_server.ts`, each a process.
@@ -17,8 +20,15 @@ import { commandExists, startServerTool, toolCommand } from "../tests/support/to
 import { freePort } from "../tests/support/helpers.ts";
 
 // The permissions of the deno.json tasks.
-const SERVER_PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD"];
-const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD"];
+const SERVER_PERMS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=INIT_CWD,SOCKETS_CODE",
+];
+const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD,SOCKETS_CODE"];
+/** The code of the coded rounds. */
+const CODE = "bamol-tisek-ruvan";
 
 /** Peak resident memory (VmHWM) of a process in bytes, or 0 once it is gone. */
 async function peakRss(pid: number): Promise<number> {
@@ -72,14 +82,15 @@ interface OursResult {
   serverPeak: number;
 }
 
-async function ours(file: string, dir: string): Promise<OursResult> {
+async function ours(file: string, dir: string, code?: string): Promise<OursResult> {
+  const env = code ? { SOCKETS_CODE: code } : undefined;
   await using server = await startServerTool(
     "tcp/file_server.ts",
     ["--port", "0", "--dir", dir, "--overwrite"],
-    { permissions: SERVER_PERMS },
+    { permissions: SERVER_PERMS, env },
   );
   try {
-    return await timeClient(file, server.port, server.child.pid);
+    return await timeClient(file, server.port, server.child.pid, env);
   } finally {
     await server.stop();
     for await (const e of Deno.readDir(dir)) {
@@ -88,11 +99,17 @@ async function ours(file: string, dir: string): Promise<OursResult> {
   }
 }
 
-async function timeClient(file: string, port: number, serverPid: number): Promise<OursResult> {
+async function timeClient(
+  file: string,
+  port: number,
+  serverPid: number,
+  env?: Record<string, string>,
+): Promise<OursResult> {
   const start = performance.now();
   const client = toolCommand("tcp/file_client.ts", ["--port", String(port), file], {
     permissions: CLIENT_PERMS,
     stderr: "null",
+    env,
   }).spawn();
   const exit = client.output();
   const clientPeak = watchPeak(client.pid, exit);
@@ -101,6 +118,76 @@ async function timeClient(file: string, port: number, serverPid: number): Promis
   if (out.code !== 0) throw new UserError("File client failed");
   const serverPeak = await peakRss(serverPid);
   return { seconds, clientPeak: await clientPeak, serverPeak };
+}
+
+/** An sshd of its own on loopback, with a fresh host key and a key for the client. */
+async function startSshd(work: string) {
+  const dir = join(work, "ssh");
+  await Deno.mkdir(dir, { mode: 0o700 });
+  const run = (cmd: string, args: string[]) =>
+    new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output();
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host")]);
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "user")]);
+  await Deno.copyFile(join(dir, "user.pub"), join(dir, "authorized_keys"));
+  await Deno.mkdir("/run/sshd", { recursive: true }).catch(() => {});
+  const port = freePort();
+  const sshd = new Deno.Command("/usr/sbin/sshd", {
+    args: [
+      "-D",
+      "-f",
+      "/dev/null",
+      "-o",
+      `Port=${port}`,
+      "-o",
+      "ListenAddress=127.0.0.1",
+      "-o",
+      `HostKey=${join(dir, "host")}`,
+      "-o",
+      `AuthorizedKeysFile=${join(dir, "authorized_keys")}`,
+      "-o",
+      "StrictModes=no",
+      "-o",
+      "UsePAM=no",
+      "-o",
+      `PidFile=${join(dir, "pid")}`,
+      // OpenSSH 9's scp speaks SFTP.
+      "-o",
+      "Subsystem=sftp internal-sftp",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 500));
+  return {
+    scp: async (file: string, out: string) => {
+      const start = performance.now();
+      const r = await new Deno.Command("scp", {
+        args: [
+          "-q",
+          "-i",
+          join(dir, "user"),
+          "-P",
+          String(port),
+          "-o",
+          "StrictHostKeyChecking=no",
+          "-o",
+          "UserKnownHostsFile=/dev/null",
+          "-o",
+          "BatchMode=yes",
+          file,
+          `${Deno.env.get("USER") ?? "root"}@127.0.0.1:${out}`,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (r.code !== 0) throw new UserError(`scp failed: ${new TextDecoder().decode(r.stderr)}`);
+      return (performance.now() - start) / 1000;
+    },
+    stop: async () => {
+      sshd.kill();
+      await sshd.status;
+    },
+  };
 }
 
 function median(xs: number[]): number {
@@ -141,21 +228,46 @@ runMain(async () => {
     await Deno.mkdir(recv);
     const base: number[] = [];
     const mine: OursResult[] = [];
+    const coded: OursResult[] = [];
+    const scps: number[] = [];
+    const ssh = (await commandExists("scp")) && (await Deno.stat("/usr/sbin/sshd").catch(() =>
+        null
+      ))
+      ? await startSshd(work)
+      : undefined;
+    if (!ssh) {
+      console.log("scp rows skipped: sshd is not installed (apt-get install openssh-server)");
+    }
     console.log(
       `Moving ${formatBytes(size)} over loopback, ${rounds} rounds each, alternating, in ${work}`,
     );
-    for (let i = 0; i < rounds; i++) {
-      base.push(await baseline(file, join(work, "nc-out.bin")));
-      await Deno.remove(join(work, "nc-out.bin"));
-      mine.push(await ours(file, recv));
-      console.log(
-        `round ${i + 1}: nc+md5sum ${base[i].toFixed(2)} s, file-tcp ${
-          mine[i].seconds.toFixed(2)
-        } s`,
-      );
+    try {
+      for (let i = 0; i < rounds; i++) {
+        base.push(await baseline(file, join(work, "nc-out.bin")));
+        await Deno.remove(join(work, "nc-out.bin"));
+        mine.push(await ours(file, recv));
+        coded.push(await ours(file, recv, CODE));
+        if (ssh) {
+          scps.push(await ssh.scp(file, join(work, "scp-out.bin")));
+          await Deno.remove(join(work, "scp-out.bin"));
+        }
+        console.log(
+          `round ${i + 1}: nc+md5sum ${base[i].toFixed(2)} s, file-tcp ${
+            mine[i].seconds.toFixed(2)
+          } s, file-tcp with a code ${coded[i].seconds.toFixed(2)} s` +
+            (ssh ? `, scp ${scps[i].toFixed(2)} s` : ""),
+        );
+      }
+    } finally {
+      await ssh?.stop();
     }
     const b = median(base);
     const o = median(mine.map((m) => m.seconds));
+    const c = median(coded.map((m) => m.seconds));
+    console.log(
+      `median: file-tcp with a code ${c.toFixed(2)} s: ${(c / o).toFixed(2)}x file-tcp` +
+        (ssh ? `, ${(c / median(scps)).toFixed(2)}x scp (${median(scps).toFixed(2)} s)` : ""),
+    );
     const clientPeak = Math.max(...mine.map((m) => m.clientPeak));
     const serverPeak = Math.max(...mine.map((m) => m.serverPeak));
     console.log(`median: nc+md5sum ${b.toFixed(2)} s, file-tcp ${o.toFixed(2)} s`);
