@@ -55,17 +55,26 @@ export class Sealer {
 
   /** `plaintext` sealed, bound to `aad`: ciphertext then tag. */
   seal(plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+    this.sealInto(out, 0, plaintext, aad);
+    return out;
+  }
+
+  /**
+   * Seals `plaintext` into `out` at `offset` (ciphertext then tag,
+   * `plaintext.length + TAG_LENGTH` bytes), so a caller can put a header
+   * before it without another copy.
+   */
+  sealInto(out: Uint8Array, offset: number, plaintext: Uint8Array, aad: Uint8Array): void {
     const c = createCipheriv("chacha20-poly1305", this.#key, nonce(this.#count++), {
       authTagLength: TAG_LENGTH,
     });
     c.setAAD(aad, { plaintextLength: plaintext.length });
-    const out = new Uint8Array(plaintext.length + TAG_LENGTH);
     const body = c.update(plaintext);
-    out.set(body, 0);
-    const rest = c.final();
-    out.set(rest, body.length);
-    out.set(c.getAuthTag(), plaintext.length);
-    return out;
+    out.set(body, offset);
+    const rest = c.final(); // empty for a stream cipher
+    out.set(rest, offset + body.length);
+    out.set(c.getAuthTag(), offset + plaintext.length);
   }
 }
 
@@ -93,11 +102,13 @@ export class Opener {
     d.setAAD(aad, { plaintextLength: body.length });
     d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
     try {
-      const out = new Uint8Array(body.length);
       const a = d.update(body);
-      out.set(a, 0);
-      out.set(d.final(), a.length);
+      const rest = d.final(); // checks the tag; empty for a stream cipher
       this.#count++;
+      if (rest.length === 0) return new Uint8Array(a.buffer, a.byteOffset, a.length);
+      const out = new Uint8Array(a.length + rest.length);
+      out.set(a, 0);
+      out.set(rest, a.length);
       return out;
     } catch {
       return null;

@@ -193,7 +193,7 @@ export class SecureStream {
     if (!this.#ready) throw new Error("The handshake is not done");
     const out = new Uint8Array(HEADER_LENGTH + inner.length + TAG_LENGTH);
     writeHeader(out, SecureMsg.SEALED, inner.length + TAG_LENGTH);
-    out.set(this.#sealer!.seal(inner, out.subarray(0, HEADER_LENGTH)), HEADER_LENGTH);
+    this.#sealer!.sealInto(out, HEADER_LENGTH, inner, out.subarray(0, HEADER_LENGTH));
     return out;
   }
 
