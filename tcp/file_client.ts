@@ -24,7 +24,7 @@ import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readAt, readFullSync, writeAll } from "../lib/io/streams.ts";
-import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { connectCoded } from "../lib/io/secure_conn.ts";
 import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
 import {
@@ -145,16 +145,11 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     const c = conn;
     // With a code: the handshake first (nothing of the file moves before
     // both sides have confirmed it), then every frame sealed.
-    const secure = options.code === undefined ? undefined : new SecureStream("client", {
-      code: options.code,
-      context: "file-tcp",
-      random: crypto.getRandomValues(new Uint8Array(48)),
-      maxInner: 128 * 1024,
-    });
-    const handshaken = Promise.withResolvers<void>();
+    const coded = options.code === undefined
+      ? undefined
+      : await connectCoded(c, { code: options.code, context: "file-tcp", maxInner: 128 * 1024 });
+    const secure = coded?.secure;
     send = (bytes: Uint8Array) => writeAll(c, secure ? secure.seal(bytes) : bytes);
-    if (secure) await writeAll(c, secure.start());
-    else handshaken.resolve();
 
     // The server's side of the session: ACCEPT, NACKs to resend, then DONE.
     const accepted = Promise.withResolvers<void>();
@@ -170,33 +165,22 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
         else done = e.done;
       }
     };
+    await send(sender.offerFrame());
     reader = (async () => {
+      for (const f of coded?.early ?? []) take(f);
       for await (const bytes of readChunks(c)) {
         if (!secure) take(bytes);
-        else {
-          for (const e of secure.receive(bytes)) {
-            if (e.type === "send") await writeAll(c, e.bytes);
-            else if (e.type === "ready") handshaken.resolve();
-            else take(e.bytes);
-          }
-        }
+        else for (const e of secure.receive(bytes)) if (e.type === "data") take(e.bytes);
         wake?.();
         if (done) return;
       }
       sender.closed();
-    })().catch(async (err) => {
-      // Tell the server why, so that both sides say the same.
-      if (secure && !secure.ready && err instanceof UserError) {
-        await writeAll(c, SecureStream.refusal(err.message)).catch(() => {});
-      }
+    })().catch((err) => {
       failure = err;
     }).finally(() => {
-      handshaken.resolve();
       accepted.resolve();
       wake?.();
     });
-    await handshaken.promise;
-    if (!failure) await send(sender.offerFrame());
     await accepted.promise;
 
     const progress = options.progress ? new ProgressReporter(name, size) : undefined;

@@ -36,7 +36,8 @@ import {
   removeStalePartials,
 } from "./file_store.ts";
 import { ProtocolError } from "../lib/core/errors.ts";
-import { CodeMismatch, CodeRequired, SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
 import { HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
@@ -191,9 +192,6 @@ const FILE_CONTEXT = "file-tcp";
 /** A coded connection has this long to complete the handshake, ms. */
 const HANDSHAKE_MS = 5000;
 
-/** The server ends the session before the handshake (throttled guesses). */
-class Refused extends UserError {}
-
 interface Settings {
   code?: string;
   guesses: GuessLimiter;
@@ -229,12 +227,7 @@ async function serveConnection(
   let partial: PartialFile | undefined;
   let base = "";
   // With a code, the handshake comes first and every frame is sealed.
-  const secure = s.code === undefined ? undefined : new SecureStream("server", {
-    code: s.code,
-    context: FILE_CONTEXT,
-    random: crypto.getRandomValues(new Uint8Array(48)),
-    maxInner: HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
-  });
+  let secure: SecureStream | undefined;
   const send = (bytes: Uint8Array) => writeAll(conn, secure ? secure.seal(bytes) : bytes);
   // Acts on the core's events strictly in order (a `read` may name a chunk
   // whose `store` is earlier in the queue); returns once the file is stored.
@@ -276,64 +269,42 @@ async function serveConnection(
     }
     return false;
   };
-  // A connection has HANDSHAKE_MS to prove it knows the code.
-  const handshakeTimer = secure
-    ? setTimeout(() => {
-      if (!secure.ready) closeQuietly(conn);
-    }, HANDSHAKE_MS)
-    : undefined;
-  let confirmSent = false;
+  let handshakeFailed = false;
   try {
-    const throttled = secure ? s.guesses.check(host, Date.now()) : null;
-    if (throttled) throw new Refused(throttled);
     let finished = false;
-    const progress = () => core.frames;
-    for await (const bytes of readChunks(conn, { idleMs: s.idleMs, progress })) {
-      if (!secure) {
-        if ((finished = await act(core.receive(bytes, performance.now())))) break;
-        continue;
+    if (s.code !== undefined) {
+      handshakeFailed = true; // until it succeeds: the client was told why
+      const coded = await acceptCoded(conn, host, s.guesses, {
+        code: s.code,
+        context: FILE_CONTEXT,
+        maxInner: HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
+        timeoutMs: HANDSHAKE_MS,
+      }, (message) => encodeError(message));
+      handshakeFailed = false;
+      secure = coded.secure;
+      for (const inner of coded.early) {
+        if ((finished = await act(core.receive(inner, performance.now())))) break;
       }
-      for (const e of secure.receive(bytes)) {
-        if (e.type === "send") {
-          await writeAll(conn, e.bytes);
-          confirmSent = true;
-        } else if (e.type === "data") {
-          if ((finished = await act(core.receive(e.bytes, performance.now())))) break;
-        }
+    }
+    const progress = () => core.frames;
+    const reading = finished ? [] : readChunks(conn, { idleMs: s.idleMs, progress });
+    for await (const bytes of reading) {
+      const frames = secure
+        ? secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
+        : [bytes];
+      for (const f of frames) {
+        if ((finished = await act(core.receive(f, performance.now())))) break;
       }
       if (finished) break;
-    }
-    if (secure && !secure.ready) {
-      throw new UserError(
-        confirmSent
-          ? `Client left before confirming the code (a wrong code, or no handshake in ${
-            HANDSHAKE_MS / 1000
-          } s)`
-          : "Client left before the handshake",
-      );
     }
     if (!finished) core.closed();
     return rec;
   } catch (err) {
     if (err instanceof WholeFileMismatch) await partial?.discard();
     rec.error = describeError(err);
-    if (secure && !secure.ready) {
-      // A handshake that got as far as our confirmation and no further was
-      // a guess at the code: throttled per address.
-      if (confirmSent || err instanceof CodeMismatch) s.guesses.failed(host, Date.now());
-      const line = err instanceof CodeRequired ? null : clientMessage(err, s.dir);
-      await writeAll(
-        conn,
-        line === null
-          ? encodeError(err instanceof Error ? err.message : "")
-          : SecureStream.refusal(line),
-      ).catch(() => {});
-    } else {
-      await send(encodeError(clientMessage(err, s.dir))).catch(() => {});
-    }
+    if (!handshakeFailed) await send(encodeError(clientMessage(err, s.dir))).catch(() => {});
     return rec;
   } finally {
-    clearTimeout(handshakeTimer);
     Object.assign(rec, core.counters);
     await partial?.abandon().catch(() => {});
   }
