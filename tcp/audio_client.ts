@@ -21,6 +21,10 @@ import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
+import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
+import { connectCoded } from "../lib/io/secure_conn.ts";
+import { CodeRequired } from "../lib/core/crypto/secure_stream.ts";
+import { MAX_SERVER_FRAME } from "../lib/core/audio/tcp_frames.ts";
 
 /** Options of {@link runAudioTcpClient}. */
 export interface AudioTcpClientOptions {
@@ -40,6 +44,8 @@ export interface AudioTcpClientOptions {
   signal?: AbortSignal;
   /** Logs reconnections (default stderr). */
   log?: (line: string) => void;
+  /** The server's code: the session is then authenticated and encrypted. */
+  code?: string;
 }
 
 const HELLO_TIMEOUT_MS = 5000;
@@ -75,7 +81,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         conn = await connectTo(host, options.port);
         if (done) break;
         conn.setNoDelay(true);
-        await session(conn, playout, tracker, `${host}:${options.port}`, log, () => {
+        await session(conn, options.code, playout, tracker, `${host}:${options.port}`, log, () => {
           if (!connectedOnce && options.duration !== undefined) {
             timer = setTimeout(stop, options.duration * 1000);
           }
@@ -108,6 +114,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
  */
 async function session(
   conn: Deno.TcpConn,
+  code: string | undefined,
   playout: Playout,
   tracker: SequenceTracker,
   where: string,
@@ -115,6 +122,11 @@ async function session(
   connected: () => void,
 ): Promise<void> {
   const receiver = new AudioTcpReceiver();
+  // With a code: the handshake first, then every frame sealed.
+  const coded = code === undefined
+    ? undefined
+    : await connectCoded(conn, { code, context: "audio-tcp", maxInner: MAX_SERVER_FRAME });
+  const secure = coded?.secure;
   // A server that says nothing within HELLO_TIMEOUT_MS is not one of ours.
   const helloTimer = setTimeout(() => closeQuietly(conn), HELLO_TIMEOUT_MS);
   const notOurs = (why: string) =>
@@ -125,7 +137,8 @@ async function session(
   const act = async (events: AudioTcpEvent[]) => {
     for (const e of events) {
       if (e.type === "send") {
-        writing = writing.then(() => writeAll(conn, e.bytes)).catch(() => closeQuietly(conn));
+        const bytes = secure ? secure.seal(e.bytes) : e.bytes;
+        writing = writing.then(() => writeAll(conn, bytes)).catch(() => closeQuietly(conn));
       } else if (e.type === "hello") {
         clearTimeout(helloTimer);
         await playout.begin(e.hello);
@@ -145,13 +158,18 @@ async function session(
     if (next !== null) syncTimer = setTimeout(tick, Math.max(0, next - now()));
   };
   try {
+    for (const f of coded?.early ?? []) await act(receiver.receive(f, now()));
     for await (const bytes of readChunks(conn, { idleMs: IDLE_MS })) {
-      await act(receiver.receive(bytes, now()));
+      const frames = secure
+        ? secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
+        : [bytes];
+      for (const f of frames) await act(receiver.receive(f, now()));
     }
     receiver.closed();
   } catch (err) {
-    // Anything that goes wrong before the hello means the peer is not one of ours.
-    if (!receiver.hello) throw notOurs(describeError(err));
+    // Anything that goes wrong before the hello means the peer is not one
+    // of ours, unless it said why (it needs a code).
+    if (!receiver.hello && !(err instanceof CodeRequired)) throw notOurs(describeError(err));
     throw err;
   } finally {
     clearTimeout(helloTimer);
@@ -164,6 +182,7 @@ async function session(
 
 const FLAGS = {
   ...CLIENT_FLAGS,
+  code: CODE_FLAG,
   latency: {
     type: "string",
     default: "100",
@@ -178,8 +197,10 @@ if (import.meta.main) {
       usage: "deno task audio-tcp-client",
       summary: "Play live audio from an Audio-TCP server, checking every block's MD5.",
     });
+    const code = resolveCode(flags.code);
     await runClientTool(flags, (duration, signal) =>
       runAudioTcpClient({
+        code,
         host: flags.host,
         port: parsePort(flags.port),
         output: flags.output,

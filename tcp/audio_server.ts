@@ -19,6 +19,11 @@ import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { writeAll } from "../lib/io/streams.ts";
 import { listenTcp } from "../lib/io/net.ts";
+import { acceptCoded } from "../lib/io/secure_conn.ts";
+import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
+import { UsageError } from "../lib/core/errors.ts";
+import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
 import { type AudioServer, runServerTool, serverFlags } from "../lib/cli/audio_shell.ts";
 
@@ -38,6 +43,12 @@ export interface AudioTcpServerOptions {
   maxListeners?: number;
   /** Most listeners from one host at once (default 8). */
   maxPerHost?: number;
+  /**
+   * The shared code: every listener must prove it knows it (SPAKE2) before
+   * it gets the hello, and every frame after is sealed. Required when
+   * listening beyond loopback.
+   */
+  code?: string;
   /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
 }
@@ -57,12 +68,17 @@ export interface AudioTcpServerStats {
 /** A running Audio-TCP server. */
 export type AudioTcpServer = AudioServer<AudioTcpServerStats>;
 
+/** Unproven connections one host may hold at once. */
+const MAX_HANDSHAKING = 4;
+
 /** One connected listener: its session core and the connection it writes to. */
 interface Listener {
   readonly conn: Deno.TcpConn;
   readonly who: string;
   readonly host: string;
   readonly session: ListenerSession;
+  /** With a code: seals what the listener is sent, opens what it sends. */
+  readonly secure?: SecureStream;
   wake?: () => void;
   closed: boolean;
 }
@@ -70,8 +86,13 @@ interface Listener {
 /** Starts capturing and serving. */
 export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpServer {
   const host = options.host ?? "127.0.0.1";
+  if (options.code === undefined && !isLoopback(host)) {
+    throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
+  }
   const source = options.source;
   const listener = listenTcp(host, options.port);
+  const guesses = new GuessLimiter();
+  const handshaking = new Map<string, number>();
   const log = options.log ?? ((line: string) => console.log(line));
   const queueBlocks = options.queueBlocks ?? 64;
   const stuckMs = options.stuckMs ?? 5000;
@@ -120,19 +141,70 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     }
   });
 
+  // A listener proves the code (if there is one) before it is one: at
+  // most MAX_HANDSHAKING unproven connections from a host, each 5 s long.
+  const admit = async (conn: Deno.TcpConn, a: Deno.NetAddr) => {
+    const who = `${a.hostname}:${a.port}`;
+    let secure: SecureStream | undefined;
+    const early: Uint8Array[] = [];
+    if (options.code !== undefined) {
+      const pending = handshaking.get(a.hostname) ?? 0;
+      if (pending >= MAX_HANDSHAKING) {
+        log(`refused a listener: ${pending} handshakes already under way from ${a.hostname}`);
+        closeQuietly(conn);
+        return;
+      }
+      handshaking.set(a.hostname, pending + 1);
+      try {
+        const coded = await acceptCoded(conn, a.hostname, guesses, {
+          code: options.code,
+          context: "audio-tcp",
+          maxInner: 64,
+          announce: true,
+        }, (message) => SecureStream.refusal(message));
+        secure = coded.secure;
+        early.push(...coded.early);
+      } catch (err) {
+        if (!stopping) log(`${who}: ${describeError(err)}`);
+        closeQuietly(conn);
+        return;
+      } finally {
+        const n = (handshaking.get(a.hostname) ?? 1) - 1;
+        if (n > 0) handshaking.set(a.hostname, n);
+        else handshaking.delete(a.hostname);
+      }
+    }
+    if (stopping) return closeQuietly(conn);
+    const l: Listener = {
+      conn,
+      who,
+      host: a.hostname,
+      session: new ListenerSession({ hello, queueBlocks, stuckMs }),
+      secure,
+      closed: false,
+    };
+    for (const f of early) l.session.receive(f, now());
+    listeners.add(l);
+    stats.listenersServed++;
+    await serve(l);
+  };
+
   const serve = async (l: Listener) => {
     // A listener sends only clock sync requests: read to answer them, to
     // notice anything else it sends, or it leaving. Times are the capture clock's.
     const reading = (async () => {
       for await (const bytes of readChunks(l.conn)) {
-        l.session.receive(bytes, now());
+        const frames = l.secure
+          ? l.secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
+          : [bytes];
+        for (const f of frames) l.session.receive(f, now());
         if (l.session.syncPending) l.wake?.();
       }
     })();
     const writing = (async () => {
       while (!l.closed) {
         const frame = l.session.take(now());
-        if (frame) await writeAll(l.conn, frame);
+        if (frame) await writeAll(l.conn, l.secure ? l.secure.seal(frame) : frame);
         else await new Promise<void>((r) => l.wake = r);
       }
     })();
@@ -162,16 +234,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
           continue;
         }
         conn.setNoDelay(true);
-        const l: Listener = {
-          conn,
-          who: `${a.hostname}:${a.port}`,
-          host: a.hostname,
-          session: new ListenerSession({ hello, queueBlocks, stuckMs }),
-          closed: false,
-        };
-        listeners.add(l);
-        stats.listenersServed++;
-        track(serve(l));
+        track(admit(conn, a));
       }
     })().catch(() => {}),
   );
@@ -204,16 +267,19 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
 
 if (import.meta.main) {
   runMain(async () => {
-    const { flags } = parseFlags(Deno.args, serverFlags(512), {
+    const { flags } = parseFlags(Deno.args, { ...serverFlags(512), code: CODE_FLAG }, {
       usage: "deno task audio-tcp-server",
       summary: "Broadcast live audio over TCP, each block with its MD5, to every listener.",
     });
+    const code = resolveCode(flags.code, { host: flags.host });
     await runServerTool(
       flags,
-      (source, host, port, maxPerHost) => startAudioTcpServer({ host, port, source, maxPerHost }),
+      (source, host, port, maxPerHost) =>
+        startAudioTcpServer({ host, port, source, maxPerHost, code }),
       (server, source) =>
         `audio-tcp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
-        `${source.label}, ${describeSpec(server.spec)}`,
+        `${source.label}, ${describeSpec(server.spec)}` +
+        (code ? ", listeners need the code" : ""),
       ({ stats: st }) =>
         `stopped: ${st.blocksCaptured} blocks captured, ${st.listenersServed} listeners served, ` +
         `${st.blocksDroppedForSlowListeners} blocks dropped for slow listeners, ` +

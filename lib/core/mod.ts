@@ -85,6 +85,7 @@ export {
   encodeSyncReplyFrame,
   encodeSyncRequest,
   type Hello,
+  MAX_SERVER_FRAME,
   type ReceivedBlock,
   SYNC_REQUEST_LENGTH,
 } from "./audio/tcp_frames.ts";

@@ -35,6 +35,8 @@ export interface CodedOptions {
   maxInner: number;
   /** How long the handshake may take, ms (default 5000). */
   timeoutMs?: number;
+  /** A server whose clients speak last sends NEEDS_CODE first (Audio-TCP). */
+  announce?: boolean;
 }
 
 /**
@@ -96,6 +98,7 @@ export async function acceptCoded(
   try {
     const throttled = guesses.check(host, Date.now());
     if (throttled) throw new UserError(throttled);
+    if (options.announce) await writeAll(conn, SecureStream.announcement());
     const early = await handshake(conn, secure, options.timeoutMs ?? 5000, () => confirmed = true);
     return { secure, early };
   } catch (err) {

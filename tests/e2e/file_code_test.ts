@@ -9,7 +9,15 @@ import { join } from "node:path";
 import { sendFile } from "../../tcp/file_client.ts";
 import { startFileServer } from "../../tcp/file_server.ts";
 import { SecureMsg } from "../../lib/core/crypto/secure_stream.ts";
-import { oneLineError, runTool, startRelay, tempDir, waitFor } from "../support/helpers.ts";
+import {
+  contains,
+  oneLineError,
+  runTool,
+  startRelay,
+  tap,
+  tempDir,
+  waitFor,
+} from "../support/helpers.ts";
 import { startServerTool } from "../support/tool_process.ts";
 
 const CODE = "bamol-tisek-ruvan";
@@ -30,47 +38,6 @@ async function entries(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function contains(hay: Uint8Array, needle: Uint8Array): boolean {
-  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return true;
-  }
-  return false;
-}
-
-/** A TCP tap: forwards both ways and keeps every byte. */
-function tap(target: number) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const seen: Uint8Array[] = [];
-  const keep = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, c) {
-      seen.push(chunk.slice());
-      c.enqueue(chunk);
-    },
-  });
-  const done = (async () => {
-    const client = await listener.accept();
-    const server = await Deno.connect({ hostname: "127.0.0.1", port: target });
-    await Promise.allSettled([
-      client.readable.pipeThrough(keep).pipeTo(server.writable),
-      server.readable.pipeTo(client.writable),
-    ]);
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    bytes: () => {
-      const all = new Uint8Array(seen.reduce((n, b) => n + b.length, 0));
-      let at = 0;
-      for (const b of seen) all.set(b, (at += b.length) - b.length);
-      return all;
-    },
-    close: async () => {
-      listener.close();
-      await done.catch(() => {});
-    },
-  };
-}
-
 Deno.test("code: the right code sends the file sealed; the wire never shows its plaintext", async () => {
   await using src = await tempDir();
   await using dst = await tempDir();
@@ -82,7 +49,7 @@ Deno.test("code: the right code sends the file sealed; the wire never shows its 
   await wire.close();
   assert.equal(r.storedAs, "received-secret.bin");
   assert.deepEqual(await Deno.readFile(join(dst.path, "received-secret.bin")), data);
-  const seen = wire.bytes();
+  const seen = wire.toServer();
   assert.ok(seen.length > data.length, "the whole file crossed the tap");
   assert.equal(contains(seen, MARKER), false, "the marker never crossed in clear");
   assert.equal(contains(seen, new TextEncoder().encode("secret.bin")), false, "nor the name");
@@ -91,7 +58,7 @@ Deno.test("code: the right code sends the file sealed; the wire never shows its 
   const clear = tap(plain.addr.port);
   await sendFile({ port: clear.port, path });
   await clear.close();
-  assert.ok(contains(clear.bytes(), MARKER));
+  assert.ok(contains(clear.toServer(), MARKER));
 });
 
 Deno.test("code: a wrong code or none ends it in one line on both sides; nothing is written", async () => {

@@ -394,3 +394,54 @@ export function joinInMemory(
     );
   }
 }
+
+/** Whether `needle` occurs in `hay`. */
+export function contains(hay: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/**
+ * A TCP tap for one connection: forwards both ways and keeps what each
+ * side sent, `toServer` and `toClient`.
+ */
+export function tap(target: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const seen = { toServer: [] as Uint8Array[], toClient: [] as Uint8Array[] };
+  const keep = (into: Uint8Array[]) =>
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, c) {
+        into.push(chunk.slice());
+        c.enqueue(chunk);
+      },
+    });
+  let conns: Deno.Conn[] = [];
+  const done = (async () => {
+    const client = await listener.accept();
+    const server = await Deno.connect({ hostname: "127.0.0.1", port: target });
+    conns = [client, server];
+    await Promise.allSettled([
+      client.readable.pipeThrough(keep(seen.toServer)).pipeTo(server.writable),
+      server.readable.pipeThrough(keep(seen.toClient)).pipeTo(client.writable),
+    ]);
+  })();
+  const concat = (parts: Uint8Array[]) => {
+    const all = new Uint8Array(parts.reduce((n, b) => n + b.length, 0));
+    let at = 0;
+    for (const b of parts) all.set(b, (at += b.length) - b.length);
+    return all;
+  };
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    toServer: () => concat(seen.toServer),
+    toClient: () => concat(seen.toClient),
+    close: async () => {
+      listener.close();
+      for (const c of conns) closeQuietly(c);
+      await done.catch(() => {});
+    },
+  };
+}

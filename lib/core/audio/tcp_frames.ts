@@ -24,6 +24,7 @@ import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stre
 import { ProtocolError } from "../errors.ts";
 import type { StreamBlock } from "./broadcaster.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import { SecureMsg } from "../crypto/secure_stream.ts";
 import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
 import { blockDigest } from "./block_digest.ts";
 import {
@@ -51,8 +52,13 @@ export const AUDIO_CLIENT_LIMITS: FrameLimits = {
     [AudioMsg.HELLO]: 1024,
     [AudioMsg.BLOCK]: MAX_BLOCK_PAYLOAD,
     [AudioMsg.SYNC_REPLY]: SYNC_REPLY_LENGTH,
+    // A coded server's first word to a plain client: it needs a code.
+    [SecureMsg.NEEDS_CODE]: 0,
   },
 };
+
+/** Largest frame a server sends a client, header included. */
+export const MAX_SERVER_FRAME: number = HEADER_LENGTH + MAX_BLOCK_PAYLOAD;
 
 /** What a server accepts from a client: clock sync requests, nothing else. */
 export const AUDIO_SERVER_LIMITS: FrameLimits = {

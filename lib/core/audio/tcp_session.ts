@@ -14,6 +14,7 @@
  * @module
  */
 import { ProtocolError } from "../errors.ts";
+import { CodeRequired, SecureMsg } from "../crypto/secure_stream.ts";
 import { FrameDecoder } from "../wire/frame.ts";
 import {
   type ClockEstimate,
@@ -88,6 +89,7 @@ export class AudioTcpReceiver {
     this.#decoder.push(bytes);
     const out: AudioTcpEvent[] = [];
     for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
+      if (f.type === SecureMsg.NEEDS_CODE) throw new CodeRequired();
       if (!this.#hello) {
         if (f.type !== AudioMsg.HELLO) throw new ProtocolError("it sent no hello");
         this.#hello = decodeHello(f.payload);

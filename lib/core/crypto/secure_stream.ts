@@ -28,8 +28,18 @@ import { codeScalar } from "./code.ts";
 import { Opener, Sealer, sessionKeys, TAG_LENGTH } from "./channel.ts";
 import { scalarFromBytes } from "./spake2.ts";
 
-/** Frame types of the secure layer (apart from every protocol's own). */
-export const SecureMsg = { PAKE: 32, CONFIRM: 33, SEALED: 34, REFUSED: 35 } as const;
+/**
+ * Frame types of the secure layer (apart from every protocol's own).
+ * `NEEDS_CODE` (empty) is what a coded server whose clients speak last
+ * (Audio-TCP) sends first, so a plain client learns why it hears nothing.
+ */
+export const SecureMsg = {
+  PAKE: 32,
+  CONFIRM: 33,
+  SEALED: 34,
+  REFUSED: 35,
+  NEEDS_CODE: 36,
+} as const;
 
 /** The code on the two sides differs. */
 export class CodeMismatch extends UserError {
@@ -111,6 +121,7 @@ export class SecureStream {
         [SecureMsg.CONFIRM]: CONFIRM_LENGTH,
         [SecureMsg.SEALED]: o.maxInner + TAG_LENGTH,
         [SecureMsg.REFUSED]: 1024,
+        [SecureMsg.NEEDS_CODE]: 0,
       },
     });
   }
@@ -151,6 +162,7 @@ export class SecureStream {
         const why = printable(new TextDecoder().decode(f.payload));
         throw why === new CodeMismatch().message ? new CodeMismatch() : new UserError(why);
       }
+      if (f.type === SecureMsg.NEEDS_CODE && this.#role === "client" && !this.#ready) continue;
       if (this.#ready) {
         if (f.type !== SecureMsg.SEALED) throw new ProtocolError(`Unexpected frame type ${f.type}`);
         const header = new Uint8Array(HEADER_LENGTH);
@@ -195,6 +207,11 @@ export class SecureStream {
     writeHeader(out, SecureMsg.SEALED, inner.length + TAG_LENGTH);
     this.#sealer!.sealInto(out, HEADER_LENGTH, inner, out.subarray(0, HEADER_LENGTH));
     return out;
+  }
+
+  /** The NEEDS_CODE frame a server sends first where its clients speak last. */
+  static announcement(): Uint8Array {
+    return encodeFrame(SecureMsg.NEEDS_CODE, new Uint8Array(0));
   }
 
   /** A REFUSED frame (sent in clear) saying why the server ends the session. */
