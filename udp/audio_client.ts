@@ -18,6 +18,7 @@ import { openUdpClientSocket, resolveUdpServer, sameAddress } from "../lib/io/ne
 import { Playout } from "../lib/io/playout.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
+import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
 
 /** Options of {@link runAudioUdpClient}. */
 export interface AudioUdpClientOptions {
@@ -39,6 +40,8 @@ export interface AudioUdpClientOptions {
   log?: (line: string) => void;
   /** Called with the client's own address once bound (for tests). */
   onBound?: (addr: Deno.NetAddr) => void;
+  /** The server's code: the session is then authenticated and encrypted. */
+  code?: string;
 }
 
 const RENEW_MS = 1000;
@@ -53,7 +56,13 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   const server = await resolveUdpServer(host, options.port);
   const socket = openUdpClientSocket(server.hostname);
   options.onBound?.(socket.addr as Deno.NetAddr);
-  const sub = new UdpSubscriber({ latencyMs: options.latencyMs, renewMs: RENEW_MS });
+  const sub = new UdpSubscriber({
+    latencyMs: options.latencyMs,
+    renewMs: RENEW_MS,
+    code: options.code === undefined
+      ? undefined
+      : { code: options.code, random: crypto.getRandomValues(new Uint8Array(48)) },
+  });
   let playout: Playout | undefined;
   let done = false;
   let failure: unknown;
@@ -77,6 +86,9 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
       else if (e.type === "block") wake?.();
       else if (e.type === "full") {
         failure = new UserError(`Server at ${where} is full; try again later`);
+        stop();
+      } else if (e.type === "refused") {
+        failure = new UserError(e.message);
         stop();
       } else if (e.type === "silent") {
         failure = new UserError(
@@ -174,6 +186,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 
 const FLAGS = {
   ...CLIENT_FLAGS,
+  code: CODE_FLAG,
   latency: {
     type: "string",
     default: "",
@@ -188,8 +201,10 @@ if (import.meta.main) {
       usage: "deno task audio-udp-client",
       summary: "Play live audio from an Audio-UDP server, checking every block's MD5.",
     });
+    const code = resolveCode(flags.code);
     await runClientTool(flags, (duration, signal) =>
       runAudioUdpClient({
+        code,
         host: flags.host,
         port: parsePort(flags.port),
         output: flags.output,

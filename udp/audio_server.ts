@@ -20,6 +20,8 @@ import {
   MIN_MTU,
 } from "../lib/core/audio/udp_datagrams.ts";
 import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp_listeners.ts";
+import { DATA_TAG, sealData } from "../lib/core/audio/udp_secure.ts";
+import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { now } from "../lib/io/clock.ts";
 import { AUDIO_PROTOCOL } from "../lib/core/audio/stream_format.ts";
@@ -51,6 +53,12 @@ export interface AudioUdpServerOptions {
   maxListeners?: number;
   /** Most listeners from one host, whatever their ports (default 8). */
   maxPerHost?: number;
+  /**
+   * The shared code: a listener proves it (SPAKE2) before it joins; the
+   * stream is sealed once under a stream key each listener is given.
+   * Required when listening beyond loopback.
+   */
+  code?: string;
   /** Where log lines go (default stdout for servers, stderr for clients). */
   log?: (line: string) => void;
 }
@@ -74,19 +82,37 @@ export function checkMtu(mtu: number, blockBytes: number): number {
 /** Starts capturing and serving. */
 export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpServer {
   const host = options.host ?? "127.0.0.1";
+  if (options.code === undefined && !isLoopback(host)) {
+    throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
+  }
   const source = options.source;
   const spec = source.spec;
   const mtu = checkMtu(options.mtu ?? 1200, blockBytes(spec));
+  // With a code, each DATA datagram carries a tag: the fragments are cut
+  // that much smaller, so that sealed datagrams still fit the MTU.
+  const cut = options.code === undefined ? mtu : checkMtu(mtu - DATA_TAG, blockBytes(spec));
+  const streamKey = crypto.getRandomValues(new Uint8Array(32));
   const log = options.log ?? ((line: string) => console.log(line));
   const socket = listenUdp(host, options.port);
   let stopping = false;
   const streamId = newStreamId();
   const listeners = new ListenerTable<Deno.NetAddr>({
     secret: crypto.getRandomValues(new Uint8Array(32)),
-    format: encodeFormat({ ...spec, streamId, format: "s16le", protocol: AUDIO_PROTOCOL, mtu }),
+    format: encodeFormat({
+      ...spec,
+      streamId,
+      format: "s16le",
+      protocol: AUDIO_PROTOCOL,
+      mtu: cut,
+    }),
     maxListeners: options.maxListeners ?? 64,
     maxPerHost: options.maxPerHost,
     timeoutMs: options.timeoutMs ?? 5000,
+    secure: options.code === undefined ? undefined : {
+      code: options.code,
+      streamKey,
+      random: () => crypto.getRandomValues(new Uint8Array(48)),
+    },
   });
   const send = (d: Uint8Array, addr: Deno.NetAddr) =>
     socket.send(d, addr).then(() => listeners.stats.datagramsSent++, () => {});
@@ -100,9 +126,11 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
       block.captured,
       block.digest,
       block.bytes,
-      mtu,
+      cut,
     );
-    for (const addr of listeners.live(now())) for (const f of frags) send(f, addr);
+    // Sealed once for every listener.
+    const out = options.code === undefined ? frags : frags.map((f) => sealData(streamKey, f));
+    for (const addr of listeners.live(now())) for (const f of out) send(f, addr);
   });
 
   // Control: subscriptions, renewals (with clock sync) and goodbyes. Sync
@@ -144,6 +172,7 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
 const FLAGS = {
   ...serverFlags(1024),
   mtu: { type: "string", default: "1200", value: "BYTES", help: "largest datagram sent" },
+  code: CODE_FLAG,
 } as const;
 
 if (import.meta.main) {
@@ -154,14 +183,17 @@ if (import.meta.main) {
     });
     const spec = specFromFlags(flags);
     const mtu = checkMtu(Number(flags.mtu), blockBytes(spec));
+    const code = resolveCode(flags.code, { host: flags.host });
+    const cut = code === undefined ? mtu : mtu - DATA_TAG;
     await runServerTool(
       flags,
       (source, host, port, maxPerHost) =>
-        startAudioUdpServer({ host, port, source, mtu, maxPerHost }),
+        startAudioUdpServer({ host, port, source, mtu, maxPerHost, code }),
       (server, source) =>
         `audio-udp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
         `${source.label}, ${describeSpec(server.spec)}, ` +
-        `${fragmentCount(blockBytes(server.spec), mtu)} datagrams per block at MTU ${mtu}`,
+        `${fragmentCount(blockBytes(server.spec), cut)} datagrams per block at MTU ${mtu}` +
+        (code ? ", listeners need the code" : ""),
       ({ stats: st }) =>
         `stopped: ${st.blocksCaptured} blocks captured, ${st.datagramsSent} datagrams sent, ` +
         `${st.listenersJoined} listeners joined, ${st.datagramsInvalid} invalid datagrams dropped`,

@@ -128,12 +128,29 @@ export {
   type UdpServerStats,
 } from "./audio/udp_listeners.ts";
 export {
+  bareDatagram,
+  ClientHandshake,
+  DATA_TAG,
+  openData,
+  sealData,
+  SecureUdpMsg,
+  ServerHandshake,
+} from "./audio/udp_secure.ts";
+export {
   type SubscriberEvent,
   type SubscriberOptions,
   UdpSubscriber,
 } from "./audio/udp_subscriber.ts";
 export { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH, type WavInfo } from "./audio/wav.ts";
-export { Opener, Sealer, type SessionKeys, sessionKeys, TAG_LENGTH } from "./crypto/channel.ts";
+export {
+  openAt,
+  Opener,
+  sealAt,
+  Sealer,
+  type SessionKeys,
+  sessionKeys,
+  TAG_LENGTH,
+} from "./crypto/channel.ts";
 export {
   CODE_BITS,
   CODE_RANDOM_BYTES,

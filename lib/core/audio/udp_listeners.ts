@@ -22,6 +22,8 @@ import {
   SUBSCRIBE_LENGTH,
   UdpMsg,
 } from "./udp_datagrams.ts";
+import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./udp_secure.ts";
+import { GuessLimiter } from "../crypto/guess_limiter.ts";
 
 /** Counters of the listener table (and of the server around it). */
 export interface UdpServerStats {
@@ -55,7 +57,22 @@ export interface ListenerTableOptions {
   maxPerHost?: number;
   /** Forget a listener silent for this long, ms. */
   timeoutMs: number;
+  /**
+   * The shared code: a listener must prove it (`udp_secure.ts`) before it
+   * joins, and gets the stream key and format sealed.
+   */
+  secure?: {
+    code: string;
+    /** The key every DATA datagram is sealed under. */
+    streamKey: Uint8Array;
+    /** 48 fresh random bytes for each handshake (the shell's). */
+    random: () => Uint8Array;
+  };
 }
+
+/** Handshakes under way from one host, and in all, at most. */
+const MAX_PENDING_PER_HOST = 4;
+const MAX_PENDING = 256;
 
 /** Listeners of one Audio-UDP stream, keyed by address. `A` is the shell's address type. */
 export class ListenerTable<A> {
@@ -72,7 +89,12 @@ export class ListenerTable<A> {
   };
   #options: ListenerTableOptions;
   #jar: CookieJar;
-  #listeners = new Map<string, { addr: A; host: string; lastSeen: number }>();
+  #listeners = new Map<
+    string,
+    { addr: A; host: string; lastSeen: number; secure?: ServerHandshake }
+  >();
+  #pending = new Map<string, ServerHandshake>();
+  #guesses = new GuessLimiter();
   #perHost = new Map<string, number>();
 
   /** An empty table. */
@@ -95,8 +117,9 @@ export class ListenerTable<A> {
     const st = this.stats;
     const type = datagramType(d);
     const cookie = decodeCookie(d);
+    const handshaking = type === SecureUdpMsg.PAKE_INIT || type === SecureUdpMsg.PAKE_CONFIRM;
     if (
-      (type !== UdpMsg.SUBSCRIBE && type !== UdpMsg.BYE) || !cookie ||
+      (type !== UdpMsg.SUBSCRIBE && type !== UdpMsg.BYE && !handshaking) || !cookie ||
       (type === UdpMsg.SUBSCRIBE && d.length < SUBSCRIBE_LENGTH)
     ) {
       st.datagramsInvalid++;
@@ -117,12 +140,18 @@ export class ListenerTable<A> {
       this.#forget(key);
       return [];
     }
+    const secure = this.#options.secure;
+    if (handshaking) {
+      if (!secure) return [bareDatagram(SecureUdpMsg.NO_CODE)];
+      return this.#handshake(d, type!, key, addr, now);
+    }
     const { t1, haveFormat } = decodeSubscribe(d);
     const out: Uint8Array[] = [];
     const known = this.#listeners.get(key);
+    if (!known && secure) return [bareDatagram(SecureUdpMsg.NEEDS_CODE)];
     if (known) {
       known.lastSeen = now;
-      if (!haveFormat) out.push(this.#options.format);
+      if (!haveFormat) out.push(known.secure ? this.#key(known.secure) : this.#options.format);
     } else if (
       this.#listeners.size >= this.#options.maxListeners ||
       (this.#perHost.get(hostOf(key)) ?? 0) >= (this.#options.maxPerHost ?? 8)
@@ -138,9 +167,70 @@ export class ListenerTable<A> {
     }
     if (t1 !== null) {
       st.syncsAnswered++;
-      out.push(encodeSync({ t1, t2: now, t3: now }));
+      const reply = { t1, t2: now, t3: now };
+      out.push(
+        known?.secure
+          ? known.secure.seal(SecureUdpMsg.SYNC_SEALED, encodeSync(reply).subarray(4))
+          : encodeSync(reply),
+      );
     }
     return out;
+  }
+
+  /** A PAKE_INIT or PAKE_CONFIRM from a proven address. */
+  #handshake(d: Uint8Array, type: number, key: string, addr: A, now: number): Uint8Array[] {
+    const secure = this.#options.secure!;
+    const host = hostOf(key);
+    if (type === SecureUdpMsg.PAKE_INIT) {
+      if (this.#guesses.check(host, now)) return [bareDatagram(SecureUdpMsg.THROTTLED)];
+      const mine = [...this.#pending.keys()].filter((k) => hostOf(k) === host).length;
+      if (mine >= MAX_PENDING_PER_HOST && !this.#pending.has(key)) return [];
+      if (this.#pending.size >= MAX_PENDING) {
+        this.#pending.delete(this.#pending.keys().next().value!);
+      }
+      const hs = new ServerHandshake(secure.code, secure.random());
+      let reply: Uint8Array;
+      try {
+        reply = hs.reply(d);
+      } catch {
+        this.stats.datagramsInvalid++;
+        return [];
+      }
+      // The reply's confirmation lets the sender test one guess at the
+      // code: counted now, whatever follows.
+      this.#guesses.failed(host, now);
+      this.#pending.set(key, hs);
+      return [reply];
+    }
+    const hs = this.#pending.get(key);
+    if (!hs) {
+      // Joined already: the KEY was lost on the way; send it again.
+      const joined = this.#listeners.get(key);
+      return joined?.secure ? [this.#key(joined.secure)] : [];
+    }
+    this.#pending.delete(key);
+    if (!hs.confirm(d)) return [bareDatagram(SecureUdpMsg.WRONG_CODE)];
+    this.#guesses.refund(host, now);
+    if (
+      this.#listeners.size >= this.#options.maxListeners ||
+      (this.#perHost.get(host) ?? 0) >= (this.#options.maxPerHost ?? 8)
+    ) {
+      this.stats.listenersRefused++;
+      return [encodeFull()];
+    }
+    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+    this.#listeners.set(key, { addr, host, lastSeen: now, secure: hs });
+    this.stats.listenersJoined++;
+    return [this.#key(hs)];
+  }
+
+  /** A KEY: the stream key and the FORMAT, sealed for one listener. */
+  #key(hs: ServerHandshake): Uint8Array {
+    const secure = this.#options.secure!;
+    const plain = new Uint8Array(32 + this.#options.format.length);
+    plain.set(secure.streamKey, 0);
+    plain.set(this.#options.format, 32);
+    return hs.seal(SecureUdpMsg.KEY, plain);
   }
 
   /** The listeners to send a block to at `now`; those silent too long are forgotten. */

@@ -18,7 +18,7 @@
  * @module
  */
 import { blockMs } from "./spec.ts";
-import { type ClockEstimate, ClockSync, SyncedTimeline } from "./clock_sync.ts";
+import { type ClockEstimate, ClockSync, decodeSyncReply, SyncedTimeline } from "./clock_sync.ts";
 import {
   JitterBuffer,
   newOrderCounters,
@@ -42,6 +42,8 @@ import {
   type UdpFormat,
   UdpMsg,
 } from "./udp_datagrams.ts";
+import { ClientHandshake, openData, SecureUdpMsg } from "./udp_secure.ts";
+import { CodeMismatch } from "../crypto/secure_stream.ts";
 
 /** What a datagram or the passing of time means for the session. */
 export type SubscriberEvent =
@@ -54,7 +56,9 @@ export type SubscriberEvent =
   /** The server is full and took no new listener. */
   | { type: "full" }
   /** The server has not answered for too long. */
-  | { type: "silent"; streaming: boolean };
+  | { type: "silent"; streaming: boolean }
+  /** The server refused the session, or the code did not match (one line). */
+  | { type: "refused"; message: string };
 
 /** Options of a {@link UdpSubscriber}. */
 export interface SubscriberOptions {
@@ -64,6 +68,8 @@ export interface SubscriberOptions {
   answerTimeoutMs?: number;
   /** Renew the subscription (and sync clocks) this often, ms (default 1000). */
   renewMs?: number;
+  /** The server's code, and 48 random bytes for the handshake (the shell's). */
+  code?: { code: string; random: Uint8Array };
 }
 
 /** One listener's subscription to an Audio-UDP server. */
@@ -88,11 +94,18 @@ export class UdpSubscriber {
   #lastAnswer = 0;
   #nextRenew = 0;
   #timeline: SyncedTimeline<AssembledBlock>;
+  #handshake: ClientHandshake | undefined;
+  /** The handshake datagram to send again until the server answers it. */
+  #pendingHandshake: Uint8Array | undefined;
+  #streamKey: Uint8Array | undefined;
+  /** Sealed datagrams that failed to open (tampered, replayed, injected). */
+  tampered = 0;
 
   /** A subscriber; nothing happens until {@link start}. */
   constructor(options: SubscriberOptions = {}) {
     this.#options = options;
     this.#timeline = this.#newTimeline();
+    if (options.code) this.#handshake = new ClientHandshake(options.code.code, options.code.random);
   }
 
   /** The clock estimate at `now`, or null before the first sync answer. */
@@ -127,6 +140,12 @@ export class UdpSubscriber {
     if (now - this.#lastAnswer > (this.#options.answerTimeoutMs ?? 5000)) {
       return [{ type: "silent", streaming: this.#format !== undefined }];
     }
+    if (this.#pendingHandshake) {
+      // Until the server answers, its handshake datagram again (one may be lost).
+      if (now < this.#nextRenew - this.#renewMs / 2) return [];
+      this.#nextRenew = now + this.#renewMs;
+      return [{ type: "send", datagram: this.#pendingHandshake }];
+    }
     const syncDue = this.#cookie !== null && this.#sync.due(now);
     // Half a period of slack, so a timer that fires a little early still renews.
     if (!syncDue && now < this.#nextRenew - this.#renewMs / 2) return [];
@@ -140,7 +159,20 @@ export class UdpSubscriber {
   receive(d: Uint8Array, fromServer: boolean, now: number): SubscriberEvent[] {
     if (!fromServer) return this.#invalid();
     const type = datagramType(d);
+    const refused = this.#refusal(type);
+    if (refused) return [{ type: "refused", message: refused }];
+    if (this.#handshake && type !== null && type >= SecureUdpMsg.PAKE_INIT) {
+      return this.#secureReceive(d, type, now);
+    }
     if (type === UdpMsg.DATA && this.#reasm && this.#jitter) {
+      if (this.#streamKey) {
+        const opened = openData(this.#streamKey, d);
+        if (!opened) {
+          this.tampered++;
+          return this.#invalid();
+        }
+        d = opened;
+      }
       const f = decodeFragment(d);
       if (isRejected(f) || f.streamId !== this.#format!.streamId) return this.#invalid();
       this.#lastAnswer = now;
@@ -150,7 +182,7 @@ export class UdpSubscriber {
       // Play-out waits for the clocks to be known.
       return this.#toJitter(this.#timeline.arrive(b));
     }
-    if (type === UdpMsg.SYNC) {
+    if (type === UdpMsg.SYNC && !this.#handshake) {
       const r = decodeSync(d);
       if (isRejected(r)) return this.#invalid();
       const released = this.#timeline.answer(r, now);
@@ -166,29 +198,97 @@ export class UdpSubscriber {
       if (!c) return this.#invalid();
       this.#cookie = c.slice();
       this.#lastAnswer = now;
+      if (this.#handshake && !this.#handshake.keyed) {
+        // Proven: now the code.
+        this.#pendingHandshake = this.#handshake.init(this.#cookie);
+        this.#nextRenew = now + this.#renewMs;
+        return [{ type: "send", datagram: this.#pendingHandshake }];
+      }
       return [{ type: "send", datagram: this.#subscribe(now) }];
     }
     if (type === UdpMsg.FULL && !this.#format) return [{ type: "full" }];
-    if (type === UdpMsg.FORMAT) {
+    if (type === UdpMsg.FORMAT && !this.#handshake) {
       const fmt = decodeFormat(d);
       if (isRejected(fmt)) return this.#invalid();
-      this.#lastAnswer = now;
-      if (fmt.streamId === this.#format?.streamId) return [];
-      // First format, or the server restarted: (re)start the stream.
-      const restarted = this.#format !== undefined;
-      if (restarted) {
-        // Another server process, perhaps on another clock: sync starts over.
-        this.restarts++;
-        this.#timeline = this.#newTimeline();
-      }
-      const targetMs = this.#jitter?.targetMs ??
-        this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
-      this.#format = fmt;
-      this.#jitter = new JitterBuffer({ targetMs, blockMs: blockMs(fmt), counters: this.counters });
-      this.#reasm = new Reassembler(fmt, fmt.mtu, 64, this.fragments);
-      return [{ type: "stream", format: fmt, restarted }];
+      return this.#stream(fmt, now);
     }
     return this.#invalid();
+  }
+
+  /** A format arrived (in the clear, or sealed in a KEY): the stream (re)starts if new. */
+  #stream(fmt: UdpFormat, now: number): SubscriberEvent[] {
+    this.#lastAnswer = now;
+    if (fmt.streamId === this.#format?.streamId) return [];
+    // First format, or the server restarted: (re)start the stream.
+    const restarted = this.#format !== undefined;
+    if (restarted) {
+      // Another server process, perhaps on another clock: sync starts over.
+      this.restarts++;
+      this.#timeline = this.#newTimeline();
+    }
+    const targetMs = this.#jitter?.targetMs ??
+      this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
+    this.#format = fmt;
+    this.#jitter = new JitterBuffer({ targetMs, blockMs: blockMs(fmt), counters: this.counters });
+    this.#reasm = new Reassembler(fmt, fmt.mtu, 64, this.fragments);
+    return [{ type: "stream", format: fmt, restarted }];
+  }
+
+  /** A refusal the server sent, as the line to print, or null. */
+  #refusal(type: number | null): string | null {
+    if (type === SecureUdpMsg.NEEDS_CODE && !this.#handshake) {
+      return "This server needs a code: give it with --code or SOCKETS_CODE";
+    }
+    if (type === SecureUdpMsg.NO_CODE && this.#handshake) {
+      return "Server does not use a code: run without --code or SOCKETS_CODE";
+    }
+    if (type === SecureUdpMsg.WRONG_CODE && this.#handshake) return new CodeMismatch().message;
+    if (type === SecureUdpMsg.THROTTLED && this.#handshake) {
+      return "Too many wrong codes from your address; try again in a few seconds";
+    }
+    return null;
+  }
+
+  /** The coded handshake's datagrams and the sealed ones. */
+  #secureReceive(d: Uint8Array, type: number, now: number): SubscriberEvent[] {
+    const hs = this.#handshake!;
+    if (type === SecureUdpMsg.PAKE_REPLY && this.#cookie && !hs.keyed) {
+      try {
+        this.#pendingHandshake = hs.confirm(d, this.#cookie);
+      } catch (err) {
+        if (err instanceof CodeMismatch) return [{ type: "refused", message: err.message }];
+        return this.#invalid(); // a hostile share
+      }
+      this.#lastAnswer = now;
+      return [{ type: "send", datagram: this.#pendingHandshake }];
+    }
+    const plain = type === SecureUdpMsg.KEY || type === SecureUdpMsg.SYNC_SEALED
+      ? hs.open(d)
+      : null;
+    if (!plain) {
+      if (type === SecureUdpMsg.KEY || type === SecureUdpMsg.SYNC_SEALED) this.tampered++;
+      return this.#invalid();
+    }
+    if (type === SecureUdpMsg.KEY) {
+      const fmt = decodeFormat(plain.subarray(32));
+      if (isRejected(fmt)) return this.#invalid();
+      const first = this.#streamKey === undefined;
+      this.#streamKey = plain.slice(0, 32);
+      this.#pendingHandshake = undefined;
+      const events = this.#stream(fmt, now);
+      // Joined: the first renewal at once, with a clock sync request.
+      if (first) events.push({ type: "send", datagram: this.#subscribe(now) });
+      return events;
+    }
+    const r = decodeSyncReply(plain);
+    if (!r) return this.#invalid();
+    const released = this.#timeline.answer(r, now);
+    if (released === null) {
+      this.syncRefused++;
+      return [];
+    }
+    this.#lastAnswer = now;
+    return this.#toJitter(released);
   }
 
   /** When the next play-out slot is due (ms, the client's clock), or null. */
@@ -224,6 +324,7 @@ export class UdpSubscriber {
       fragments_duplicate: f.duplicates,
       fragments_expired: f.expired,
       datagrams_invalid: this.invalid + f.invalid,
+      datagrams_tampered: this.tampered,
     };
   }
 

@@ -32,6 +32,51 @@ export function sessionKeys(ke: Uint8Array, context: string): SessionKeys {
   return { serverToClient: key("server to client"), clientToServer: key("client to server") };
 }
 
+/**
+ * Seals under an explicit 12-byte nonce, for datagrams, which carry what
+ * their nonce is made of (the caller sees to it that a nonce never repeats
+ * under a key). Ciphertext then tag.
+ */
+export function sealAt(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): Uint8Array {
+  const c = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_LENGTH });
+  c.setAAD(aad, { plaintextLength: plaintext.length });
+  const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+  const body = c.update(plaintext);
+  out.set(body, 0);
+  out.set(c.final(), body.length);
+  out.set(c.getAuthTag(), plaintext.length);
+  return out;
+}
+
+/** Opens what {@link sealAt} sealed, or null if it fails its tag. */
+export function openAt(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  sealed: Uint8Array,
+  aad: Uint8Array,
+): Uint8Array | null {
+  if (sealed.length < TAG_LENGTH) return null;
+  const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
+  const d = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_LENGTH });
+  d.setAAD(aad, { plaintextLength: body.length });
+  d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
+  try {
+    const a = d.update(body);
+    const rest = d.final();
+    const out = new Uint8Array(a.length + rest.length);
+    out.set(a, 0);
+    out.set(rest, a.length);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
 function nonce(count: bigint): Uint8Array {
   const n = new Uint8Array(12);
   new DataView(n.buffer).setBigUint64(4, count);

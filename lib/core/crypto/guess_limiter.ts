@@ -58,6 +58,16 @@ export class GuessLimiter {
     this.#hosts.set(host, b);
   }
 
+  /**
+   * Gives back a guess counted before its outcome was known (Audio-UDP
+   * counts each handshake it answers): the code was right.
+   */
+  refund(host: string, now: number): void {
+    this.#refill(this.#global, now, GLOBAL_PER_SECOND, 1000 / GLOBAL_PER_SECOND).tokens += 1;
+    const b = this.#hosts.get(host);
+    if (b) this.#refill(b, now, HOST_BURST, HOST_EVERY_MS).tokens += 1;
+  }
+
   #refill(b: Bucket, now: number, cap: number, everyMs: number): Bucket {
     b.tokens = Math.min(cap, b.tokens + Math.max(0, now - b.at) / everyMs);
     b.at = now;
