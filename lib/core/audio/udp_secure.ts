@@ -49,7 +49,7 @@ export const SecureUdpMsg = {
 } as const;
 
 /** Bytes a sealed DATA datagram adds to a plain one (the tag). */
-export const DATA_TAG = TAG_LENGTH;
+export const DATA_TAG: number = TAG_LENGTH;
 
 const CONTEXT = "audio-udp";
 const IDS = { a: new TextEncoder().encode("server"), b: new TextEncoder().encode("client") };
