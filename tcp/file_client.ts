@@ -142,6 +142,8 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   try {
     const start = performance.now();
     conn = await connectTo(host, options.port);
+    // Small frames (the offer, the end) must not wait on a delayed ACK.
+    conn.setNoDelay(true);
     const c = conn;
     // With a code: the handshake first (nothing of the file moves before
     // both sides have confirmed it), then every frame sealed.

@@ -151,6 +151,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
         continue;
       }
       conns.add(conn);
+      // Small frames (accept, NACKs, done) must not wait on a delayed ACK.
+      conn.setNoDelay(true);
       perHost.set(peer.hostname, mine + 1);
       const who = `${peer.hostname}:${peer.port}`;
       const h = serveConnection(conn, settings, peer.hostname).then((rec) => {

@@ -17,6 +17,13 @@ import type { GuessLimiter } from "../core/crypto/guess_limiter.ts";
 import { closeQuietly } from "./errors.ts";
 import { writeAll } from "./streams.ts";
 
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) all.set(p, (at += p.length) - p.length);
+  return all;
+}
+
 /** A connection that has proven the code. */
 export interface CodedConn {
   /** Seals what the tool sends and opens what it receives. */
@@ -51,6 +58,10 @@ async function handshake(
   sent: () => void,
 ): Promise<Uint8Array[]> {
   const early: Uint8Array[] = [];
+  // The handshake is small messages each way and the tool's first frame
+  // follows the last at once: without this, Nagle holds it for the peer's
+  // delayed ACK (40 ms on Linux).
+  if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   const timer = setTimeout(() => closeQuietly(conn), timeoutMs);
   try {
     const buf = new Uint8Array(4096);
@@ -62,11 +73,16 @@ async function handshake(
         );
       }
       const events: SecureEvent[] = secure.receive(buf.subarray(0, n));
+      // One write for all a step sends (the server's share and
+      // confirmation): two small writes wait on each other's ACK (Nagle).
+      const out: Uint8Array[] = [];
       for (const e of events) {
-        if (e.type === "send") {
-          await writeAll(conn, e.bytes);
-          sent();
-        } else if (e.type === "data") early.push(e.bytes);
+        if (e.type === "send") out.push(e.bytes);
+        else if (e.type === "data") early.push(e.bytes);
+      }
+      if (out.length > 0) {
+        await writeAll(conn, out.length === 1 ? out[0] : concatBytes(out));
+        sent();
       }
     }
     return early;
