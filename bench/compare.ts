@@ -40,6 +40,8 @@ import { startServerTool, toolCommand } from "../tests/support/tool_process.ts";
 import { createLossyNetwork, type LossyNetwork, netnsUnavailable, SERVER_IP } from "./netns.ts";
 
 const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-write", "--allow-env"];
+/** The code both sides share when they are in two namespaces. */
+const COMPARE_CODE = "bench-compare-code";
 
 /** Options of {@link compare}. */
 export interface CompareOptions {
@@ -84,10 +86,13 @@ async function runOne(
   }
   const host = net ? SERVER_IP : "127.0.0.1";
   await net?.setLoss(loss);
+  // Between the namespaces the server listens beyond loopback, so both
+  // sides share a code, as two machines would: the audio is sealed.
+  const env = net ? { SOCKETS_CODE: COMPARE_CODE } : undefined;
   await using server = await startServerTool(
     `${transport}/audio_server.ts`,
     ["--host", host, "--port", net ? "4444" : "0", "--input", "tone", "--block", String(o.block)],
-    { permissions: PERMS, netns: net?.server },
+    { permissions: PERMS, netns: net?.server, env },
   );
   track(server.child);
   let relay;
@@ -118,7 +123,7 @@ async function runOne(
         "--report",
         reportPath,
         ...(transport === "tcp" ? ["--latency", "600000"] : []),
-      ], { permissions: PERMS, netns: net?.client, stderr: "piped" }).spawn(),
+      ], { permissions: PERMS, netns: net?.client, stderr: "piped", env }).spawn(),
     );
     const out = await client.output();
     if (out.code !== 0) {
