@@ -16,17 +16,18 @@ import { join } from "node:path";
 import { parseFlags, parseSizeFlag, runMain } from "../lib/cli/flags.ts";
 import { UserError } from "../lib/core/errors.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
-import { commandExists, startServerTool, toolCommand } from "../tests/support/tool_process.ts";
+import {
+  commandExists,
+  FILE_CLIENT_PERMS,
+  FILE_SERVER_PERMS,
+  startServerTool,
+  toolCommand,
+} from "../tests/support/tool_process.ts";
 import { freePort } from "../tests/support/helpers.ts";
 
 // The permissions of the deno.json tasks.
-const SERVER_PERMS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env=INIT_CWD,SOCKETS_CODE",
-];
-const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD,SOCKETS_CODE"];
+const SERVER_PERMS = FILE_SERVER_PERMS;
+const CLIENT_PERMS = FILE_CLIENT_PERMS;
 /** The code of the coded rounds. */
 const CODE = "bamol-tisek-ruvan";
 

@@ -15,18 +15,13 @@ import {
   waitFor,
 } from "../support/helpers.ts";
 import { startFileServer } from "../../tcp/file_server.ts";
-import { startServerTool } from "../support/tool_process.ts";
+import { FILE_CLIENT_PERMS, FILE_SERVER_PERMS, startServerTool } from "../support/tool_process.ts";
 
 const SERVER = "tcp/file_server.ts";
 const CLIENT = "tcp/file_client.ts";
 // The same permissions as the deno.json tasks.
-const SERVER_PERMS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env=INIT_CWD,SOCKETS_CODE",
-];
-const CLIENT_PERMS = ["--allow-net", "--allow-read", "--allow-env=INIT_CWD,SOCKETS_CODE"];
+const SERVER_PERMS = FILE_SERVER_PERMS;
+const CLIENT_PERMS = FILE_CLIENT_PERMS;
 const isRoot = Deno.uid() === 0;
 
 function client(args: string[], env?: Record<string, string>) {

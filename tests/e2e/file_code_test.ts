@@ -18,10 +18,10 @@ import {
   tempDir,
   waitFor,
 } from "../support/helpers.ts";
-import { startServerTool } from "../support/tool_process.ts";
+import { FILE_SERVER_PERMS, startServerTool } from "../support/tool_process.ts";
 
 const CODE = "bamol-tisek-ruvan";
-const PERMS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env=INIT_CWD,SOCKETS_CODE"];
+const PERMS = FILE_SERVER_PERMS;
 
 /** A file whose every 4 KiB holds a marker that must never be seen on the wire. */
 const MARKER = new TextEncoder().encode("PLAINTEXT-MARKER-7f3a");

@@ -158,3 +158,17 @@ export function ignoreUnless(missing: string | null, what: string): boolean {
 export function requireHere(missing: string | null): void {
   if (missing !== null) throw new Error(`Cannot run under CI: ${missing}`);
 }
+
+/** The file server task's permissions (deno.json), for tests and benches that run it. */
+export const FILE_SERVER_PERMS: string[] = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env=INIT_CWD,SOCKETS_CODE",
+];
+/** The file client task's permissions. */
+export const FILE_CLIENT_PERMS: string[] = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-env=INIT_CWD,SOCKETS_CODE",
+];

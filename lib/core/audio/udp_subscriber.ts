@@ -18,7 +18,13 @@
  * @module
  */
 import { blockMs } from "./spec.ts";
-import { type ClockEstimate, ClockSync, decodeSyncReply, SyncedTimeline } from "./clock_sync.ts";
+import {
+  type ClockEstimate,
+  ClockSync,
+  decodeSyncReply,
+  SyncedTimeline,
+  type SyncReply,
+} from "./clock_sync.ts";
 import {
   JitterBuffer,
   newOrderCounters,
@@ -184,14 +190,7 @@ export class UdpSubscriber {
     }
     if (type === UdpMsg.SYNC && !this.#handshake) {
       const r = decodeSync(d);
-      if (isRejected(r)) return this.#invalid();
-      const released = this.#timeline.answer(r, now);
-      if (released === null) {
-        this.syncRefused++;
-        return [];
-      }
-      this.#lastAnswer = now;
-      return this.#toJitter(released);
+      return isRejected(r) ? this.#invalid() : this.#syncAnswer(r, now);
     }
     if (type === UdpMsg.CHALLENGE) {
       const c = decodeCookie(d);
@@ -281,7 +280,11 @@ export class UdpSubscriber {
       return events;
     }
     const r = decodeSyncReply(plain);
-    if (!r) return this.#invalid();
+    return r ? this.#syncAnswer(r, now) : this.#invalid();
+  }
+
+  /** A clock sync answer: blocks waiting for the clocks may go to the jitter buffer. */
+  #syncAnswer(r: SyncReply, now: number): SubscriberEvent[] {
     const released = this.#timeline.answer(r, now);
     if (released === null) {
       this.syncRefused++;

@@ -43,14 +43,26 @@ export function sealAt(
   plaintext: Uint8Array,
   aad: Uint8Array,
 ): Uint8Array {
+  const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+  sealTo(out, 0, key, nonce, plaintext, aad);
+  return out;
+}
+
+/** Seals into `out` at `offset`: ciphertext then tag. The one place that seals. */
+function sealTo(
+  out: Uint8Array,
+  offset: number,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): void {
   const c = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_LENGTH });
   c.setAAD(aad, { plaintextLength: plaintext.length });
-  const out = new Uint8Array(plaintext.length + TAG_LENGTH);
   const body = c.update(plaintext);
-  out.set(body, 0);
-  out.set(c.final(), body.length);
-  out.set(c.getAuthTag(), plaintext.length);
-  return out;
+  out.set(body, offset);
+  out.set(c.final(), offset + body.length); // empty for a stream cipher
+  out.set(c.getAuthTag(), offset + plaintext.length);
 }
 
 /** Opens what {@link sealAt} sealed, or null if it fails its tag. */
@@ -111,15 +123,7 @@ export class Sealer {
    * before it without another copy.
    */
   sealInto(out: Uint8Array, offset: number, plaintext: Uint8Array, aad: Uint8Array): void {
-    const c = createCipheriv("chacha20-poly1305", this.#key, nonce(this.#count++), {
-      authTagLength: TAG_LENGTH,
-    });
-    c.setAAD(aad, { plaintextLength: plaintext.length });
-    const body = c.update(plaintext);
-    out.set(body, offset);
-    const rest = c.final(); // empty for a stream cipher
-    out.set(rest, offset + body.length);
-    out.set(c.getAuthTag(), offset + plaintext.length);
+    sealTo(out, offset, this.#key, nonce(this.#count++), plaintext, aad);
   }
 }
 
