@@ -131,6 +131,8 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     stats.blocksCaptured++;
     const t = now();
     for (const l of listeners) {
+      // Dropped already, its task not yet done: not counted twice.
+      if (l.closed) continue;
       if (l.session.push(frame, t)) stats.blocksDroppedForSlowListeners++;
       l.wake?.();
       if (l.session.stuck(t)) {

@@ -81,8 +81,8 @@ async function handshake(
         else if (e.type === "data") early.push(e.bytes);
       }
       if (out.length > 0) {
+        sent(); // before the peer can see it
         await writeAll(conn, out.length === 1 ? out[0] : concatBytes(out));
-        sent();
       }
     }
     return early;
@@ -110,16 +110,22 @@ export async function acceptCoded(
     random: crypto.getRandomValues(new Uint8Array(48)),
     maxInner: options.maxInner,
   });
-  let confirmed = false;
+  let counted = false;
   try {
     const throttled = guesses.check(host, Date.now());
     if (throttled) throw new UserError(throttled);
     if (options.announce) await writeAll(conn, SecureStream.announcement());
-    const early = await handshake(conn, secure, options.timeoutMs ?? 5000, () => confirmed = true);
+    // Our confirmation lets the peer test one guess at the code: counted
+    // as it goes out (so the next connection already sees it), given back
+    // if the peer's confirmation matches.
+    const early = await handshake(conn, secure, options.timeoutMs ?? 5000, () => {
+      if (!counted) guesses.failed(host, Date.now());
+      counted = true;
+    });
+    if (counted) guesses.refund(host, Date.now());
     return { secure, early };
   } catch (err) {
-    // Past our confirmation and no further: a guess at the code.
-    if (confirmed || err instanceof CodeMismatch) guesses.failed(host, Date.now());
+    if (!counted && err instanceof CodeMismatch) guesses.failed(host, Date.now());
     const message = err instanceof Error ? err.message : String(err);
     const refusal = err instanceof CodeRequired
       ? plainRefusal(message)
