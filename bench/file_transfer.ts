@@ -26,8 +26,6 @@ import {
 import { freePort } from "../tests/support/helpers.ts";
 
 // The permissions of the deno.json tasks.
-const SERVER_PERMS = FILE_SERVER_PERMS;
-const CLIENT_PERMS = FILE_CLIENT_PERMS;
 /** The code of the coded rounds. */
 const CODE = "bamol-tisek-ruvan";
 
@@ -88,7 +86,7 @@ async function ours(file: string, dir: string, code?: string): Promise<OursResul
   await using server = await startServerTool(
     "tcp/file_server.ts",
     ["--port", "0", "--dir", dir, "--overwrite"],
-    { permissions: SERVER_PERMS, env },
+    { permissions: FILE_SERVER_PERMS, env },
   );
   try {
     return await timeClient(file, server.port, server.child.pid, env);
@@ -108,7 +106,7 @@ async function timeClient(
 ): Promise<OursResult> {
   const start = performance.now();
   const client = toolCommand("tcp/file_client.ts", ["--port", String(port), file], {
-    permissions: CLIENT_PERMS,
+    permissions: FILE_CLIENT_PERMS,
     stderr: "null",
     env,
   }).spawn();

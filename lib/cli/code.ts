@@ -7,8 +7,12 @@
  * @module
  */
 import { UsageError } from "../core/errors.ts";
-import { generateCode, MIN_CODE_LENGTH, normalizeCode } from "../core/crypto/code.ts";
-import { CODE_RANDOM_BYTES } from "../core/crypto/code.ts";
+import {
+  CODE_RANDOM_BYTES,
+  generateCode,
+  MIN_CODE_LENGTH,
+  normalizeCode,
+} from "../core/crypto/code.ts";
 
 /** Whether `host` is a loopback address (or name). */
 export function isLoopback(host: string): boolean {

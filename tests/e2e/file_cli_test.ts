@@ -20,12 +20,10 @@ import { FILE_CLIENT_PERMS, FILE_SERVER_PERMS, startServerTool } from "../suppor
 const SERVER = "tcp/file_server.ts";
 const CLIENT = "tcp/file_client.ts";
 // The same permissions as the deno.json tasks.
-const SERVER_PERMS = FILE_SERVER_PERMS;
-const CLIENT_PERMS = FILE_CLIENT_PERMS;
 const isRoot = Deno.uid() === 0;
 
 function client(args: string[], env?: Record<string, string>) {
-  return runTool(CLIENT, args, { permissions: CLIENT_PERMS, env });
+  return runTool(CLIENT, args, { permissions: FILE_CLIENT_PERMS, env });
 }
 
 Deno.test("CLI: the client sends a file given relative to INIT_CWD; SIGTERM stops the server", async () => {
@@ -33,7 +31,7 @@ Deno.test("CLI: the client sends a file given relative to INIT_CWD; SIGTERM stop
   await using dst = await tempDir();
   const data = await randomFile(join(src.path, "movie.mp4"), 100_000);
   const srv = await startServerTool(SERVER, ["--port", "0", "--dir", dst.path], {
-    permissions: SERVER_PERMS,
+    permissions: FILE_SERVER_PERMS,
   });
   assert.match(srv.output(), /listening on 127\.0\.0\.1:\d+/);
   const r = await client(["--port", String(srv.port), "movie.mp4"], { INIT_CWD: src.path });
@@ -112,7 +110,7 @@ Deno.test("CLI: port in use, bad DIR and a file over --max-size", async () => {
   const port = String((busy.addr as Deno.NetAddr).port);
   try {
     const srv = (args: string[]) =>
-      runTool(SERVER, ["--port", port, ...args], { permissions: SERVER_PERMS });
+      runTool(SERVER, ["--port", port, ...args], { permissions: FILE_SERVER_PERMS });
     assert.equal(
       oneLineError(await srv(["--dir", dst.path])),
       `error: Port ${port} on 127.0.0.1 is already in use`,
@@ -167,7 +165,7 @@ Deno.test("CLI: a directory the server cannot write to is refused at start", asy
     await Deno.mkdir(ro);
     await Deno.chmod(ro, 0o555);
   }
-  const r = await runTool(SERVER, ["--port", "0", "--dir", ro], { permissions: SERVER_PERMS });
+  const r = await runTool(SERVER, ["--port", "0", "--dir", ro], { permissions: FILE_SERVER_PERMS });
   assert.match(oneLineError(r), new RegExp(`^error: Directory ${ro} is not writable`));
 });
 

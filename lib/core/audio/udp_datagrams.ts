@@ -125,7 +125,8 @@ export function datagramType(d: Uint8Array): number | null {
   return d[3];
 }
 
-function header(type: number, length: number): Uint8Array {
+/** A datagram of `length` bytes with our magic, version and `type` filled in. */
+export function newDatagram(type: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   out[0] = UDP_MAGIC >> 8;
   out[1] = UDP_MAGIC & 0xff;
@@ -162,7 +163,7 @@ export function fragmentBlock(
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const part = block.subarray(i * size, Math.min(block.length, (i + 1) * size));
-    const d = header(UdpMsg.DATA, DATA_HEADER + part.length);
+    const d = newDatagram(UdpMsg.DATA, DATA_HEADER + part.length);
     const v = new DataView(d.buffer);
     v.setUint32(4, streamId >>> 0);
     v.setUint32(8, seq >>> 0);
@@ -213,7 +214,7 @@ export function encodeSubscribe(
   cookie: Uint8Array | null,
   options: SubscribeOptions = {},
 ): Uint8Array {
-  const d = header(
+  const d = newDatagram(
     options.bye ? UdpMsg.BYE : UdpMsg.SUBSCRIBE,
     options.bye ? 4 + COOKIE_LENGTH : SUBSCRIBE_LENGTH,
   );
@@ -239,7 +240,7 @@ export function decodeSubscribe(d: Uint8Array): { t1: number | null; haveFormat:
 
 /** A SYNC datagram answering a clock sync request. */
 export function encodeSync(r: SyncReply): Uint8Array {
-  const d = header(UdpMsg.SYNC, 4 + SYNC_REPLY_LENGTH);
+  const d = newDatagram(UdpMsg.SYNC, 4 + SYNC_REPLY_LENGTH);
   writeSyncReply(d, 4, r);
   return d;
 }
@@ -257,20 +258,20 @@ export function decodeCookie(d: Uint8Array): Uint8Array | null {
 
 /** A CHALLENGE carrying `cookie` (20 bytes: smaller than any SUBSCRIBE). */
 export function encodeChallenge(cookie: Uint8Array): Uint8Array {
-  const d = header(UdpMsg.CHALLENGE, 4 + COOKIE_LENGTH);
+  const d = newDatagram(UdpMsg.CHALLENGE, 4 + COOKIE_LENGTH);
   d.set(cookie, 4);
   return d;
 }
 
 /** A FULL datagram (the server has as many listeners as it takes). */
 export function encodeFull(): Uint8Array {
-  return header(UdpMsg.FULL, 4);
+  return newDatagram(UdpMsg.FULL, 4);
 }
 
 /** A FORMAT datagram: the format's JSON after its MD5. */
 export function encodeFormat(f: UdpFormat): Uint8Array {
   const body = encodeStreamFormat(f);
-  const d = header(UdpMsg.FORMAT, 4 + MD5_LENGTH + body.length);
+  const d = newDatagram(UdpMsg.FORMAT, 4 + MD5_LENGTH + body.length);
   d.set(md5(body), 4);
   d.set(body, 4 + MD5_LENGTH);
   return d;

@@ -29,11 +29,10 @@
  * @module
  */
 import { CodeMismatch } from "../crypto/secure_stream.ts";
-import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, Spake2 } from "../crypto/spake2.ts";
-import { scalarFromBytes } from "../crypto/spake2.ts";
-import { codeScalar } from "../crypto/code.ts";
+import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, type Spake2 } from "../crypto/spake2.ts";
+import { codeExchange } from "../crypto/code.ts";
 import { openAt, sealAt, sessionKeys, TAG_LENGTH } from "../crypto/channel.ts";
-import { COOKIE_LENGTH, DATA_HEADER, UDP_MAGIC, UDP_VERSION } from "./udp_datagrams.ts";
+import { COOKIE_LENGTH, DATA_HEADER, newDatagram } from "./udp_datagrams.ts";
 
 /** Datagram types of the coded handshake (beside `UdpMsg`). */
 export const SecureUdpMsg = {
@@ -52,14 +51,9 @@ export const SecureUdpMsg = {
 export const DATA_TAG: number = TAG_LENGTH;
 
 const CONTEXT = "audio-udp";
-const IDS = { a: new TextEncoder().encode("server"), b: new TextEncoder().encode("client") };
 
 function datagram(type: number, parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(4 + parts.reduce((n, p) => n + p.length, 0));
-  out[0] = UDP_MAGIC >> 8;
-  out[1] = UDP_MAGIC & 0xff;
-  out[2] = UDP_VERSION;
-  out[3] = type;
+  const out = newDatagram(type, 4 + parts.reduce((n, p) => n + p.length, 0));
   let at = 4;
   for (const p of parts) {
     out.set(p, at);
@@ -142,7 +136,7 @@ export class ServerHandshake {
 
   /** A handshake for `code`, with 48 random bytes from the shell. */
   constructor(code: string, random: Uint8Array) {
-    this.#pake = new Spake2("A", codeScalar(code, CONTEXT), scalarFromBytes(random), IDS);
+    this.#pake = codeExchange("server", code, CONTEXT, random);
   }
 
   /** Answers a PAKE_INIT's share: the PAKE_REPLY (throws on a hostile share). */
@@ -182,7 +176,7 @@ export class ClientHandshake {
 
   /** A handshake for `code`, with 48 random bytes from the shell. */
   constructor(code: string, random: Uint8Array) {
-    this.#pake = new Spake2("B", codeScalar(code, CONTEXT), scalarFromBytes(random), IDS);
+    this.#pake = codeExchange("client", code, CONTEXT, random);
   }
 
   /** The PAKE_INIT to send with the server's cookie. */

@@ -79,7 +79,8 @@ export function openAt(
   d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
   try {
     const a = d.update(body);
-    const rest = d.final();
+    const rest = d.final(); // checks the tag; empty for a stream cipher
+    if (rest.length === 0) return new Uint8Array(a.buffer, a.byteOffset, a.length);
     const out = new Uint8Array(a.length + rest.length);
     out.set(a, 0);
     out.set(rest, a.length);
@@ -103,11 +104,6 @@ export class Sealer {
   /** A sealer under `key` (32 bytes). */
   constructor(key: Uint8Array) {
     this.#key = key;
-  }
-
-  /** Messages sealed so far. */
-  get count(): bigint {
-    return this.#count;
   }
 
   /** `plaintext` sealed, bound to `aad`: ciphertext then tag. */
@@ -143,24 +139,8 @@ export class Opener {
    * replayed, reordered, or from someone without the key.
    */
   open(sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
-    if (sealed.length < TAG_LENGTH) return null;
-    const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
-    const d = createDecipheriv("chacha20-poly1305", this.#key, nonce(this.#count), {
-      authTagLength: TAG_LENGTH,
-    });
-    d.setAAD(aad, { plaintextLength: body.length });
-    d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
-    try {
-      const a = d.update(body);
-      const rest = d.final(); // checks the tag; empty for a stream cipher
-      this.#count++;
-      if (rest.length === 0) return new Uint8Array(a.buffer, a.byteOffset, a.length);
-      const out = new Uint8Array(a.length + rest.length);
-      out.set(a, 0);
-      out.set(rest, a.length);
-      return out;
-    } catch {
-      return null;
-    }
+    const plain = openAt(this.#key, nonce(this.#count), sealed, aad);
+    if (plain) this.#count++;
+    return plain;
   }
 }

@@ -13,7 +13,7 @@
  */
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { scalarFromBytes } from "./spake2.ts";
+import { scalarFromBytes, Spake2 } from "./spake2.ts";
 
 const CONSONANTS = "bdfghjklmnprstvz";
 const VOWELS = "aeiou";
@@ -65,4 +65,26 @@ export function codeScalar(code: string, context: string): bigint {
   const ikm = new TextEncoder().encode(normalizeCode(code));
   const info = new TextEncoder().encode(`sockets code ${context}`);
   return scalarFromBytes(hkdf(sha256, ikm, undefined, info, 48));
+}
+
+/**
+ * One side of the SPAKE2 exchange for a code: the server is A, the
+ * client B, the identities their roles' names. `random` is 48 random
+ * bytes from the shell; `aad` is bound into the confirmations.
+ */
+export function codeExchange(
+  role: "server" | "client",
+  code: string,
+  context: string,
+  random: Uint8Array,
+  aad?: Uint8Array,
+): Spake2 {
+  const ids = { a: new TextEncoder().encode("server"), b: new TextEncoder().encode("client") };
+  return new Spake2(
+    role === "server" ? "A" : "B",
+    codeScalar(code, context),
+    scalarFromBytes(random),
+    ids,
+    aad,
+  );
 }

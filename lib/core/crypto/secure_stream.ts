@@ -23,10 +23,9 @@
 import { ProtocolError, UserError } from "../errors.ts";
 import { encodeFrame, FrameDecoder, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { printable } from "../wire/text.ts";
-import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, Spake2 } from "./spake2.ts";
-import { codeScalar } from "./code.ts";
+import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, type Spake2 } from "./spake2.ts";
+import { codeExchange } from "./code.ts";
 import { Opener, Sealer, sessionKeys, TAG_LENGTH } from "./channel.ts";
-import { scalarFromBytes } from "./spake2.ts";
 
 /**
  * Frame types of the secure layer (apart from every protocol's own).
@@ -106,13 +105,11 @@ export class SecureStream {
   constructor(role: "server" | "client", o: SecureStreamOptions) {
     this.#role = role;
     this.#context = o.context;
-    const w = codeScalar(o.code, o.context);
-    const ids = { a: new TextEncoder().encode("server"), b: new TextEncoder().encode("client") };
-    this.#pake = new Spake2(
-      role === "server" ? "A" : "B",
-      w,
-      scalarFromBytes(o.random),
-      ids,
+    this.#pake = codeExchange(
+      role,
+      o.code,
+      o.context,
+      o.random,
       new TextEncoder().encode(o.context),
     );
     this.#decoder = new FrameDecoder({
