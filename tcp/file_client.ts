@@ -18,12 +18,11 @@ import {
   isResumeToken,
 } from "../lib/core/file/messages.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
-import { md5, Md5Stream } from "../lib/core/wire/md5.ts";
 import { formatBytes, formatRate } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
-import { readAt, readFullSync, writeAll } from "../lib/io/streams.ts";
+import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
@@ -130,7 +129,6 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   // that fails because the server hung up is explained by this message.
   let failure: unknown;
   let reader: Promise<void> | undefined;
-  let retryFile: Deno.FsFile | undefined;
   let explain = (err: unknown): Promise<unknown> => Promise.resolve(err);
   // Writes a frame of the file protocol: sealed when there is a code.
   let send = (bytes: Uint8Array) => writeAll(conn!, bytes);
@@ -155,7 +153,6 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
 
     // The server's side of the session: ACCEPT, NACKs to resend, then DONE.
     const accepted = Promise.withResolvers<void>();
-    const nacks: number[] = [];
     let wake: (() => void) | undefined;
     let done: Done | undefined;
     const take = (bytes: Uint8Array) => {
@@ -163,8 +160,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
         if (e.type === "accepted") {
           options.onToken?.(e.token);
           accepted.resolve();
-        } else if (e.type === "resend") nacks.push(e.index);
-        else done = e.done;
+        } else if (e.type === "done") done = e.done;
       }
     };
     await send(sender.offerFrame());
@@ -190,22 +186,6 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       if (failure) throw failure;
     };
     check();
-    const resend = async () => {
-      while (nacks.length > 0) {
-        const i = nacks.shift()!;
-        retryFile ??= await Deno.open(options.path, { read: true });
-        const data = await readAt(
-          retryFile,
-          i * chunkSize,
-          Math.min(chunkSize, size - i * chunkSize),
-        );
-        await send(sender.resendFrame(i, md5(data), data));
-      }
-    };
-
-    // Two frame buffers: the file is read and hashed into one while the other
-    // is being written to the socket.
-    const whole = new Md5Stream();
     // The reasons a transfer fails, explained: the server's own word first.
     explain = async (err: unknown) => {
       if (err === failure) return err;
@@ -220,40 +200,53 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       }
       return err;
     };
+    // Two frame buffers: the next chunk is read into one while the other is
+    // being written to the socket. The core hashes each chunk as it first
+    // goes out; a NACK sends it back to that chunk (it says which is next).
     const buffers = [0, 1].map(() => new Uint8Array(DATA_OFFSET + chunkSize));
     let pending: Promise<void> = Promise.resolve();
+    let position = 0; // the file offset the next sequential read starts at
     let sent = 0;
-    for (let i = 0; i < chunks; i++) {
+    let turn = 0;
+    let ended = false;
+    while (!done) {
       check();
-      const frame = buffers[i & 1];
-      const len = Math.min(chunkSize, size - i * chunkSize);
+      const i = sender.next;
+      if (i === null) {
+        await pending;
+        if (!ended) {
+          ended = true;
+          await send(sender.endFrame());
+          continue;
+        }
+        const woken = Promise.withResolvers<void>();
+        wake = woken.resolve;
+        if (sender.next === null && !done && !failure) await woken.promise;
+        wake = undefined;
+        continue;
+      }
+      const frame = buffers[turn++ & 1];
+      const offset = i * chunkSize;
+      const len = Math.min(chunkSize, size - offset);
+      if (position !== offset) file.seekSync(offset, Deno.SeekMode.Start);
       const data = frame.subarray(DATA_OFFSET, DATA_OFFSET + len);
       if (readFullSync(file, data) !== len) {
         throw new UserError(`${options.path} shrank while it was being sent`);
       }
-      whole.update(data);
-      const digest = md5(data);
+      position = offset + len;
       await pending;
-      if (nacks.length > 0) await resend();
-      pending = send(sender.chunkFrame(i, digest, frame, len));
-      sent += len;
-      options.onChunk?.(i, sent);
-      progress?.update(sent);
+      check();
+      // A NACK that came while waiting moved the next chunk back.
+      if (sender.next !== i) continue;
+      pending = send(sender.chunkFrame(i, frame, len));
+      if (offset + len > sent) {
+        sent = offset + len;
+        options.onChunk?.(i, sent);
+        progress?.update(sent);
+      }
     }
     await pending;
-    const localMd5 = whole.hex();
-    await send(sender.endFrame(localMd5));
-    while (!done) {
-      check();
-      if (nacks.length > 0) {
-        await resend();
-        continue;
-      }
-      const woken = Promise.withResolvers<void>();
-      wake = woken.resolve;
-      if (nacks.length === 0 && !done && !failure) await woken.promise;
-      wake = undefined;
-    }
+    const localMd5 = sender.md5!;
     await reader;
     check();
     progress?.finish();
@@ -270,7 +263,6 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     throw resumable(await explain(err));
   } finally {
     file.close();
-    retryFile?.close();
     closeQuietly(conn);
   }
 }

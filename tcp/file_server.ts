@@ -9,7 +9,12 @@
  */
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import { DATA_PREFIX, encodeError, FILE_PORT, MAX_CHUNK_SIZE } from "../lib/core/file/messages.ts";
-import { FileReceiver, type ReceiverEvent, WholeFileMismatch } from "../lib/core/file/receiver.ts";
+import {
+  FileReceiver,
+  type ReceiverCounters,
+  type ReceiverEvent,
+  WholeFileMismatch,
+} from "../lib/core/file/receiver.ts";
 import { safeBaseName } from "../lib/core/file/names.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
@@ -79,19 +84,13 @@ export interface FileServerOptions {
 }
 
 /** Counters of one finished or failed transfer, for logs and tests. */
-export interface TransferRecord {
+export interface TransferRecord extends ReceiverCounters {
   /** The name the client sent. */
   name: string;
   /** Stored file name, if the transfer finished. */
   storedAs?: string;
   /** Error message, if it failed. */
   error?: string;
-  /** DATA chunks received (including retransmissions). */
-  dataChunks: number;
-  /** Chunks confirmed by CHECK without their data (resumed). */
-  checkedChunks: number;
-  /** NACKs sent. */
-  nacks: number;
 }
 
 /** A running file server; `await using` closes it. */
@@ -225,7 +224,7 @@ async function serveConnection(
   host: string,
 ): Promise<TransferRecord> {
   const core = new FileReceiver();
-  const rec: TransferRecord = { name: "", dataChunks: 0, checkedChunks: 0, nacks: 0 };
+  const rec: TransferRecord = { name: "", ...core.counters };
   let partial: PartialFile | undefined;
   let base = "";
   // With a code, the handshake comes first and every frame is sealed.

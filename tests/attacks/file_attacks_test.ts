@@ -18,7 +18,7 @@ import {
 } from "../../lib/core/file/messages.ts";
 import { FileSender } from "../../lib/core/file/sender.ts";
 import { TransferState } from "../../lib/core/file/transfer_state.ts";
-import { encodeCheck } from "../../lib/core/file/messages.ts";
+import { CHUNK_CHECK, encodeCheck } from "../../lib/core/file/messages.ts";
 import { encodeFrame, FrameDecoder } from "../../lib/core/wire/frame.ts";
 import { md5 } from "../../lib/core/wire/md5.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
@@ -62,7 +62,12 @@ Deno.test("attack: offers of 2 GiB that send nothing cost no disk", async () => 
   await using srv = await server(dst.path);
   for (let i = 0; i < 5; i++) {
     const answer = await raw(srv.addr.port, [
-      encodeJson(MsgType.OFFER, { name: `big${i}`, size: 2 * 1024 ** 3, chunkSize: 1024 }),
+      encodeJson(MsgType.OFFER, {
+        name: `big${i}`,
+        size: 2 * 1024 ** 3,
+        chunkSize: 1024,
+        check: CHUNK_CHECK,
+      }),
     ]);
     assert.equal(answer[0].type, MsgType.ACCEPT);
   }
@@ -91,7 +96,13 @@ Deno.test("attack: another client cannot find, probe or damage a partial upload"
   // victim's chunks (with their true digests) are refused with a NACK.
   const chunk0 = data.subarray(0, 1024);
   for (const resume of [undefined, "0".repeat(32)]) {
-    const offer = { name: "victim.bin", size: data.length, chunkSize: 1024, resume };
+    const offer = {
+      name: "victim.bin",
+      size: data.length,
+      chunkSize: 1024,
+      check: CHUNK_CHECK,
+      resume,
+    };
     const answer = await raw(srv.addr.port, [
       encodeJson(MsgType.OFFER, offer),
       encodeCheck(0, md5(chunk0)),
@@ -173,10 +184,8 @@ Deno.test("attack: a hostile server's escape codes and NACK floods stop at the c
   };
   // A stored name with an escape sequence (clear the screen) is refused.
   const s = fresh();
-  for (let i = 0; i < 4; i++) {
-    s.chunkFrame(i, md5(new Uint8Array(1024)), new Uint8Array(20 + 8 + 1024), 1024);
-  }
-  s.endFrame("0".repeat(32));
+  for (let i = 0; i < 4; i++) s.chunkFrame(i, new Uint8Array(20 + 8 + 1024), 1024);
+  s.endFrame();
   const done = encodeJson(MsgType.DONE, { md5: "0".repeat(32), storedAs: "x\x1b[2J", bytes: 4096 });
   assert.throws(() => s.receive(done), ProtocolError);
   // An error message's escape codes are printed as "?".
@@ -186,7 +195,7 @@ Deno.test("attack: a hostile server's escape codes and NACK floods stop at the c
   );
   // Asking for one chunk more often than a server of ours ever would.
   const f = fresh();
-  f.chunkFrame(0, md5(new Uint8Array(1024)), new Uint8Array(20 + 8 + 1024), 1024);
+  f.chunkFrame(0, new Uint8Array(20 + 8 + 1024), 1024);
   for (let i = 0; i <= MAX_CHUNK_RETRIES; i++) f.receive(encodeNack(0));
   assert.throws(() => f.receive(encodeNack(0)), /asked for chunk 0 5 times/);
   // A server that claims to hold chunks of a transfer never started.
@@ -240,7 +249,12 @@ Deno.test("attack: idle and trickling strangers on one host never lock out anoth
   // A trickler, one byte every 100 ms of a frame it never finishes, is
   // closed after 600 ms without a whole message.
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.addr.port });
-  const offer = encodeJson(MsgType.OFFER, { name: "t", size: 10, chunkSize: 1024 });
+  const offer = encodeJson(MsgType.OFFER, {
+    name: "t",
+    size: 10,
+    chunkSize: 1024,
+    check: CHUNK_CHECK,
+  });
   const started = performance.now();
   for (let i = 0; i < offer.length - 1; i++) {
     if ((await conn.write(offer.subarray(i, i + 1)).catch(() => 0)) === 0) break;

@@ -8,8 +8,8 @@ import { DATA_OFFSET, FileSender } from "../../lib/core/file/sender.ts";
 import { FileReceiver, WholeFileMismatch } from "../../lib/core/file/receiver.ts";
 import { TransferState } from "../../lib/core/file/transfer_state.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
-import { encodeJson, encodeNack, MsgType } from "../../lib/core/file/messages.ts";
-import { md5, Md5Stream, toHex } from "../../lib/core/wire/md5.ts";
+import { CHUNK_CHECK, encodeJson, encodeNack, MsgType } from "../../lib/core/file/messages.ts";
+import { md5, PrefixMd5, toHex } from "../../lib/core/wire/md5.ts";
 import { ProtocolError, UserError } from "../../lib/core/errors.ts";
 
 const CHUNK = 1024;
@@ -33,11 +33,19 @@ const TOKEN = "0123456789abcdef0123456789abcdef";
 /**
  * Runs a whole transfer between the two cores. `split` cuts every byte
  * stream into pieces of that size; `corrupt` flips a byte of the chunks it
- * names (once each); `disk` carries a receiver's held chunks into a resume.
+ * names (once each); `window` is how many frames the sender writes before
+ * the server reads any (so chunks are in flight when a NACK comes); `disk`
+ * carries a receiver's held chunks into a resume.
  */
 function transfer(
   data: Uint8Array,
-  options: { split?: number; corrupt?: Set<number>; disk?: Disk; tamperEnd?: boolean } = {},
+  options: {
+    split?: number;
+    corrupt?: Set<number>;
+    disk?: Disk;
+    tamperEnd?: boolean;
+    window?: number;
+  } = {},
 ) {
   const disk = options.disk ?? new Disk();
   const sender = new FileSender({
@@ -91,37 +99,57 @@ function transfer(
     }
     return events;
   };
-  const chunkBytes = (i: number) =>
-    data.subarray(i * CHUNK, Math.min(data.length, (i + 1) * CHUNK));
   toServer.push(sender.offerFrame());
   let events = deliver();
   assert.equal(events[0]?.type, "accepted");
-  const whole = new Md5Stream();
-  const resend: number[] = [];
-  const collect = (evs: typeof events) => {
-    for (const e of evs) if (e.type === "resend") resend.push(e.index);
-  };
-  for (let i = 0; i < sender.chunks; i++) {
-    const bytes = chunkBytes(i);
-    whole.update(bytes);
-    const frame = new Uint8Array(DATA_OFFSET + CHUNK);
-    frame.set(bytes, DATA_OFFSET);
-    if (options.corrupt?.has(i) && !corrupted.has(i)) {
-      corrupted.add(i);
-      frame[DATA_OFFSET] ^= 0xff; // Flipped on the wire, after the digest.
+  const window = options.window ?? 1;
+  let ended = false;
+  for (let rounds = 0; !events.some((e) => e.type === "done"); rounds++) {
+    assert.ok(rounds < 10_000, "the session does not finish");
+    for (let n = 0; n < window; n++) {
+      const i = sender.next;
+      if (i === null) {
+        if (!ended) {
+          const end = sender.endFrame();
+          const fake = encodeJson(MsgType.END, { md5: "0".repeat(32) });
+          toServer.push(options.tamperEnd ? fake : end);
+        }
+        ended = true;
+        break;
+      }
+      const bytes = data.subarray(i * CHUNK, Math.min(data.length, (i + 1) * CHUNK));
+      const frame = new Uint8Array(DATA_OFFSET + CHUNK);
+      frame.set(bytes, DATA_OFFSET);
+      const out = sender.chunkFrame(i, frame, bytes.length).slice();
+      if (options.corrupt?.has(i) && !corrupted.has(i)) {
+        corrupted.add(i);
+        out[DATA_OFFSET] ^= 0xff; // Flipped on the wire, after the digest.
+      }
+      toServer.push(out);
     }
-    toServer.push(sender.chunkFrame(i, md5(bytes), frame, bytes.length));
-    collect(deliver());
-    while (resend.length > 0) {
-      const r = resend.shift()!;
-      toServer.push(sender.resendFrame(r, md5(chunkBytes(r)), chunkBytes(r)));
-      collect(deliver());
-    }
+    events = deliver();
   }
-  const hex = whole.hex();
-  toServer.push(sender.endFrame(options.tamperEnd ? "0".repeat(32) : hex));
-  events = deliver();
-  return { sender, receiver, disk, events, hex };
+  return { sender, receiver, disk, events, hex: sender.md5! };
+}
+
+/** The prefix MD5s of `data`'s first `n` chunks: a receiver's held state. */
+function prefixDigests(data: Uint8Array, n: number): Uint8Array[] {
+  const p = new PrefixMd5();
+  return Array.from({ length: n }, (_, i) => p.push(data.subarray(i * CHUNK, (i + 1) * CHUNK)));
+}
+
+/** A disk that holds `data`'s first `n` chunks from a cut session. */
+function heldDisk(data: Uint8Array, n: number): Disk {
+  const disk = new Disk();
+  disk.state = new TransferState(data.length, CHUNK);
+  const digests = prefixDigests(data, n);
+  for (let i = 0; i < n; i++) {
+    const c = data.subarray(i * CHUNK, (i + 1) * CHUNK);
+    disk.state.receiveData(i, c.length, digests[i], digests[i]);
+    disk.chunks.set(i, c.slice());
+  }
+  disk.token = TOKEN;
+  return disk;
 }
 
 function assembled(disk: Disk, size: number): Uint8Array {
@@ -153,23 +181,106 @@ Deno.test("file session: a chunk corrupted on the wire is asked for again and th
   assert.deepEqual(assembled(disk, data.length), data);
 });
 
+Deno.test("file session: chunks in flight after a bad one are dropped and sent again after it, at every split", () => {
+  const data = payload(20 * CHUNK + 77);
+  for (const split of [1, 7, 1044, 1 << 20]) {
+    for (const window of [2, 5, 30]) {
+      const { sender, receiver, disk, events, hex } = transfer(data, {
+        corrupt: new Set([0, 4, 5, 19, 20]),
+        window,
+        split,
+      });
+      const what = `split ${split}, window ${window}`;
+      assert.ok(events.some((e) => e.type === "done"), what);
+      assert.equal(hex, toHex(md5(data)), what);
+      // A corrupted copy that was in flight behind another bad chunk is
+      // dropped unchecked, so 1 to 5 NACKs.
+      assert.ok(receiver.counters.nacks >= 1 && receiver.counters.nacks <= 5, what);
+      // Everything sent after a bad chunk and before its NACK came back
+      // was dropped and sent again: resent = the bad ones + the dropped.
+      assert.equal(
+        sender.counters.chunksResent,
+        receiver.counters.nacks + receiver.counters.droppedChunks,
+        what,
+      );
+      if (window > 2) assert.ok(receiver.counters.droppedChunks > 0, what);
+      assert.deepEqual(assembled(disk, data.length), data, what);
+    }
+  }
+});
+
+Deno.test("file session: a chunk that fails every time ends the transfer, with nothing stored past it", () => {
+  const data = payload(4 * CHUNK);
+  const sender = new FileSender({ name: "f", size: data.length, chunkSize: CHUNK });
+  const receiver = new FileReceiver();
+  const state = new TransferState(data.length, CHUNK);
+  let stored = 0;
+  const act = (bytes: Uint8Array) => {
+    const out: Uint8Array[] = [];
+    for (const e of receiver.receive(bytes, 0)) {
+      if (e.type === "offer") out.push(receiver.accept(state, TOKEN));
+      else if (e.type === "send") out.push(e.bytes);
+      else if (e.type === "store") stored++;
+    }
+    for (const o of out) sender.receive(o);
+  };
+  act(sender.offerFrame());
+  assert.throws(() => {
+    for (let n = 0; n < 20; n++) {
+      const i = sender.next!;
+      const frame = new Uint8Array(DATA_OFFSET + CHUNK);
+      frame.set(data.subarray(i * CHUNK, (i + 1) * CHUNK), DATA_OFFSET);
+      const out = sender.chunkFrame(i, frame, CHUNK).slice();
+      if (i === 1) out[DATA_OFFSET + 9] ^= 1;
+      act(out);
+    }
+  }, /Chunk 1 failed its MD5 check 4 times/);
+  assert.equal(stored, 1);
+  assert.equal(state.heldCount, 1);
+});
+
 Deno.test("file session: a resume confirms held chunks by digest and sends only the rest", () => {
   const data = payload(6 * CHUNK + 5);
   // A first session that held chunks 0-2 and was cut.
-  const disk = new Disk();
-  disk.state = new TransferState(data.length, CHUNK);
-  for (let i = 0; i < 3; i++) {
-    const c = data.subarray(i * CHUNK, (i + 1) * CHUNK);
-    disk.state.receiveData(i, c.length, md5(c), md5(c));
-    disk.chunks.set(i, c.slice());
+  const disk = heldDisk(data, 3);
+  for (const split of [5, 1 << 20]) {
+    const { sender, receiver, events, hex } = transfer(data, { disk: heldDisk(data, 3), split });
+    assert.ok(events.some((e) => e.type === "done"));
+    assert.equal(hex, toHex(md5(data)));
+    assert.equal(sender.counters.chunksSkipped, 3);
+    assert.equal(sender.counters.chunksSent, 4);
+    assert.equal(receiver.counters.checkedChunks, 3);
   }
-  disk.token = TOKEN;
-  const { sender, receiver, events } = transfer(data, { disk, split: 5 });
-  assert.ok(events.some((e) => e.type === "done"));
-  assert.equal(sender.counters.chunksSkipped, 3);
-  assert.equal(sender.counters.chunksSent, 4);
-  assert.equal(receiver.counters.checkedChunks, 3);
+  transfer(data, { disk, window: 4 });
   assert.deepEqual(assembled(disk, data.length), data);
+});
+
+Deno.test("file session: a held chunk damaged on the server's disk is found on resume and sent again", () => {
+  const data = payload(6 * CHUNK);
+  const disk = heldDisk(data, 4);
+  disk.chunks.get(1)![100] ^= 0x40; // The partial file rotted between sessions.
+  const { sender, receiver, events } = transfer(data, { disk, window: 8 });
+  assert.ok(events.some((e) => e.type === "done"));
+  assert.equal(receiver.counters.nacks, 1);
+  // Chunks 0-3 went as CHECKs and 4-5 as data; the server then found
+  // chunk 1 damaged, dropped 4 and 5, and everything from chunk 1 came again.
+  assert.equal(sender.counters.chunksSkipped, 4);
+  assert.equal(sender.counters.chunksSent, 2);
+  assert.equal(receiver.counters.droppedChunks, 2);
+  assert.equal(sender.counters.chunksResent, 5);
+  assert.deepEqual(assembled(disk, data.length), data);
+});
+
+Deno.test("file session: a file changed in its held part since the cut arrives as it is now", () => {
+  const old = payload(6 * CHUNK);
+  const now = old.slice();
+  now[2 * CHUNK + 5] ^= 1; // Chunk 2 edited; chunks 0-3 were held.
+  const disk = heldDisk(old, 4);
+  const { receiver, events, hex } = transfer(now, { disk, window: 3 });
+  assert.ok(events.some((e) => e.type === "done"));
+  assert.equal(hex, toHex(md5(now)));
+  assert.equal(receiver.counters.nacks, 1);
+  assert.deepEqual(assembled(disk, now.length), now);
 });
 
 Deno.test("file session: an empty file is offered, ended and confirmed", () => {
@@ -183,7 +294,12 @@ Deno.test("file session: a whole-file MD5 that differs is a mismatch, never a st
 });
 
 Deno.test("file session: the receiver refuses every out-of-order message a client could send", () => {
-  const offer = encodeJson(MsgType.OFFER, { name: "a", size: 10, chunkSize: CHUNK });
+  const offer = encodeJson(MsgType.OFFER, {
+    name: "a",
+    size: 3 * CHUNK,
+    chunkSize: CHUNK,
+    check: CHUNK_CHECK,
+  });
   const end = encodeJson(MsgType.END, { md5: "0".repeat(32) });
   const cases: [string, Uint8Array[]][] = [
     ["data before the offer", [encodeFrame(MsgType.DATA, new Uint8Array(20))]],
@@ -193,6 +309,17 @@ Deno.test("file session: the receiver refuses every out-of-order message a clien
     ["a check that carries data", [offer, encodeFrame(MsgType.CHECK, new Uint8Array(21))]],
     ["a chunk index past the end", [offer, encodeFrame(MsgType.CHECK, new Uint8Array(20).fill(9))]],
     ["a frame type the server never takes", [offer, encodeNack(0)]],
+    ["a chunk sent before the one expected", [
+      offer,
+      encodeFrame(MsgType.CHECK, new Uint8Array(20).fill(0, 0, 3).fill(1, 3, 4)),
+    ]],
+    ["an end before every chunk", [offer, end]],
+    ["an offer from a client older than prefix MD5s", [
+      encodeFrame(
+        MsgType.OFFER,
+        new TextEncoder().encode('{"name":"a","size":10,"chunkSize":1024}'),
+      ),
+    ]],
   ];
   for (const [what, frames] of cases) {
     const r = new FileReceiver();
@@ -245,6 +372,21 @@ Deno.test("file session: the sender refuses every out-of-order message a server 
     () => fresh().receive(encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [[0, 9]] })),
     ProtocolError,
     "held chunks past the end",
+  );
+  const resumed = () => {
+    const s = new FileSender({ name: "a", size: 3 * CHUNK, chunkSize: CHUNK, resume: TOKEN });
+    s.offerFrame();
+    return s;
+  };
+  assert.throws(
+    () => resumed().receive(encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [[1, 2]] })),
+    ProtocolError,
+    "held chunks that do not start the file",
+  );
+  assert.throws(
+    () => resumed().receive(encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [[0, 1], [2, 3]] })),
+    ProtocolError,
+    "held chunks with a gap",
   );
   assert.throws(
     () => fresh().receive(encodeJson(MsgType.ACCEPT, { held: [] })),

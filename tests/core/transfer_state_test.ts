@@ -37,33 +37,42 @@ Deno.test("state rejects impossible indices and lengths", () => {
   assert.throws(() => s.receiveCheck(99, d), ProtocolError);
 });
 
-Deno.test("state hashes in order, only chunks the sender confirmed", () => {
-  const s = new TransferState(3072, 1024);
-  const ds = [0, 1, 2].map((i) => md5(chunk(i)));
-  s.receiveData(1, 1024, ds[1], ds[1]);
-  assert.equal(s.nextToHash(), null); // chunk 0 missing
-  s.receiveData(0, 1024, ds[0], ds[0]);
-  assert.equal(s.nextToHash(), 0);
-  s.advanceHash();
-  assert.equal(s.nextToHash(), 1);
-  s.advanceHash();
-  assert.equal(s.nextToHash(), null);
+Deno.test("state drops every held chunk from one that turns out to differ", () => {
+  const s = new TransferState(4096, 1024);
+  const ds = [0, 1, 2, 3].map((i) => md5(chunk(i)));
+  for (let i = 0; i < 4; i++) s.receiveData(i, 1024, ds[i], ds[i]);
+  // A CHECK that differs at chunk 2: chunks 2 and 3 are stale.
+  assert.equal(s.receiveCheck(2, ds[0]), "retry");
+  assert.deepEqual(s.heldRanges(), [[0, 2]]);
+  assert.equal(s.failuresOf(2), 1);
+  // Verified data that differs from the held copy replaces it and drops the rest.
+  s.receiveData(2, 1024, ds[2], ds[2]);
+  s.receiveData(3, 1024, ds[3], ds[3]);
+  const other = md5(chunk(7));
+  assert.equal(s.receiveData(1, 1024, other, other), "store");
+  assert.deepEqual(s.heldRanges(), [[0, 2]]);
+  assert.equal(s.truncate(0), 2);
+  assert.equal(s.heldCount, 0);
 });
 
 Deno.test("state round-trips through bytes and resumes with CHECKs", () => {
   const s = new TransferState(5000, 1024);
   const ds = [0, 1, 2, 3, 4].map((i) => md5(chunk(i)));
   s.receiveData(0, 1024, ds[0], ds[0]);
-  s.receiveData(3, 1024, ds[3], ds[3]);
+  s.receiveData(1, 1024, ds[1], ds[1]);
   const r = TransferState.deserialize(s.serialize(), 5000, 1024)!;
   assert.ok(r);
-  assert.deepEqual(r.heldRanges(), [[0, 1], [3, 4]]);
+  assert.deepEqual(r.heldRanges(), [[0, 2]]);
   assert.equal(r.receiveCheck(0, ds[0]), "duplicate");
-  // A held chunk whose sender digest differs is dropped and asked for.
-  assert.equal(r.receiveCheck(3, ds[1]), "retry");
-  assert.equal(r.isHeld(3), false);
-  // Held chunks are not hashed until the sender confirms them.
-  assert.equal(r.nextToHash(), 0);
+  // A held chunk whose check value differs is dropped (and so is every later one).
+  assert.equal(r.receiveCheck(1, ds[3]), "retry");
+  assert.equal(r.isHeld(1), false);
+  // A saved state with a gap holds only the prefix before the gap: checks
+  // are prefix MD5s, so nothing past a gap can have been verified.
+  s.receiveData(3, 1024, ds[3], ds[3]);
+  const gap = TransferState.deserialize(s.serialize(), 5000, 1024)!;
+  assert.deepEqual(gap.heldRanges(), [[0, 2]]);
+  assert.equal(gap.prefixLength, 2);
 });
 
 Deno.test("state refuses damaged or foreign saved bytes", () => {

@@ -4,15 +4,21 @@
  *
  * A transfer, as the client sees it:
  *
- * 1. client → `OFFER` {name, size, chunkSize, resume?: the token of a cut transfer}
- * 2. server → `ACCEPT` {token, held: ranges of chunks it already holds verified}
+ * 1. client → `OFFER` {name, size, chunkSize, check: "md5-prefix", resume?: the
+ *    token of a cut transfer}
+ * 2. server → `ACCEPT` {token, held: the chunks it already holds verified, a
+ *    prefix [[0, n]] or none}
  *    or `ERROR`. The token names this transfer's partial data; only an
  *    offer that carries it resumes that data, so no other client can find,
  *    probe or damage it. Without a valid token nothing is held.
- * 3. client → for each chunk in order: `CHECK` (index, MD5) if the server holds
- *    it, else `DATA` (index, MD5, bytes)
- * 4. server → `NACK` (index) for each chunk whose MD5 did not match (or whose
- *    held copy differs); the client sends `DATA` for it again
+ * 3. client → for each chunk in order: `CHECK` (index, check value) if the
+ *    server holds it, else `DATA` (index, check value, bytes). A chunk's
+ *    check value is the MD5 of the file from its first byte to the chunk's
+ *    last (its prefix MD5): each side hashes the file once, and the last
+ *    chunk's check value is the whole file's MD5.
+ * 4. server → `NACK` (index) for a chunk whose check value did not match (or
+ *    whose held copy differs); it drops the chunks after it, and the client
+ *    goes back and sends that chunk and all after it again (go-back-N)
  * 5. client → `END` {md5 of the whole file}
  * 6. server → `DONE` {md5, storedAs, …} once every chunk is verified and the
  *    whole-file MD5 matches, or `ERROR`
@@ -36,6 +42,13 @@ export const MsgType = {
   DONE: 7,
   ERROR: 8,
 } as const;
+
+/**
+ * What an offer's `check` names: each chunk's check value is the MD5 of the
+ * file up to the end of the chunk. Clients before it sent each chunk's own
+ * MD5; a server refuses their offers with a message that says so.
+ */
+export const CHUNK_CHECK = "md5-prefix";
 
 /** Default File-TCP port (the original project's). */
 export const FILE_PORT = 4545;
@@ -239,6 +252,11 @@ export function decodeOffer(payload: Uint8Array): Offer {
   }
   if (chunkCount(o.size, o.chunkSize) > MAX_CHUNKS) {
     throw new ProtocolError(`Offer needs more than ${MAX_CHUNKS} chunks`);
+  }
+  if (o.check !== CHUNK_CHECK) {
+    throw new ProtocolError(
+      `Offer does not say its chunks are checked by ${CHUNK_CHECK}: the client is older than this server; update it`,
+    );
   }
   if (o.resume !== undefined && (typeof o.resume !== "string" || !TOKEN.test(o.resume))) {
     throw new ProtocolError("Offer has a malformed resume token");

@@ -8,15 +8,24 @@
  *                                                             verified ◀──┘ (all held, MD5 matches)
  * ```
  *
+ * Every chunk is checked by the MD5 of the file up to its end (its prefix
+ * MD5), so the core hashes the file once, in order, and the last check is
+ * the whole file's MD5. Chunks are therefore taken strictly in order: when
+ * one fails, the core asks for it again (a NACK) and drops the chunks the
+ * sender had already sent after it, which the sender sends again after the
+ * one asked for (go-back-N). Over TCP a failure is rare, so this costs
+ * nothing in the common case and keeps one MD5 pass per side.
+ *
  * Events, which the shell must act on strictly in order (first in, first
- * out, including the events that {@link FileReceiver.hashChunk} returns: a
- * `read` may name a chunk whose `store` is still ahead of it in the queue):
+ * out, including the events that {@link FileReceiver.hashChunk} returns):
  * - `offer`: open (or resume) the partial for this offer, then call
  *   {@link FileReceiver.accept} with its state and send the bytes it returns.
  * - `store`: a verified new chunk; write it at its offset. `data` is a view
  *   valid until the next call into the core.
- * - `read`: the whole-file MD5 needs a chunk held from an earlier session;
- *   read it and hand it to {@link FileReceiver.hashChunk}.
+ * - `read`: a resumed transfer's held chunk, which the running MD5 needs
+ *   before the next new chunk can be checked; read it and hand it to
+ *   {@link FileReceiver.hashChunk}. A held chunk that no longer matches
+ *   its check value is dropped with everything after it and asked for.
  * - `send`: bytes for the client (a NACK).
  * - `checkpoint`: save the partial's state (about once a second).
  * - `verified`: every chunk is held and the whole-file MD5 matches; store
@@ -30,7 +39,7 @@
  */
 import { ProtocolError, UserError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
-import { md5, Md5Stream } from "../wire/md5.ts";
+import { bytesEqual, PrefixMd5, toHex } from "../wire/md5.ts";
 import {
   decodeChunk,
   decodeEnd,
@@ -61,6 +70,8 @@ export interface ReceiverCounters {
   checkedChunks: number;
   /** NACKs sent. */
   nacks: number;
+  /** Chunks dropped because they came after one that failed (sent again). */
+  droppedChunks: number;
 }
 
 /** How often to ask the shell to save state, ms. */
@@ -69,15 +80,28 @@ export const CHECKPOINT_MS = 1000;
 /** The receiver's side of one file transfer. */
 export class FileReceiver {
   /** What the session has seen. */
-  readonly counters: ReceiverCounters = { dataChunks: 0, checkedChunks: 0, nacks: 0 };
+  readonly counters: ReceiverCounters = {
+    dataChunks: 0,
+    checkedChunks: 0,
+    nacks: 0,
+    droppedChunks: 0,
+  };
   #decoder = new FrameDecoder(SERVER_LIMITS);
   #offer: Offer | undefined;
   #state: TransferState | undefined;
-  #whole = new Md5Stream();
+  /** MD5 over chunks [0, #hashed), all held and verified. */
+  #prefix = new PrefixMd5();
+  #hashed = 0;
+  /** The chunk the client must send next (CHECKs confirm without hashing). */
+  #next = 0;
+  /** A NACK for #next is out: later chunks are dropped until it comes. */
+  #awaiting = false;
+  #lastDropped = -1;
   #expected: string | undefined;
   #reading: number | undefined;
   #verified = false;
   #lastSave: number | undefined;
+  #now = 0;
   #frames = 0;
 
   /**
@@ -90,57 +114,10 @@ export class FileReceiver {
 
   /** Takes bytes from the client at time `now` (ms) and returns what to do. */
   receive(bytes: Uint8Array, now: number): ReceiverEvent[] {
+    this.#now = now;
     this.#decoder.push(bytes);
     const events: ReceiverEvent[] = [];
-    // Until the shell accepts the offer, later frames wait in the decoder.
-    while (!(this.#offer && !this.#state) && !this.#verified) {
-      const f = this.#decoder.next();
-      if (f === null) break;
-      this.#frames++;
-      if (f.type === MsgType.ERROR) {
-        throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
-      }
-      if (!this.#offer) {
-        if (f.type !== MsgType.OFFER) {
-          throw new ProtocolError(`Expected an offer, got frame type ${f.type}`);
-        }
-        this.#offer = decodeOffer(f.payload);
-        events.push({ type: "offer", offer: this.#offer });
-        continue;
-      }
-      const state = this.#state!;
-      switch (f.type) {
-        case MsgType.DATA: {
-          this.counters.dataChunks++;
-          const c = decodeChunk(f.payload);
-          const outcome = state.receiveData(c.index, c.data.length, c.digest, md5(c.data));
-          if (outcome === "store") {
-            events.push({ type: "store", index: c.index, data: c.data });
-            this.#hashForward(events, c.index, c.data);
-          } else if (outcome === "retry") {
-            events.push(this.#nack(c.index));
-          }
-          break;
-        }
-        case MsgType.CHECK: {
-          this.counters.checkedChunks++;
-          const c = decodeChunk(f.payload);
-          if (c.data.length !== 0) throw new ProtocolError("Check frame carries data");
-          if (state.receiveCheck(c.index, c.digest) === "retry") events.push(this.#nack(c.index));
-          else this.#hashForward(events);
-          break;
-        }
-        case MsgType.END:
-          if (this.#expected !== undefined) throw new ProtocolError("Client sent two end messages");
-          this.#expected = decodeEnd(f.payload).md5;
-          state.endOfChunks();
-          this.#hashForward(events);
-          break;
-        default:
-          throw new ProtocolError(`Unexpected frame type ${f.type}`);
-      }
-      this.#finishIfDone(events);
-    }
+    this.#pump(events);
     if (this.#state && !this.#verified) {
       this.#lastSave ??= now;
       if (now - this.#lastSave > CHECKPOINT_MS) {
@@ -167,9 +144,20 @@ export class FileReceiver {
   hashChunk(index: number, data: Uint8Array): ReceiverEvent[] {
     if (this.#reading !== index) throw new Error(`Chunk ${index} was not asked for`);
     this.#reading = undefined;
+    const state = this.#state!;
     const events: ReceiverEvent[] = [];
-    this.#hashForward(events, index, data);
-    this.#finishIfDone(events);
+    const trial = this.#prefix.trial(data);
+    if (data.length === state.lengthOf(index) && bytesEqual(trial.digest, state.digestOf(index))) {
+      trial.commit();
+      this.#hashed++;
+    } else {
+      // The partial's bytes changed since they were verified: drop them and
+      // everything after, and ask the client for them.
+      state.truncate(index);
+      this.#next = index;
+      this.#reject(events, index);
+    }
+    this.#pump(events);
     return events;
   }
 
@@ -198,36 +186,115 @@ export class FileReceiver {
     );
   }
 
-  #nack(index: number): ReceiverEvent {
-    this.counters.nacks++;
-    return { type: "send", bytes: encodeNack(index) };
+  /** Takes frames while the session can: not before the shell accepts, not while a read is out. */
+  #pump(events: ReceiverEvent[]): void {
+    while (!(this.#offer && !this.#state) && !this.#verified && this.#reading === undefined) {
+      // A resumed transfer's held chunks are confirmed by CHECKs without
+      // hashing; before anything else, the running MD5 catches up on them.
+      if (this.#state && this.#hashed < this.#next) {
+        const type = this.#decoder.peekType();
+        if (type === null) break;
+        if (type !== MsgType.CHECK && type !== MsgType.ERROR) {
+          this.#reading = this.#hashed;
+          events.push({ type: "read", index: this.#hashed });
+          break;
+        }
+      }
+      const f = this.#decoder.next();
+      if (f === null) break;
+      this.#frames++;
+      if (f.type === MsgType.ERROR) {
+        throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
+      }
+      if (!this.#offer) {
+        if (f.type !== MsgType.OFFER) {
+          throw new ProtocolError(`Expected an offer, got frame type ${f.type}`);
+        }
+        this.#offer = decodeOffer(f.payload);
+        events.push({ type: "offer", offer: this.#offer });
+        continue;
+      }
+      switch (f.type) {
+        case MsgType.DATA:
+          this.counters.dataChunks++;
+          this.#data(events, f.payload);
+          break;
+        case MsgType.CHECK:
+          this.counters.checkedChunks++;
+          this.#check(events, f.payload);
+          break;
+        case MsgType.END:
+          if (this.#expected !== undefined) throw new ProtocolError("Client sent two end messages");
+          if (!this.#awaiting && this.#next !== this.#state!.chunks) {
+            throw new ProtocolError(`Client ended after ${this.#next} of the file's chunks`);
+          }
+          this.#expected = decodeEnd(f.payload).md5;
+          break;
+        default:
+          throw new ProtocolError(`Unexpected frame type ${f.type}`);
+      }
+      this.#finishIfDone(events);
+    }
   }
 
   /**
-   * Feeds the whole-file MD5 every chunk it can take, in order. `index` and
-   * `data` are the chunk in hand, so it need not be read back; any other
-   * held chunk is asked for with a `read` event, and hashing waits for it.
+   * Whether a chunk frame for `index` is dropped: it came after one this
+   * core asked for again. A sender of ours sends them in order, so each
+   * dropped index is higher than the last (which bounds what a client can
+   * make the server skip).
    */
-  #hashForward(events: ReceiverEvent[], index?: number, data?: Uint8Array) {
-    const state = this.#state!;
-    if (this.#reading !== undefined) return;
-    let i: number | null;
-    while ((i = state.nextToHash()) !== null) {
-      if (i !== index) {
-        this.#reading = i;
-        events.push({ type: "read", index: i });
-        return;
-      }
-      this.#whole.update(data!);
-      state.advanceHash();
+  #drops(index: number): boolean {
+    if (index === this.#next) {
+      this.#awaiting = false;
+      return false;
     }
+    if (this.#awaiting && index > this.#lastDropped && index > this.#next) {
+      this.#lastDropped = index;
+      this.counters.droppedChunks++;
+      return true;
+    }
+    throw new ProtocolError(`Chunk ${index} was sent out of order (chunk ${this.#next} is next)`);
+  }
+
+  #data(events: ReceiverEvent[], payload: Uint8Array): void {
+    const state = this.#state!;
+    const c = decodeChunk(payload);
+    if (c.index >= state.chunks) state.lengthOf(c.index); // throws: out of range
+    if (this.#drops(c.index)) return;
+    const trial = this.#prefix.trial(c.data);
+    const outcome = state.receiveData(c.index, c.data.length, c.digest, trial.digest);
+    if (outcome === "retry") {
+      this.#reject(events, c.index);
+      return;
+    }
+    trial.commit();
+    this.#hashed++;
+    this.#next++;
+    if (outcome === "store") events.push({ type: "store", index: c.index, data: c.data });
+  }
+
+  #check(events: ReceiverEvent[], payload: Uint8Array): void {
+    const state = this.#state!;
+    const c = decodeChunk(payload);
+    if (c.data.length !== 0) throw new ProtocolError("Check frame carries data");
+    if (c.index >= state.chunks) state.lengthOf(c.index); // throws: out of range
+    if (this.#drops(c.index)) return;
+    if (state.receiveCheck(c.index, c.digest) === "retry") this.#reject(events, c.index);
+    else this.#next++;
+  }
+
+  /** Asks for chunk `index` again; later chunks are dropped until it comes. */
+  #reject(events: ReceiverEvent[], index: number): void {
+    this.counters.nacks++;
+    this.#awaiting = true;
+    this.#lastDropped = index;
+    events.push({ type: "send", bytes: encodeNack(index) });
   }
 
   #finishIfDone(events: ReceiverEvent[]) {
     const state = this.#state!;
-    if (this.#expected === undefined || !state.complete || this.#reading !== undefined) return;
-    if (state.hashCursor !== state.chunks) return;
-    const actual = this.#whole.hex();
+    if (this.#expected === undefined || this.#awaiting || this.#hashed !== state.chunks) return;
+    const actual = toHex(this.#prefix.digest());
     if (actual !== this.#expected) {
       throw new WholeFileMismatch(this.#expected, actual);
     }

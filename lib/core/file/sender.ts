@@ -12,11 +12,17 @@
  *     └──ERROR──▶ refused      (NACKs in sending and ending; ERROR anywhere ends it)
  * ```
  *
+ * Each chunk goes with the MD5 of the file up to its end, which the core
+ * computes as the chunk first goes out (one pass over the file); the last
+ * one is the whole file's MD5. A NACK sends the sender back to that chunk
+ * (go-back-N: the server dropped the ones after it).
+ *
  * @module
  */
 import { ProtocolError, UserError } from "../errors.ts";
 import { FrameDecoder, HEADER_LENGTH } from "../wire/frame.ts";
 import {
+  CHUNK_CHECK,
   chunkCount,
   CLIENT_LIMITS,
   DATA_PREFIX,
@@ -32,6 +38,7 @@ import {
   MsgType,
   type Offer,
 } from "./messages.ts";
+import { MD5_LENGTH, PrefixMd5, toHex } from "../wire/md5.ts";
 
 /** What the server said, as the sender's core understood it. */
 export type SenderEvent =
@@ -68,9 +75,16 @@ export class FileSender {
   readonly counters: SenderCounters = { chunksSent: 0, chunksSkipped: 0, chunksResent: 0 };
   #decoder = new FrameDecoder(CLIENT_LIMITS);
   #phase: SenderPhase = "idle";
-  #held: [number, number][] = [];
-  #range = 0;
-  #nextChunk = 0;
+  /** Chunks [0, #heldLimit) the server holds (a prefix, from its accept). */
+  #heldLimit = 0;
+  /** The next chunk to send; it goes back when the server asks again. */
+  #next = 0;
+  /** Chunks sent at least once. */
+  #sent = 0;
+  /** The prefix MD5 of every chunk hashed so far, kept for resends. */
+  #digests: Uint8Array;
+  #prefix = new PrefixMd5();
+  #hashed = 0;
   #md5: string | undefined;
   #asked = new Map<number, number>();
   #token: string | undefined;
@@ -79,6 +93,8 @@ export class FileSender {
   constructor(offer: Offer) {
     this.offer = offer;
     this.chunks = chunkCount(offer.size, offer.chunkSize);
+    // 16 bytes a chunk: 256 KiB for 1 GiB in 64 KiB chunks.
+    this.#digests = new Uint8Array(this.chunks * MD5_LENGTH);
   }
 
   /** The token the server gave, once accepted: it resumes this transfer if cut. */
@@ -91,11 +107,28 @@ export class FileSender {
     return this.#phase;
   }
 
+  /**
+   * The chunk to send next with {@link chunkFrame}, or `null` when every
+   * chunk has gone out (then {@link endFrame}, once). It goes back when the
+   * server asks for a chunk again: that chunk and all after it are sent
+   * again, in order.
+   */
+  get next(): number | null {
+    return this.#phase !== "idle" && this.#phase !== "offering" && this.#next < this.chunks
+      ? this.#next
+      : null;
+  }
+
+  /** The whole file's MD5 (hexadecimal), once every chunk was hashed. */
+  get md5(): string | undefined {
+    return this.#md5;
+  }
+
   /** The OFFER frame that opens the session. */
   offerFrame(): Uint8Array {
     if (this.#phase !== "idle") throw new Error("The offer was already sent");
     this.#phase = "offering";
-    return encodeJson(MsgType.OFFER, this.offer);
+    return encodeJson(MsgType.OFFER, { ...this.offer, check: CHUNK_CHECK });
   }
 
   /**
@@ -123,15 +156,19 @@ export class FileSender {
         if (!this.offer.resume && accept.held.length > 0) {
           throw new ProtocolError("Server claims to hold chunks of a transfer never started");
         }
-        this.#held = accept.held;
+        // Chunks are checked by prefix MD5, so a server holds a prefix.
+        if (accept.held.length > 1 || (accept.held.length === 1 && accept.held[0][0] !== 0)) {
+          throw new ProtocolError("Server claims to hold chunks that do not start the file");
+        }
+        this.#heldLimit = accept.held[0]?.[1] ?? 0;
         this.#token = accept.token;
         this.#phase = "sending";
-        events.push({ type: "accepted", held: this.#held, token: accept.token });
+        events.push({ type: "accepted", held: accept.held, token: accept.token });
       } else if (
         f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")
       ) {
         const index = decodeNack(f.payload);
-        if (index >= this.#nextChunk) {
+        if (index >= this.#sent) {
           throw new ProtocolError(`Server asked for chunk ${index}, which was not sent`);
         }
         // A server of ours fails a transfer after MAX_CHUNK_RETRIES bad
@@ -142,6 +179,9 @@ export class FileSender {
           throw new ProtocolError(`Server asked for chunk ${index} ${asked} times`);
         }
         this.#asked.set(index, asked);
+        // Go back: the server dropped what came after it.
+        this.#next = Math.min(this.#next, index);
+        this.#heldLimit = Math.min(this.#heldLimit, index);
         events.push({ type: "resend", index });
       } else if (f.type === MsgType.DONE && this.#phase === "ending") {
         const done = decodeDone(f.payload);
@@ -157,46 +197,52 @@ export class FileSender {
     return events;
   }
 
-  /** Whether the server holds chunk `index` (ask in order, once accepted). */
+  /** Whether the server holds chunk `index` (so it is confirmed by a CHECK). */
   isHeld(index: number): boolean {
-    while (this.#range < this.#held.length && this.#held[this.#range][1] <= index) this.#range++;
-    return this.#range < this.#held.length && this.#held[this.#range][0] <= index;
+    return index < this.#heldLimit;
   }
 
   /**
-   * The frame for the next chunk, in order: a CHECK (digest only) when the
+   * The frame for chunk {@link next}: a CHECK (check value only) when the
    * server holds it, else a DATA frame. `frame` holds the chunk's bytes at
    * offset {@link DATA_OFFSET} (the file is read straight into it) and gets
-   * its header filled in, so no byte is copied.
+   * its header filled in, so no byte is copied. The core hashes each chunk
+   * once, the first time it is sent, into the file's running MD5.
    */
-  chunkFrame(index: number, digest: Uint8Array, frame: Uint8Array, length: number): Uint8Array {
-    if (this.#phase !== "sending") throw new Error(`Cannot send a chunk while ${this.#phase}`);
-    if (index !== this.#nextChunk) throw new Error(`Chunk ${index} sent out of order`);
-    this.#nextChunk++;
+  chunkFrame(index: number, frame: Uint8Array, length: number): Uint8Array {
+    if (this.#phase !== "sending" && this.#phase !== "ending") {
+      throw new Error(`Cannot send a chunk while ${this.#phase}`);
+    }
+    if (index !== this.next) throw new Error(`Chunk ${index} sent out of order`);
+    const data = frame.subarray(DATA_OFFSET, DATA_OFFSET + length);
+    let digest: Uint8Array;
+    if (index === this.#hashed) {
+      digest = this.#prefix.push(data);
+      this.#digests.set(digest, index * MD5_LENGTH);
+      this.#hashed++;
+    } else {
+      digest = this.#digests.subarray(index * MD5_LENGTH, (index + 1) * MD5_LENGTH);
+    }
+    this.#next++;
+    const again = index < this.#sent;
+    if (!again) this.#sent++;
     if (this.isHeld(index)) {
       this.counters.chunksSkipped++;
       return encodeCheck(index, digest);
     }
-    this.counters.chunksSent++;
+    if (again) this.counters.chunksResent++;
+    else this.counters.chunksSent++;
     return fillDataFrame(frame, index, digest, length);
   }
 
-  /** A DATA frame sending chunk `index` again, the server having asked for it. */
-  resendFrame(index: number, digest: Uint8Array, data: Uint8Array): Uint8Array {
-    const frame = new Uint8Array(DATA_OFFSET + data.length);
-    frame.set(data, DATA_OFFSET);
-    this.counters.chunksResent++;
-    return fillDataFrame(frame, index, digest, data.length);
-  }
-
   /** The END frame with the whole file's MD5, once every chunk was sent. */
-  endFrame(md5hex: string): Uint8Array {
-    if (this.#phase !== "sending" || this.#nextChunk !== this.chunks) {
+  endFrame(): Uint8Array {
+    if (this.#phase !== "sending" || this.#next !== this.chunks) {
       throw new Error("END before every chunk was sent");
     }
     this.#phase = "ending";
-    this.#md5 = md5hex;
-    return encodeJson(MsgType.END, { md5: md5hex });
+    this.#md5 = toHex(this.#prefix.digest());
+    return encodeJson(MsgType.END, { md5: this.#md5 });
   }
 
   /**

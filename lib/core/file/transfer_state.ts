@@ -1,8 +1,13 @@
 /**
  * The receiver's view of one file transfer, with no I/O: which chunks it
- * holds verified and their digests, how often each chunk has failed, and how
- * far the whole-file MD5 has got. It serialises to bytes so a server can
- * keep it beside the partial file and resume after a cut or a restart.
+ * holds verified and their check values, and how often each chunk has
+ * failed. It serialises to bytes so a server can keep it beside the
+ * partial file and resume after a cut or a restart.
+ *
+ * A chunk's check value is the MD5 of the file up to the end of that
+ * chunk, so chunks are verified in order and what is held is always a
+ * prefix of the file: {@link TransferState.truncate} drops everything from
+ * a chunk on when it turns out to differ.
  *
  * Memory and the saved state grow with the chunks held, never with the
  * size a client offers: digests are kept in pages of {@link PAGE_CHUNKS}
@@ -17,7 +22,9 @@ import { chunkCount, MAX_CHUNK_RETRIES, MAX_CHUNKS, MAX_HELD_RANGES } from "./me
 import { bytesEqual, MD5_LENGTH } from "../wire/md5.ts";
 
 const STATE_MAGIC = 0x534b5354; // "SKST"
-const STATE_VERSION = 2;
+// Version 3: check values are prefix MD5s; a version 2 state (per-chunk
+// MD5s) is foreign and the transfer starts over.
+const STATE_VERSION = 3;
 const STATE_HEADER = 28;
 /** Chunks per page of digests. */
 export const PAGE_CHUNKS = 1024;
@@ -51,8 +58,6 @@ export class TransferState {
   #last: { n: number; page: Page } | undefined;
   #heldCount = 0;
   #failures = new Map<number, number>();
-  #hashCursor = 0;
-  #seen = 0;
 
   /** State of a transfer of `size` bytes in chunks of `chunkSize`, with nothing held yet. */
   constructor(size: number, chunkSize: number) {
@@ -109,8 +114,8 @@ export class TransferState {
   }
 
   /**
-   * Records a DATA chunk whose MD5 (`actual`, computed by the receiver over
-   * the bytes that arrived) is compared with the one the sender claimed.
+   * Records a DATA chunk whose check value (`actual`, computed by the
+   * receiver over the bytes that arrived) is compared with the sender's.
    * Throws {@link ProtocolError} for an index or length that cannot be, and
    * {@link UserError} when the chunk has failed more than MAX_CHUNK_RETRIES.
    */
@@ -120,7 +125,7 @@ export class TransferState {
     claimed: Uint8Array,
     actual: Uint8Array,
   ): ChunkOutcome {
-    this.#see(index);
+    this.#checkIndex(index);
     if (length !== this.lengthOf(index)) {
       throw new ProtocolError(
         `Chunk ${index} has ${length} bytes; it should have ${this.lengthOf(index)}`,
@@ -128,7 +133,10 @@ export class TransferState {
     }
     if (!bytesEqual(claimed, actual)) return this.#fail(index);
     if (this.isHeld(index)) {
-      return bytesEqual(this.digestOf(index), actual) ? "duplicate" : this.#fail(index);
+      if (bytesEqual(this.digestOf(index), actual)) return "duplicate";
+      // Verified bytes that differ from the held copy: the file changed
+      // since, and every held chunk from here on is stale.
+      this.truncate(index);
     }
     this.#hold(index, actual);
     return "store";
@@ -136,15 +144,43 @@ export class TransferState {
 
   /**
    * Records a CHECK: the sender says the receiver's held chunk should have
-   * this digest. A mismatch drops the held copy and asks for the data.
+   * this check value. A mismatch (or a chunk not held) drops the held
+   * chunks from `index` on, counts a failure and asks for the data.
    */
   receiveCheck(index: number, claimed: Uint8Array): ChunkOutcome {
-    this.#see(index);
+    this.#checkIndex(index);
     if (this.isHeld(index) && bytesEqual(this.digestOf(index), claimed)) {
       return "duplicate";
     }
-    if (this.isHeld(index)) this.#release(index);
-    return "retry";
+    this.truncate(index);
+    return this.#fail(index);
+  }
+
+  /**
+   * Drops every held chunk from `index` on: their check values cover a
+   * chunk now known to differ. Returns how many were dropped.
+   */
+  truncate(index: number): number {
+    let dropped = 0;
+    for (const i of this.#heldIndices()) {
+      if (i < index) continue;
+      const p = this.#pages.get(Math.floor(i / PAGE_CHUNKS))!;
+      const at = i % PAGE_CHUNKS;
+      p.held[at >> 3] &= ~(1 << (at & 7));
+      this.#heldCount--;
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /** The number of chunks held from the start with no gap. */
+  get prefixLength(): number {
+    let n = 0;
+    for (const i of this.#heldIndices()) {
+      if (i !== n) break;
+      n++;
+    }
+    return n;
   }
 
   /** The stored digest of a held chunk (a view). */
@@ -160,33 +196,6 @@ export class TransferState {
     return this.#failures.get(index) ?? 0;
   }
 
-  /**
-   * The next chunk the whole-file MD5 needs, if it is held and the sender has
-   * confirmed it in this session (so a held chunk that the sender's CHECK
-   * later rejects is never hashed); else `null`. Call {@link advanceHash}
-   * after feeding it.
-   */
-  nextToHash(): number | null {
-    const i = this.#hashCursor;
-    return i < this.#seen && this.isHeld(i) ? i : null;
-  }
-
-  /** Call when the sender has sent every chunk once: all may be hashed. */
-  endOfChunks(): void {
-    this.#seen = this.chunks;
-  }
-
-  /** Index of the next chunk the whole-file MD5 needs (chunks when done). */
-  get hashCursor(): number {
-    return this.#hashCursor;
-  }
-
-  /** Marks the chunk returned by {@link nextToHash} as hashed. */
-  advanceHash(): void {
-    if (this.nextToHash() === null) throw new Error("No held chunk to hash");
-    this.#hashCursor++;
-  }
-
   /** Held chunks as half-open ranges, at most `limit` of them (the first ones). */
   heldRanges(limit = MAX_HELD_RANGES): [number, number][] {
     const out: [number, number][] = [];
@@ -199,7 +208,7 @@ export class TransferState {
     return out;
   }
 
-  /** Serialises the held chunks and their digests (not failures or the hash cursor). */
+  /** Serialises the held chunks and their check values (not failures). */
   serialize(): Uint8Array {
     const pages = [...this.#pages.keys()].sort((a, b) => a - b);
     const out = new Uint8Array(STATE_HEADER + pages.length * STATE_PAGE);
@@ -260,6 +269,8 @@ export class TransferState {
       }
       state.#pages.set(n, page);
     }
+    // Only a prefix can have been verified; anything past a gap is foreign.
+    state.truncate(state.prefixLength);
     return state;
   }
 
@@ -295,19 +306,6 @@ export class TransferState {
     return out;
   }
 
-  #release(index: number): void {
-    const p = this.#pages.get(Math.floor(index / PAGE_CHUNKS))!;
-    const i = index % PAGE_CHUNKS;
-    p.held[i >> 3] &= ~(1 << (i & 7));
-    this.#heldCount--;
-    if (index < this.#hashCursor) {
-      // The whole-file MD5 already covered this chunk's old bytes.
-      throw new UserError(
-        `Chunk ${index} changed after it was verified; start the transfer again`,
-      );
-    }
-  }
-
   #fail(index: number): ChunkOutcome {
     const n = (this.#failures.get(index) ?? 0) + 1;
     this.#failures.set(index, n);
@@ -317,11 +315,6 @@ export class TransferState {
       );
     }
     return "retry";
-  }
-
-  #see(index: number): void {
-    this.#checkIndex(index);
-    if (index >= this.#seen) this.#seen = index + 1;
   }
 
   #checkIndex(index: number): void {

@@ -123,6 +123,20 @@ export class FrameDecoder {
   }
 
   /**
+   * The type of the next whole frame without taking it, or `null` when more
+   * bytes are needed. Throws like {@link next} on a bad header.
+   */
+  peekType(): number | null {
+    const available = this.#end - this.#start;
+    if (available < HEADER_LENGTH) {
+      this.#checkPartialMagic();
+      return null;
+    }
+    const { type, length } = this.#header();
+    return available < HEADER_LENGTH + length ? null : type;
+  }
+
+  /**
    * Call when the peer closed its side: throws {@link ProtocolError} if a
    * frame was cut short.
    */

@@ -48,3 +48,58 @@ export class Md5Stream {
     return this.#hash.digest("hex");
   }
 }
+
+/** A trial step of a {@link PrefixMd5}: the digest it would have, kept only on commit. */
+export interface PrefixTrial {
+  /** MD5 of everything fed before plus the trial's bytes. */
+  readonly digest: Uint8Array;
+  /** Keeps the trial's bytes fed, so the next step starts after them. */
+  commit(): void;
+}
+
+/**
+ * The MD5 of a growing prefix of a stream, one pass over the bytes: each
+ * step gives the digest of everything fed so far (node:crypto's
+ * `Hash.copy()` finishes a copy and leaves the running state alone). The
+ * File-TCP protocol checks every chunk by the MD5 of the file up to its
+ * end, so each side hashes the file once and the last chunk's check value
+ * is the whole file's MD5, exactly as `md5sum` prints it.
+ */
+export class PrefixMd5 {
+  #hash: Hash = createHash("md5");
+  #length = 0;
+
+  /** Bytes fed so far. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Feeds `data` and returns the MD5 of everything fed so far. */
+  push(data: Uint8Array): Uint8Array {
+    this.#hash.update(data);
+    this.#length += data.length;
+    return this.digest();
+  }
+
+  /** The MD5 of everything fed so far (the stream stays open). */
+  digest(): Uint8Array {
+    const d = this.#hash.copy().digest();
+    return new Uint8Array(d.buffer, d.byteOffset, MD5_LENGTH);
+  }
+
+  /**
+   * The MD5 that feeding `data` would give, without feeding it: a receiver
+   * compares it with the sender's claim and commits only bytes that match.
+   */
+  trial(data: Uint8Array): PrefixTrial {
+    const next = this.#hash.copy().update(data);
+    const d = next.copy().digest();
+    return {
+      digest: new Uint8Array(d.buffer, d.byteOffset, MD5_LENGTH),
+      commit: () => {
+        this.#hash = next;
+        this.#length += data.length;
+      },
+    };
+  }
+}
