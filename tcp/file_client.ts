@@ -24,6 +24,8 @@ import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
+import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
+import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
 import {
@@ -119,6 +121,7 @@ async function openInput(path: string): Promise<{ file: Deno.FsFile; size: numbe
 /** Sends one file. Throws {@link UserError} on any failure. */
 export async function sendFile(options: SendOptions): Promise<SendResult> {
   const host = options.host ?? "127.0.0.1";
+  useNativeCrypto();
   const { file, size } = await openInput(options.path);
   const name = options.name ?? basename(options.path);
   const chunkSize = chooseChunkSize(size, options.chunkSize);
@@ -204,6 +207,13 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     // being written to the socket. The core hashes each chunk as it first
     // goes out; a NACK sends it back to that chunk (it says which is next).
     const buffers = [0, 1].map(() => new Uint8Array(DATA_OFFSET + chunkSize));
+    // With a code, each frame is sealed into a buffer of its own, reused
+    // the same way (a new buffer per frame costs page faults and zeroing).
+    const sealed = secure
+      ? [0, 1].map(() => new Uint8Array(sealedLength(DATA_OFFSET + chunkSize)))
+      : [];
+    const sendChunk = (frame: Uint8Array, turn: number) =>
+      writeAll(c, secure ? secure.seal(frame, sealed[turn & 1]) : frame);
     let pending: Promise<void> = Promise.resolve();
     let position = 0; // the file offset the next sequential read starts at
     let sent = 0;
@@ -238,7 +248,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       check();
       // A NACK that came while waiting moved the next chunk back.
       if (sender.next !== i) continue;
-      pending = send(sender.chunkFrame(i, frame, len));
+      pending = sendChunk(sender.chunkFrame(i, frame, len), turn);
       if (offset + len > sent) {
         sent = offset + len;
         options.onChunk?.(i, sent);

@@ -43,6 +43,7 @@ import {
 import { ProtocolError } from "../lib/core/errors.ts";
 import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
+import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
 import { HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
@@ -108,6 +109,7 @@ const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const host = options.host ?? "127.0.0.1";
+  useNativeCrypto();
   if (options.code === undefined && !isLoopback(host)) {
     throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
   }
@@ -251,7 +253,7 @@ async function serveConnection(
           break;
         }
         case "store":
-          partial!.writeChunk(e.index, e.data);
+          await partial!.writeChunk(e.index, e.data);
           break;
         case "read":
           queue.push(...core.hashChunk(e.index, await partial!.readChunk(e.index)));

@@ -233,6 +233,11 @@ function openExisting(path: string): Deno.FsFile | null {
   return file;
 }
 
+/** Bytes gathered before a write: a megabyte, the largest chunk. */
+const WRITE_BATCH = 1024 * 1024;
+/** The longest a batch waits for more chunks before it is written, ms. */
+const BATCH_MS = 100;
+
 /** One transfer's partial data on disk, made when its first chunk is stored. */
 export class PartialFile {
   /** Receiver state: what is held verified. */
@@ -243,6 +248,14 @@ export class PartialFile {
   #partPath: string;
   #statePath: string;
   #position = 0;
+  #batch: Uint8Array | undefined;
+  #batchOffset = 0;
+  #batchLength = 0;
+  #spare: Uint8Array[] = [];
+  #writing: Promise<void> = Promise.resolve();
+  #jobs: Promise<void>[] = [];
+  #writeError: UserError | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #makeRoom: () => void;
   #release: () => void;
   #closed = false;
@@ -278,26 +291,80 @@ export class PartialFile {
   }
 
   /**
-   * Writes a verified chunk's data at its offset. The write is synchronous:
-   * a chunk lands in the page cache in microseconds, while Deno's async file
-   * write hands every call to a thread pool, which cost more than the MD5.
+   * Takes a verified chunk's data for its offset. Chunks arrive in order,
+   * so they are gathered into batches of {@link WRITE_BATCH} bytes, each
+   * written by Deno's file thread pool while the socket, the cipher and
+   * the MD5 keep the main thread busy (a write per 64 KiB chunk handed the
+   * pool too many small jobs; a batch per megabyte hands it few). `data`
+   * is copied before this returns a promise; the promise waits only when
+   * every batch buffer is still being written.
    */
-  writeChunk(index: number, data: Uint8Array): void {
+  async writeChunk(index: number, data: Uint8Array): Promise<void> {
+    this.#checkWrites();
     const offset = this.state.offsetOf(index);
-    const file = this.#data();
-    try {
-      if (offset !== this.#position) file.seekSync(offset, Deno.SeekMode.Start);
-      let off = 0;
-      while (off < data.length) off += file.writeSync(data.subarray(off));
-    } catch (err) {
-      this.#position = -1;
-      throw new UserError(describeError(err, "Server could not store the data"));
+    if (this.#batchLength > 0 && offset !== this.#batchOffset + this.#batchLength) {
+      await this.#flushBatch();
     }
-    this.#position = offset + data.length;
+    if (this.#batch && this.#batchLength + data.length > this.#batch.length) {
+      await this.#flushBatch();
+    }
+    if (!this.#batch) {
+      this.#batch = this.#spare.pop() ?? new Uint8Array(WRITE_BATCH);
+      this.#batchOffset = offset;
+      this.#batchLength = 0;
+      // A batch that stops growing (the client stalls or is slow) goes to
+      // disk anyway, within a tenth of a second.
+      this.#timer = setTimeout(() => this.#flushBatch().catch(() => {}), BATCH_MS);
+    }
+    this.#batch.set(data, this.#batchLength);
+    this.#batchLength += data.length;
   }
 
-  /** Reads a held chunk back (for the whole-file MD5 after a resume). */
+  /** Hands the batch in hand to the writer; waits while no buffer is spare. */
+  async #flushBatch(): Promise<void> {
+    clearTimeout(this.#timer);
+    const buf = this.#batch;
+    if (!buf || this.#batchLength === 0) return;
+    const offset = this.#batchOffset;
+    const bytes = buf.subarray(0, this.#batchLength);
+    this.#batch = undefined;
+    this.#batchLength = 0;
+    const file = this.#data();
+    const job = this.#writing.then(async () => {
+      if (this.#writeError) return;
+      try {
+        if (offset !== this.#position) await file.seek(offset, Deno.SeekMode.Start);
+        await writeAll(file, bytes);
+        this.#position = offset + bytes.length;
+      } catch (err) {
+        this.#position = -1;
+        this.#writeError = new UserError(describeError(err, "Server could not store the data"));
+      } finally {
+        this.#spare.push(buf);
+      }
+    });
+    this.#writing = job;
+    this.#jobs.push(job);
+    // Two batches in flight at most: the third waits for the oldest.
+    if (this.#jobs.length > 2) await this.#jobs.shift();
+    this.#checkWrites();
+  }
+
+  /** Writes everything taken so far and waits for it. */
+  async #flush(): Promise<void> {
+    await this.#flushBatch();
+    await this.#writing;
+    this.#jobs = [];
+    this.#checkWrites();
+  }
+
+  #checkWrites(): void {
+    if (this.#writeError) throw this.#writeError;
+  }
+
+  /** Reads a held chunk back (for the running MD5 after a resume). */
   async readChunk(index: number): Promise<Uint8Array> {
+    await this.#flush();
     const data = await readAt(this.#data(), this.state.offsetOf(index), this.state.lengthOf(index));
     this.#position = -1;
     if (data.length !== this.state.lengthOf(index)) {
@@ -315,7 +382,8 @@ export class PartialFile {
    * the whole-file MD5 catches any loss.
    */
   async save(): Promise<void> {
-    if (this.#closed || !this.#file) return;
+    if (this.#closed || (!this.#file && !this.#batch)) return;
+    await this.#flush(); // the state never claims data still in memory
     const tmp = `${this.#statePath}.${crypto.randomUUID()}.tmp`;
     const f = await Deno.open(tmp, { write: true, createNew: true });
     try {
@@ -332,6 +400,7 @@ export class PartialFile {
    * `received-STEM-N.EXT`. Returns the name used.
    */
   async finalize(dir: string, base: string, overwrite: boolean): Promise<string> {
+    await this.#flush();
     await this.#data().syncData(); // an empty file has no chunk: made here
     this.#close();
     let stored: string;
@@ -358,6 +427,7 @@ export class PartialFile {
 
   /** Drops the saved state and data (after a whole-file mismatch). */
   async discard(): Promise<void> {
+    await this.#writing; // no write lands after the removal
     this.#close();
     await Deno.remove(this.#partPath).catch(() => {});
     await Deno.remove(this.#statePath).catch(() => {});
@@ -366,6 +436,7 @@ export class PartialFile {
   #close() {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#timer);
     this.#release();
     try {
       this.#file?.close();

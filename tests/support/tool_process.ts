@@ -164,11 +164,13 @@ export const FILE_SERVER_PERMS: string[] = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
-  "--allow-env=INIT_CWD,SOCKETS_CODE",
+  "--allow-ffi",
+  "--allow-env=INIT_CWD,SOCKETS_CODE,SOCKETS_CRYPTO,LIBCRYPTO_PATH",
 ];
 /** The file client task's permissions. */
 export const FILE_CLIENT_PERMS: string[] = [
   "--allow-net",
   "--allow-read",
-  "--allow-env=INIT_CWD,SOCKETS_CODE",
+  "--allow-ffi",
+  "--allow-env=INIT_CWD,SOCKETS_CODE,SOCKETS_CRYPTO,LIBCRYPTO_PATH",
 ];

@@ -1,6 +1,7 @@
 /**
  * Sealing with an AEAD after the handshake: ChaCha20-Poly1305 (RFC 8439)
- * through `node:crypto`, Deno's native implementation. No I/O.
+ * from the {@link cryptoProvider} in use (`node:crypto` unless a shell
+ * installed OpenSSL's). No I/O.
  *
  * Each direction has its own 32-byte key, derived from SPAKE2's Ke with
  * HKDF-SHA256, so the two directions never share a nonce. The nonce is
@@ -10,7 +11,7 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv } from "node:crypto";
+import { type CryptoProvider, cryptoProvider, type KeyedAead } from "./provider.ts";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 
@@ -32,6 +33,18 @@ export function sessionKeys(ke: Uint8Array, context: string): SessionKeys {
   return { serverToClient: key("server to client"), clientToServer: key("client to server") };
 }
 
+/** The keyed AEAD for `key` from the provider in use, made once per key. */
+const keyed = new WeakMap<Uint8Array, { provider: CryptoProvider; aead: KeyedAead }>();
+function aeadFor(key: Uint8Array): KeyedAead {
+  const provider = cryptoProvider();
+  let k = keyed.get(key);
+  if (!k || k.provider !== provider) {
+    k = { provider, aead: provider.chacha20poly1305(key) };
+    keyed.set(key, k);
+  }
+  return k.aead;
+}
+
 /**
  * Seals under an explicit 12-byte nonce, for datagrams, which carry what
  * their nonce is made of (the caller sees to it that a nonce never repeats
@@ -44,25 +57,8 @@ export function sealAt(
   aad: Uint8Array,
 ): Uint8Array {
   const out = new Uint8Array(plaintext.length + TAG_LENGTH);
-  sealTo(out, 0, key, nonce, plaintext, aad);
+  aeadFor(key).sealInto(out, 0, nonce, plaintext, aad);
   return out;
-}
-
-/** Seals into `out` at `offset`: ciphertext then tag. The one place that seals. */
-function sealTo(
-  out: Uint8Array,
-  offset: number,
-  key: Uint8Array,
-  nonce: Uint8Array,
-  plaintext: Uint8Array,
-  aad: Uint8Array,
-): void {
-  const c = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_LENGTH });
-  c.setAAD(aad, { plaintextLength: plaintext.length });
-  const body = c.update(plaintext);
-  out.set(body, offset);
-  out.set(c.final(), offset + body.length); // empty for a stream cipher
-  out.set(c.getAuthTag(), offset + plaintext.length);
 }
 
 /** Opens what {@link sealAt} sealed, or null if it fails its tag. */
@@ -72,22 +68,7 @@ export function openAt(
   sealed: Uint8Array,
   aad: Uint8Array,
 ): Uint8Array | null {
-  if (sealed.length < TAG_LENGTH) return null;
-  const body = sealed.subarray(0, sealed.length - TAG_LENGTH);
-  const d = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_LENGTH });
-  d.setAAD(aad, { plaintextLength: body.length });
-  d.setAuthTag(sealed.subarray(sealed.length - TAG_LENGTH));
-  try {
-    const a = d.update(body);
-    const rest = d.final(); // checks the tag; empty for a stream cipher
-    if (rest.length === 0) return new Uint8Array(a.buffer, a.byteOffset, a.length);
-    const out = new Uint8Array(a.length + rest.length);
-    out.set(a, 0);
-    out.set(rest, a.length);
-    return out;
-  } catch {
-    return null;
-  }
+  return aeadFor(key).open(nonce, sealed, aad);
 }
 
 function nonce(count: bigint): Uint8Array {
@@ -119,7 +100,7 @@ export class Sealer {
    * before it without another copy.
    */
   sealInto(out: Uint8Array, offset: number, plaintext: Uint8Array, aad: Uint8Array): void {
-    sealTo(out, offset, this.#key, nonce(this.#count++), plaintext, aad);
+    aeadFor(this.#key).sealInto(out, offset, nonce(this.#count++), plaintext, aad);
   }
 }
 
@@ -136,10 +117,11 @@ export class Opener {
   /**
    * The plaintext of `sealed` (bound to `aad`), or null when it was not
    * sealed under this key at the expected count: changed on the way,
-   * replayed, reordered, or from someone without the key.
+   * replayed, reordered, or from someone without the key. `sealed` is
+   * consumed: the plaintext may be written over it.
    */
   open(sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
-    const plain = openAt(this.#key, nonce(this.#count), sealed, aad);
+    const plain = aeadFor(this.#key).open(nonce(this.#count), sealed, aad, true);
     if (plain) this.#count++;
     return plain;
   }

@@ -88,6 +88,11 @@ export interface SecureStreamOptions {
   maxInner: number;
 }
 
+/** Bytes of the sealed frame that carries an inner frame of `innerLength` bytes. */
+export function sealedLength(innerLength: number): number {
+  return HEADER_LENGTH + innerLength + TAG_LENGTH;
+}
+
 /** One side of a coded stream. */
 export class SecureStream {
   #role: "server" | "client";
@@ -197,10 +202,15 @@ export class SecureStream {
     return out;
   }
 
-  /** A frame of the inner protocol, sealed for the peer. */
-  seal(inner: Uint8Array): Uint8Array {
+  /**
+   * A frame of the inner protocol, sealed for the peer. With `into` (at
+   * least {@link sealedLength} bytes), the frame is sealed into it and a
+   * view of it returned: a sender that reuses its buffers allocates none.
+   */
+  seal(inner: Uint8Array, into?: Uint8Array): Uint8Array {
     if (!this.#ready) throw new Error("The handshake is not done");
-    const out = new Uint8Array(HEADER_LENGTH + inner.length + TAG_LENGTH);
+    const length = sealedLength(inner.length);
+    const out = into && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
     writeHeader(out, SecureMsg.SEALED, inner.length + TAG_LENGTH);
     this.#sealer!.sealInto(out, HEADER_LENGTH, inner, out.subarray(0, HEADER_LENGTH));
     return out;

@@ -1,19 +1,20 @@
 /**
- * MD5 helpers over `node:crypto`, which is native and the fastest MD5 Deno
- * offers. MD5 here detects accidental corruption; it is not a defence
+ * MD5 helpers over the {@link cryptoProvider} in use: `node:crypto`, or
+ * OpenSSL's libcrypto when a shell installed it (faster for bulk data). MD5 here detects accidental corruption; it is not a defence
  * against an attacker who can rewrite both data and digest.
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { cryptoProvider, type Md5State } from "../crypto/provider.ts";
 
 /** Length of an MD5 digest in bytes. */
 export const MD5_LENGTH = 16;
 
 /** The MD5 digest of `data` as 16 bytes. */
 export function md5(data: Uint8Array): Uint8Array {
-  const digest = createHash("md5").update(data).digest();
-  return new Uint8Array(digest.buffer, digest.byteOffset, MD5_LENGTH);
+  const h = cryptoProvider().md5();
+  h.update(data);
+  return h.digest();
 }
 
 /** Lower-case hexadecimal form of bytes (as `md5sum` prints digests). */
@@ -32,7 +33,7 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 /** An incremental MD5 over a stream of byte arrays. */
 export class Md5Stream {
-  #hash: Hash = createHash("md5");
+  #hash: Md5State = cryptoProvider().md5();
   #done = false;
 
   /** Feeds more bytes. */
@@ -45,7 +46,7 @@ export class Md5Stream {
   /** Finishes and returns the digest as hexadecimal. */
   hex(): string {
     this.#done = true;
-    return this.#hash.digest("hex");
+    return toHex(this.#hash.digest());
   }
 }
 
@@ -66,7 +67,7 @@ export interface PrefixTrial {
  * is the whole file's MD5, exactly as `md5sum` prints it.
  */
 export class PrefixMd5 {
-  #hash: Hash = createHash("md5");
+  #hash: Md5State = cryptoProvider().md5();
   #length = 0;
 
   /** Bytes fed so far. */
@@ -83,8 +84,7 @@ export class PrefixMd5 {
 
   /** The MD5 of everything fed so far (the stream stays open). */
   digest(): Uint8Array {
-    const d = this.#hash.copy().digest();
-    return new Uint8Array(d.buffer, d.byteOffset, MD5_LENGTH);
+    return this.#hash.copy().digest();
   }
 
   /**
@@ -92,10 +92,10 @@ export class PrefixMd5 {
    * compares it with the sender's claim and commits only bytes that match.
    */
   trial(data: Uint8Array): PrefixTrial {
-    const next = this.#hash.copy().update(data);
-    const d = next.copy().digest();
+    const next = this.#hash.copy();
+    next.update(data);
     return {
-      digest: new Uint8Array(d.buffer, d.byteOffset, MD5_LENGTH),
+      digest: next.copy().digest(),
       commit: () => {
         this.#hash = next;
         this.#length += data.length;
