@@ -290,7 +290,9 @@ async function serveConnection(
       }
     }
     const progress = () => core.frames;
-    const reading = finished ? [] : readChunks(conn, { idleMs: s.idleMs, progress });
+    const reading = finished
+      ? []
+      : readChunks(conn, { idleMs: s.idleMs, progress, readSize: 1024 * 1024 });
     for await (const bytes of reading) {
       const frames = secure
         ? secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
