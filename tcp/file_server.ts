@@ -370,6 +370,7 @@ async function main(): Promise<void> {
     `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}` +
       (code ? ", clients need the code" : ""),
   );
+  console.log(`MD5 and ChaCha20-Poly1305 from ${useNativeCrypto()}`);
   const stopped = Promise.withResolvers<void>();
   onShutdown(() => stopped.resolve());
   await stopped.promise;

@@ -6,7 +6,9 @@
  * against 0.5, MD5 at 0.60 against 0.51), which is what lets an encrypted
  * File-TCP keep up with a plain one.
  *
- * `SOCKETS_CRYPTO=node` keeps `node:crypto` even when libcrypto loads.
+ * `SOCKETS_CRYPTO=node` keeps `node:crypto` even when libcrypto loads; a
+ * `LIBCRYPTO_PATH` that does not load is an error (a user who names a
+ * library means it).
  *
  * @module
  */
@@ -16,7 +18,13 @@ import {
   NODE_CRYPTO,
   setCryptoProvider,
 } from "../core/crypto/provider.ts";
-import { ChaCha20Poly1305, loadLibcrypto, Md5Context } from "../../native/mod.ts";
+import {
+  ChaCha20Poly1305,
+  LIBCRYPTO_PATH_VARIABLE,
+  loadLibcrypto,
+  Md5Context,
+} from "../../native/mod.ts";
+import { UserError } from "../core/errors.ts";
 
 /** The libcrypto provider. */
 export const OPENSSL_CRYPTO: CryptoProvider = {
@@ -29,8 +37,9 @@ let tried = false;
 
 /**
  * Uses libcrypto if it can (once per process) and returns the name of the
- * provider in use. Never prompts, never fails: without the permission or
- * the library, `node:crypto` stays.
+ * provider in use. Never prompts: without the permission or the library,
+ * `node:crypto` stays. Throws {@link UserError} only when `LIBCRYPTO_PATH`
+ * names a library that does not load.
  */
 export function useNativeCrypto(): string {
   if (!tried) {
@@ -39,12 +48,21 @@ export function useNativeCrypto(): string {
       try {
         loadLibcrypto();
         setCryptoProvider(OPENSSL_CRYPTO);
-      } catch {
+      } catch (err) {
+        // A library the user named and that does not load is an error;
+        // no libcrypto where we looked is not.
+        if (named()) throw new UserError(err instanceof Error ? err.message : String(err));
         setCryptoProvider(NODE_CRYPTO);
       }
     }
   }
   return cryptoProvider().name;
+}
+
+function named(): boolean {
+  const variable = LIBCRYPTO_PATH_VARIABLE;
+  return Deno.permissions.querySync({ name: "env", variable }).state === "granted" &&
+    !!Deno.env.get(variable);
 }
 
 function wanted(): boolean {

@@ -129,12 +129,49 @@ Deno.test("udp code: guesses from one host are throttled; a right code gives its
     const s = new UdpSubscriber({ code: { code: `wrong-${i}-guess`, random: rnd(48) } });
     assert.ok(join(table, s, `10.0.0.1:${i}`).events.some((e) => /does not match/.test(e)));
   }
+  // A fourth while those three are still unconfirmed gets no answer (it
+  // might be a listener of the same host joining); once they are stale,
+  // the throttle says so.
+  const early = new UdpSubscriber({ code: { code: "wrong-3-guess", random: rnd(48) } });
+  assert.ok(!join(table, early, "10.0.0.1:8").events.some((e) => /Too many|stream/.test(e)));
   const s = new UdpSubscriber({ code: { code: "wrong-3-guess", random: rnd(48) } });
-  assert.ok(join(table, s, "10.0.0.1:9").events.some((e) => /Too many wrong codes/.test(e)));
+  assert.ok(join(table, s, "10.0.0.1:9", 2500).events.some((e) => /Too many wrong codes/.test(e)));
   // Many right codes from one host are never throttled.
   const other = coded();
   for (let i = 0; i < 6; i++) {
     const ok = new UdpSubscriber({ code: { code: CODE, random: rnd(48) } });
     assert.ok(join(other, ok, `10.0.0.2:${i}`).events.includes("stream"), `listener ${i}`);
   }
+});
+
+Deno.test("udp code: eight listeners joining at the same instant from one address all get in", () => {
+  const table = coded();
+  const subs = Array.from(
+    { length: 8 },
+    () => new UdpSubscriber({ code: { code: CODE, random: rnd(48) } }),
+  );
+  const keys = subs.map((_, i) => `10.0.0.3:${i}`);
+  const streaming = new Set<number>();
+  const refused: string[] = [];
+  let toServer = subs.map((s) => [s.start(0)]);
+  // Lockstep: every listener's datagrams reach the server, every answer
+  // comes back, 100 ms a round; unanswered handshakes are sent again.
+  for (let now = 0; now < 5000 && streaming.size < subs.length; now += 100) {
+    const next: Uint8Array[][] = subs.map(() => []);
+    subs.forEach((sub, i) => {
+      const got = toServer[i].flatMap((d) => table.receive(d, keys[i], keys[i], now));
+      for (const d of got) {
+        for (const e of sub.receive(d, true, now)) {
+          if (e.type === "send") next[i].push(e.datagram);
+          if (e.type === "stream") streaming.add(i);
+          if (e.type === "refused") refused.push(e.message);
+        }
+      }
+      for (const e of sub.tick(now + 100)) if (e.type === "send") next[i].push(e.datagram);
+    });
+    toServer = next;
+  }
+  assert.deepEqual(refused, []);
+  assert.equal(streaming.size, 8);
+  assert.equal(table.stats.listenersJoined, 8);
 });

@@ -73,6 +73,8 @@ export interface ListenerTableOptions {
 /** Handshakes under way from one host, and in all, at most. */
 const MAX_PENDING_PER_HOST = 4;
 const MAX_PENDING = 256;
+/** How long an answered handshake waits for its confirmation, ms. */
+const PENDING_MS = 2000;
 
 /** Listeners of one Audio-UDP stream, keyed by address. `A` is the shell's address type. */
 export class ListenerTable<A> {
@@ -93,7 +95,7 @@ export class ListenerTable<A> {
     string,
     { addr: A; host: string; lastSeen: number; secure?: ServerHandshake }
   >();
-  #pending = new Map<string, ServerHandshake>();
+  #pending = new Map<string, { hs: ServerHandshake; at: number }>();
   #guesses = new GuessLimiter();
   #perHost = new Map<string, number>();
 
@@ -182,8 +184,22 @@ export class ListenerTable<A> {
     const secure = this.#options.secure!;
     const host = hostOf(key);
     if (type === SecureUdpMsg.PAKE_INIT) {
-      if (this.#guesses.check(host, now)) return [bareDatagram(SecureUdpMsg.THROTTLED)];
-      const mine = [...this.#pending.keys()].filter((k) => hostOf(k) === host).length;
+      // Handshakes answered and not yet confirmed; after PENDING_MS one
+      // that never confirmed is forgotten (its guess stays counted).
+      let mine = 0;
+      for (const [k, p] of this.#pending) {
+        if (now - p.at > PENDING_MS) this.#pending.delete(k);
+        else if (hostOf(k) === host && k !== key) mine++;
+      }
+      if (this.#guesses.check(host, now)) {
+        // While this host's own handshakes are still in flight, the guesses
+        // they hold are not failures yet: stay silent, and the listener's
+        // next try (it sends again until answered) gets in once one of them
+        // confirms and gives its guess back. Many listeners may join at the
+        // same instant from one address this way; only failures throttle.
+        if (mine > 0) return [];
+        return [bareDatagram(SecureUdpMsg.THROTTLED)];
+      }
       if (mine >= MAX_PENDING_PER_HOST && !this.#pending.has(key)) return [];
       if (this.#pending.size >= MAX_PENDING) {
         this.#pending.delete(this.#pending.keys().next().value!);
@@ -199,10 +215,10 @@ export class ListenerTable<A> {
       // The reply's confirmation lets the sender test one guess at the
       // code: counted now, whatever follows.
       this.#guesses.failed(host, now);
-      this.#pending.set(key, hs);
+      this.#pending.set(key, { hs, at: now });
       return [reply];
     }
-    const hs = this.#pending.get(key);
+    const hs = this.#pending.get(key)?.hs;
     if (!hs) {
       // Joined already: the KEY was lost on the way; send it again.
       const joined = this.#listeners.get(key);
