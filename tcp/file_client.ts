@@ -26,7 +26,7 @@ import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
-import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
+import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
 import {
   HOST_FLAG,
@@ -323,15 +323,16 @@ async function main(): Promise<number> {
   }
   let code = resolveCode(flags.code);
   for (const path of files) {
-    const send = () =>
-      sendFile({
+    const r = await withCodePrompt(code, (c) => {
+      code = c; // a code asked for once serves every FILE
+      return sendFile({
         host: flags.host,
         port,
         path,
         chunkSize,
         progress: true,
         resume,
-        code,
+        code: c,
         // On a terminal, said before any data moves, so that a transfer
         // interrupted by hand can resume; every failure says it too.
         onToken: Deno.stderr.isTerminal()
@@ -341,17 +342,7 @@ async function main(): Promise<number> {
             )
           : undefined,
       });
-    let r: SendResult;
-    try {
-      r = await send();
-    } catch (err) {
-      // A server that needs a code, asked on a terminal: once.
-      const needs = err instanceof Error && /needs a code/.test(err.message);
-      if (!needs || code !== undefined || !Deno.stdin.isTerminal()) throw err;
-      code = prompt("This server needs a code. Code:") ?? undefined;
-      if (!code) throw err;
-      r = await send();
-    }
+    });
     console.log(summarize(r));
   }
   return 0;

@@ -18,7 +18,7 @@ import { openUdpClientSocket, resolveUdpServer, sameAddress } from "../lib/io/ne
 import { Playout } from "../lib/io/playout.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
-import { CODE_FLAG, resolveCode } from "../lib/cli/code.ts";
+import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 
 /** Options of {@link runAudioUdpClient}. */
 export interface AudioUdpClientOptions {
@@ -202,17 +202,21 @@ if (import.meta.main) {
       summary: "Play live audio from an Audio-UDP server, checking every block's MD5.",
     });
     const code = resolveCode(flags.code);
-    await runClientTool(flags, (duration, signal) =>
-      runAudioUdpClient({
-        code,
-        host: flags.host,
-        port: parsePort(flags.port),
-        output: flags.output,
-        latencyMs: flags.latency
-          ? parseSecondsFlag("latency", flags.latency, "milliseconds")
-          : undefined,
-        duration,
-        signal,
-      }));
+    await runClientTool(
+      flags,
+      (duration, signal) =>
+        withCodePrompt(code, (code) =>
+          runAudioUdpClient({
+            code,
+            host: flags.host,
+            port: parsePort(flags.port),
+            output: flags.output,
+            latencyMs: flags.latency
+              ? parseSecondsFlag("latency", flags.latency, "milliseconds")
+              : undefined,
+            duration,
+            signal,
+          })),
+    );
   });
 }

@@ -66,3 +66,23 @@ export const CODE_FLAG = {
   value: "PHRASE",
   help: "shared code (else SOCKETS_CODE); a server's `new` draws one",
 } as const;
+
+/**
+ * Runs `attempt` with `code`. When a server answers that it needs a code
+ * and the user gave none, asks for it on a terminal (once, with the
+ * typed code kept out of the process list) and runs `attempt` again.
+ */
+export async function withCodePrompt<T>(
+  code: string | undefined,
+  attempt: (code: string | undefined) => Promise<T>,
+): Promise<T> {
+  try {
+    return await attempt(code);
+  } catch (err) {
+    const needs = err instanceof Error && /needs a code/.test(err.message);
+    if (!needs || code !== undefined || !Deno.stdin.isTerminal()) throw err;
+    const asked = prompt("This server needs a code. Code:")?.trim();
+    if (!asked) throw err;
+    return await attempt(asked);
+  }
+}

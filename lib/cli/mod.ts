@@ -14,7 +14,7 @@ export {
   serverFlags,
   specFromFlags,
 } from "./audio_shell.ts";
-export { CODE_FLAG, isLoopback, newCode, resolveCode } from "./code.ts";
+export { CODE_FLAG, isLoopback, newCode, resolveCode, withCodePrompt } from "./code.ts";
 export {
   type Flags,
   type FlagSpec,

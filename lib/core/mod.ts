@@ -169,8 +169,17 @@ export {
   HOST_EVERY_MS,
 } from "./crypto/guess_limiter.ts";
 export {
+  type CryptoProvider,
+  cryptoProvider,
+  type KeyedAead,
+  type Md5State,
+  NODE_CRYPTO,
+  setCryptoProvider,
+} from "./crypto/provider.ts";
+export {
   CodeMismatch,
   CodeRequired,
+  sealedLength,
   type SecureEvent,
   SecureMsg,
   SecureStream,
@@ -191,6 +200,7 @@ export { ProtocolError, UsageError, UserError } from "./errors.ts";
 export {
   type Accept,
   chooseChunkSize,
+  CHUNK_CHECK,
   chunkCount,
   type ChunkRef,
   CLIENT_LIMITS,
@@ -276,5 +286,13 @@ export {
   parseProbability,
 } from "./wire/impairment.ts";
 export { isCount, jsonBytes, parseJsonObject } from "./wire/json.ts";
-export { bytesEqual, md5, MD5_LENGTH, Md5Stream, toHex } from "./wire/md5.ts";
+export {
+  bytesEqual,
+  md5,
+  MD5_LENGTH,
+  Md5Stream,
+  PrefixMd5,
+  type PrefixTrial,
+  toHex,
+} from "./wire/md5.ts";
 export { printable, UNSAFE_CHARS } from "./wire/text.ts";

@@ -12,13 +12,19 @@ import { SecureMsg } from "../../lib/core/crypto/secure_stream.ts";
 import {
   contains,
   oneLineError,
+  randomFile,
   runTool,
   startRelay,
   tap,
   tempDir,
   waitFor,
 } from "../support/helpers.ts";
-import { FILE_SERVER_PERMS, startServerTool } from "../support/tool_process.ts";
+import {
+  FILE_CLIENT_PERMS,
+  FILE_SERVER_PERMS,
+  REPO_ROOT,
+  startServerTool,
+} from "../support/tool_process.ts";
 
 const CODE = "bamol-tisek-ruvan";
 const PERMS = FILE_SERVER_PERMS;
@@ -173,4 +179,38 @@ Deno.test("code CLI: from SOCKETS_CODE; beyond loopback a server draws and print
   } finally {
     await open.stop();
   }
+});
+
+Deno.test("code: a client on a terminal that meets a server needing a code asks for it once", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  await using srv = await startFileServer({ dir: dst.path, port: 0, code: CODE });
+  const path = join(src.path, "asked.bin");
+  const data = await randomFile(path, 70_000, 3);
+  // `script` gives the client a terminal; the code is typed into it.
+  const client = [
+    Deno.execPath(),
+    "run",
+    ...FILE_CLIENT_PERMS,
+    join(REPO_ROOT, "tcp/file_client.ts"),
+    "--port",
+    String(srv.addr.port),
+    path,
+  ].map((a) => `'${a}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", client, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { SOCKETS_CODE: "" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(`${CODE}\n`));
+  await writer.close();
+  const out = await child.output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, text);
+  assert.match(text, /This server needs a code\. Code:/);
+  assert.match(text, /stored as received-asked\.bin/);
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-asked.bin")), data);
 });

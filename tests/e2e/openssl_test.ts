@@ -49,7 +49,7 @@ Deno.test("libcrypto ChaCha20-Poly1305 gives RFC 8439's AEAD vector (2.8.2) and 
 });
 
 Deno.test("libcrypto and node:crypto seal and hash to the same bytes", () => {
-  for (const size of [0, 1, 63, 64, 65, 1000, 65536 + 7]) {
+  for (const size of [0, 1, 63, 64, 65, 1000, 65536]) {
     const key = crypto.getRandomValues(new Uint8Array(32));
     const nonce = crypto.getRandomValues(new Uint8Array(12));
     const plain = crypto.getRandomValues(new Uint8Array(size));
