@@ -109,13 +109,9 @@ export class FrameDecoder {
    * Throws {@link ProtocolError} on a bad magic, version, type or length.
    */
   next(): Frame | null {
-    const available = this.#end - this.#start;
-    if (available < HEADER_LENGTH) {
-      this.#checkPartialMagic();
-      return null;
-    }
-    const { type, length } = this.#header();
-    if (available < HEADER_LENGTH + length) return null;
+    const type = this.peekType();
+    if (type === null) return null;
+    const { length } = this.#header();
     const at = this.#start + HEADER_LENGTH;
     this.#start = at + length;
     if (this.#start === this.#end) this.#start = this.#end = 0;
