@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { grantedEnv } from "../io/env.ts";
 import { UsageError } from "../core/errors.ts";
 import {
   CODE_RANDOM_BYTES,
@@ -46,8 +47,7 @@ export function resolveCode(flag: string, server?: { host: string }): string | u
     }
   } else {
     // Read only where the task grants it (the file and audio tasks do).
-    const granted = Deno.permissions.querySync({ name: "env", variable: "SOCKETS_CODE" });
-    code = granted.state === "granted" ? Deno.env.get("SOCKETS_CODE") || undefined : undefined;
+    code = grantedEnv("SOCKETS_CODE") || undefined;
   }
   if (code === undefined && server && !isLoopback(server.host)) {
     code = newCode();

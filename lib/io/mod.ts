@@ -14,6 +14,7 @@ export {
 export { type Capture, newStreamId, startCapture } from "./capture.ts";
 export { now } from "./clock.ts";
 export { readChunks, type ReadChunksOptions } from "./conn.ts";
+export { grantedEnv } from "./env.ts";
 export { closeQuietly, describeError } from "./errors.ts";
 export { OPENSSL_CRYPTO, useNativeCrypto } from "./native_crypto.ts";
 export {

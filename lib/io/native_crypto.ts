@@ -25,6 +25,7 @@ import {
   Md5Context,
 } from "../../native/mod.ts";
 import { UserError } from "../core/errors.ts";
+import { grantedEnv } from "./env.ts";
 
 /** The libcrypto provider. */
 export const OPENSSL_CRYPTO: CryptoProvider = {
@@ -60,14 +61,9 @@ export function useNativeCrypto(): string {
 }
 
 function named(): boolean {
-  const variable = LIBCRYPTO_PATH_VARIABLE;
-  return Deno.permissions.querySync({ name: "env", variable }).state === "granted" &&
-    !!Deno.env.get(variable);
+  return !!grantedEnv(LIBCRYPTO_PATH_VARIABLE);
 }
 
 function wanted(): boolean {
-  // Read only if granted: asking would prompt on a terminal.
-  const variable = "SOCKETS_CRYPTO";
-  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return true;
-  return Deno.env.get(variable) !== "node";
+  return grantedEnv("SOCKETS_CRYPTO") !== "node";
 }

@@ -79,12 +79,12 @@ function nonce(count: bigint): Uint8Array {
 
 /** Seals one direction's messages, each under the next nonce. */
 export class Sealer {
-  #key: Uint8Array;
+  #aead: KeyedAead;
   #count = 0n;
 
-  /** A sealer under `key` (32 bytes). */
+  /** A sealer under `key` (32 bytes), from the provider in use now. */
   constructor(key: Uint8Array) {
-    this.#key = key;
+    this.#aead = cryptoProvider().chacha20poly1305(key);
   }
 
   /** `plaintext` sealed, bound to `aad`: ciphertext then tag. */
@@ -100,18 +100,18 @@ export class Sealer {
    * before it without another copy.
    */
   sealInto(out: Uint8Array, offset: number, plaintext: Uint8Array, aad: Uint8Array): void {
-    aeadFor(this.#key).sealInto(out, offset, nonce(this.#count++), plaintext, aad);
+    this.#aead.sealInto(out, offset, nonce(this.#count++), plaintext, aad);
   }
 }
 
 /** Opens one direction's messages, each expected under the next nonce. */
 export class Opener {
-  #key: Uint8Array;
+  #aead: KeyedAead;
   #count = 0n;
 
-  /** An opener under `key` (32 bytes). */
+  /** An opener under `key` (32 bytes), from the provider in use now. */
   constructor(key: Uint8Array) {
-    this.#key = key;
+    this.#aead = cryptoProvider().chacha20poly1305(key);
   }
 
   /**
@@ -121,7 +121,7 @@ export class Opener {
    * consumed: the plaintext may be written over it.
    */
   open(sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
-    const plain = aeadFor(this.#key).open(nonce(this.#count), sealed, aad, true);
+    const plain = this.#aead.open(nonce(this.#count), sealed, aad, true);
     if (plain) this.#count++;
     return plain;
   }

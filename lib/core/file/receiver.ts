@@ -41,6 +41,7 @@ import { ProtocolError, UserError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
 import { bytesEqual, PrefixMd5, toHex } from "../wire/md5.ts";
 import {
+  type ChunkRef,
   decodeChunk,
   decodeEnd,
   decodeError,
@@ -101,7 +102,6 @@ export class FileReceiver {
   #reading: number | undefined;
   #verified = false;
   #lastSave: number | undefined;
-  #now = 0;
   #frames = 0;
 
   /**
@@ -114,7 +114,6 @@ export class FileReceiver {
 
   /** Takes bytes from the client at time `now` (ms) and returns what to do. */
   receive(bytes: Uint8Array, now: number): ReceiverEvent[] {
-    this.#now = now;
     this.#decoder.push(bytes);
     const events: ReceiverEvent[] = [];
     this.#pump(events);
@@ -258,8 +257,7 @@ export class FileReceiver {
 
   #data(events: ReceiverEvent[], payload: Uint8Array): void {
     const state = this.#state!;
-    const c = decodeChunk(payload);
-    if (c.index >= state.chunks) state.lengthOf(c.index); // throws: out of range
+    const c = this.#chunk(payload);
     if (this.#drops(c.index)) return;
     const trial = this.#prefix.trial(c.data);
     const outcome = state.receiveData(c.index, c.data.length, c.digest, trial.digest);
@@ -275,12 +273,18 @@ export class FileReceiver {
 
   #check(events: ReceiverEvent[], payload: Uint8Array): void {
     const state = this.#state!;
-    const c = decodeChunk(payload);
+    const c = this.#chunk(payload);
     if (c.data.length !== 0) throw new ProtocolError("Check frame carries data");
-    if (c.index >= state.chunks) state.lengthOf(c.index); // throws: out of range
     if (this.#drops(c.index)) return;
     if (state.receiveCheck(c.index, c.digest) === "retry") this.#reject(events, c.index);
     else this.#next++;
+  }
+
+  /** A DATA or CHECK payload, its index checked against the file (even one that will be dropped). */
+  #chunk(payload: Uint8Array): ChunkRef {
+    const c = decodeChunk(payload);
+    this.#state!.lengthOf(c.index); // throws ProtocolError for an index past the file
+    return c;
   }
 
   /** Asks for chunk `index` again; later chunks are dropped until it comes. */

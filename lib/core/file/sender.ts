@@ -79,12 +79,11 @@ export class FileSender {
   #heldLimit = 0;
   /** The next chunk to send; it goes back when the server asks again. */
   #next = 0;
-  /** Chunks sent at least once. */
+  /** Chunks sent at least once: each was hashed as it first went out. */
   #sent = 0;
-  /** The prefix MD5 of every chunk hashed so far, kept for resends. */
+  /** The prefix MD5 of every chunk sent so far, kept for resends. */
   #digests: Uint8Array;
   #prefix = new PrefixMd5();
-  #hashed = 0;
   #md5: string | undefined;
   #asked = new Map<number, number>();
   #token: string | undefined;
@@ -215,17 +214,16 @@ export class FileSender {
     }
     if (index !== this.next) throw new Error(`Chunk ${index} sent out of order`);
     const data = frame.subarray(DATA_OFFSET, DATA_OFFSET + length);
+    const again = index < this.#sent;
     let digest: Uint8Array;
-    if (index === this.#hashed) {
+    if (again) {
+      digest = this.#digests.subarray(index * MD5_LENGTH, (index + 1) * MD5_LENGTH);
+    } else {
       digest = this.#prefix.push(data);
       this.#digests.set(digest, index * MD5_LENGTH);
-      this.#hashed++;
-    } else {
-      digest = this.#digests.subarray(index * MD5_LENGTH, (index + 1) * MD5_LENGTH);
+      this.#sent++;
     }
     this.#next++;
-    const again = index < this.#sent;
-    if (!again) this.#sent++;
     if (this.isHeld(index)) {
       this.counters.chunksSkipped++;
       return encodeCheck(index, digest);
