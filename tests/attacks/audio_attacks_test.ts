@@ -41,6 +41,7 @@ import {
   sourceOrConcealed,
   startRelay,
   tempDir,
+  TEST_FORMAT,
   waitFor,
   writeNoiseWav,
 } from "../support/helpers.ts";
@@ -177,20 +178,11 @@ Deno.test("attack: header bits of Audio-TCP blocks flipped on the way, each dama
   assert.ok(check.same > 80);
 });
 
-const FORMAT = {
-  rate: 8000,
-  channels: 1,
-  block: 64,
-  streamId: 42,
-  format: "s16le" as const,
-  protocol: AUDIO_PROTOCOL,
-};
-
 /** A subscriber joined to a listener table on one clock; returns both. */
 function joined() {
   const table = new ListenerTable<string>({
     secret: new Uint8Array(32).fill(5),
-    format: encodeFormat({ ...FORMAT, mtu: 128 }),
+    format: encodeFormat({ ...TEST_FORMAT, mtu: 128 }),
     maxListeners: 4,
     timeoutMs: 5000,
   });
@@ -209,7 +201,7 @@ Deno.test("attack: fuzz from the server's own address, every type with our magic
     d.set([0x53, 0x55, UDP_VERSION, type]);
     return d;
   };
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster(TEST_FORMAT);
   const played: number[] = [];
   for (let s = 0; s < 200; s++) {
     const t = 10 + s * 8;
@@ -236,7 +228,7 @@ Deno.test("attack: fuzz from the server's own address, every type with our magic
 Deno.test("attack: a hostile Audio-TCP server's NaN capture times and huge sequence jumps end the session", () => {
   const fresh = () => {
     const r = new AudioTcpReceiver();
-    r.receive(encodeHello({ ...FORMAT, protocol: 1 }), 0);
+    r.receive(encodeHello({ ...TEST_FORMAT, protocol: 1 }), 0);
     return r;
   };
   const s = new Int16Array(64);
@@ -268,7 +260,7 @@ Deno.test("attack: a hostile Audio-TCP server's NaN capture times and huge seque
 Deno.test("attack: one host cannot take every UDP listener slot, and a short subscribe is never answered", () => {
   const table = new ListenerTable<string>({
     secret: new Uint8Array(32).fill(5),
-    format: encodeFormat({ ...FORMAT, mtu: 128 }),
+    format: encodeFormat({ ...TEST_FORMAT, mtu: 128 }),
     maxListeners: 64,
     maxPerHost: 8,
     timeoutMs: 5000,

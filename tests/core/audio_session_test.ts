@@ -5,6 +5,7 @@
  * passed in.
  */
 import assert from "node:assert/strict";
+import { TEST_FORMAT } from "../support/helpers.ts";
 import { Broadcaster, ListenerSession, SYNC_BURST } from "../../lib/core/audio/broadcaster.ts";
 import { AudioTcpReceiver } from "../../lib/core/audio/tcp_session.ts";
 import {
@@ -26,28 +27,19 @@ import {
   UDP_VERSION,
   UdpMsg,
 } from "../../lib/core/audio/udp_datagrams.ts";
-import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/stream_format.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 import { md5 } from "../../lib/core/wire/md5.ts";
 
-const FORMAT: StreamFormat = {
-  rate: 8000,
-  channels: 1,
-  block: 64,
-  streamId: 42,
-  format: "s16le",
-  protocol: AUDIO_PROTOCOL,
-};
 const BLOCK_MS = 8;
 
 function samples(seq: number): Int16Array {
-  return new Int16Array(FORMAT.block).map((_, i) => seq * 100 + i);
+  return new Int16Array(TEST_FORMAT.block).map((_, i) => seq * 100 + i);
 }
 
 Deno.test("audio-tcp session: broadcaster to receiver at every split size, blocks intact and in order", () => {
-  const b = new Broadcaster(FORMAT);
-  const stream = [encodeHello(FORMAT)];
+  const b = new Broadcaster(TEST_FORMAT);
+  const stream = [encodeHello(TEST_FORMAT)];
   for (let s = 0; s < 5; s++) stream.push(encodeBlock(b.next(samples(s), 1000 + s * BLOCK_MS)));
   const all = new Uint8Array(stream.reduce((n, f) => n + f.length, 0));
   let at = 0;
@@ -72,25 +64,25 @@ Deno.test("audio-tcp session: broadcaster to receiver at every split size, block
 });
 
 Deno.test("audio-tcp session: a receiver refuses a stream without a hello, a second hello and a cut frame", () => {
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster(TEST_FORMAT);
   const block = encodeBlock(b.next(samples(0), 0));
   assert.throws(() => new AudioTcpReceiver().receive(block, 0), /no hello/);
   const twice = new AudioTcpReceiver();
-  twice.receive(encodeHello(FORMAT), 0);
-  assert.throws(() => twice.receive(encodeHello(FORMAT), 0), ProtocolError);
+  twice.receive(encodeHello(TEST_FORMAT), 0);
+  assert.throws(() => twice.receive(encodeHello(TEST_FORMAT), 0), ProtocolError);
   const cut = new AudioTcpReceiver();
-  cut.receive(encodeHello(FORMAT), 0);
+  cut.receive(encodeHello(TEST_FORMAT), 0);
   cut.receive(block.subarray(0, 10), 0);
   assert.throws(() => cut.closed(), ProtocolError);
   const bad = new AudioTcpReceiver();
   assert.throws(
-    () => bad.receive(encodeHello({ ...FORMAT, rate: 5 }), 0),
+    () => bad.receive(encodeHello({ ...TEST_FORMAT, rate: 5 }), 0),
     (e: Error) => e instanceof ProtocolError && /Sample rate 5/.test(e.message),
   );
 });
 
 Deno.test("audio-tcp session: a listener's queue is bounded, drops its oldest, and a stuck one is noticed", () => {
-  const hello = encodeHello(FORMAT);
+  const hello = encodeHello(TEST_FORMAT);
   const l = new ListenerSession({ hello, queueBlocks: 3, stuckMs: 100 });
   const frames = [1, 2, 3, 4, 5].map((n) => new Uint8Array([n]));
   assert.equal(l.take(0), hello, "the hello comes first");
@@ -141,7 +133,7 @@ Deno.test("sequence tracker: gaps are concealed and counted lost, corruption con
 function udpPair(maxListeners = 4) {
   const table = new ListenerTable<string>({
     secret: new Uint8Array(32).fill(5),
-    format: encodeFormat({ ...FORMAT, mtu: 128 }),
+    format: encodeFormat({ ...TEST_FORMAT, mtu: 128 }),
     maxListeners,
     timeoutMs: 5000,
   });
@@ -152,7 +144,7 @@ Deno.test("audio-udp session: subscribe, challenge, format, then blocks through 
   const table = udpPair();
   const sub = new UdpSubscriber({ latencyMs: 30 });
   const now = 1_000_000;
-  // Handshake: SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie) -> FORMAT.
+  // Handshake: SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie) -> TEST_FORMAT.
   let toServer = [sub.start(now)];
   let streamed = false;
   for (let round = 0; round < 3 && !streamed; round++) {
@@ -169,11 +161,11 @@ Deno.test("audio-udp session: subscribe, challenge, format, then blocks through 
   assert.equal(table.stats.challengesSent, 1);
   assert.deepEqual(table.live(now), ["peer"]);
   // Blocks 0..9, block 4 lost, block 6 corrupted, delivered 5 ms after capture.
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster(TEST_FORMAT);
   for (let s = 0; s < 10; s++) {
     const block = b.next(samples(s), now + s * BLOCK_MS);
     const frags = fragmentBlock(
-      FORMAT.streamId,
+      TEST_FORMAT.streamId,
       block.seq,
       block.captured,
       block.digest,
@@ -200,7 +192,7 @@ Deno.test("audio-udp session: subscribe, challenge, format, then blocks through 
   assert.equal(sub.counters.corrupted, 1);
   // A datagram from anyone but the server is refused before any decoder.
   const before = sub.invalid;
-  sub.receive(encodeFormat({ ...FORMAT, streamId: 7, mtu: 128 }), false, now);
+  sub.receive(encodeFormat({ ...TEST_FORMAT, streamId: 7, mtu: 128 }), false, now);
   assert.equal(sub.invalid, before + 1);
   assert.equal(sub.format!.streamId, 42);
 });
@@ -222,9 +214,13 @@ Deno.test("audio-udp session: renewals, silence, restarts and a full server, all
   // A restart: a new stream id is a new stream; counters carry on.
   const r = new UdpSubscriber();
   r.start(0);
-  assert.equal(r.receive(encodeFormat({ ...FORMAT, mtu: 128 }), true, 1)[0].type, "stream");
-  assert.deepEqual(r.receive(encodeFormat({ ...FORMAT, mtu: 128 }), true, 2), [], "same stream");
-  const again = r.receive(encodeFormat({ ...FORMAT, streamId: 43, mtu: 128 }), true, 3);
+  assert.equal(r.receive(encodeFormat({ ...TEST_FORMAT, mtu: 128 }), true, 1)[0].type, "stream");
+  assert.deepEqual(
+    r.receive(encodeFormat({ ...TEST_FORMAT, mtu: 128 }), true, 2),
+    [],
+    "same stream",
+  );
+  const again = r.receive(encodeFormat({ ...TEST_FORMAT, streamId: 43, mtu: 128 }), true, 3);
   assert.deepEqual(again.map((e) => e.type === "stream" && e.restarted), [true]);
   assert.equal(r.restarts, 1);
   // Hostile datagrams are counted, never thrown.
@@ -273,9 +269,9 @@ Deno.test("audio-udp table: an unproven address gets only a smaller challenge; t
 const SERVER_BEHIND = (t: number) => t - 3_600_000;
 
 Deno.test("audio-tcp session: blocks wait for clock sync, then arrive on the client's clock", () => {
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster(TEST_FORMAT);
   const l = new ListenerSession({
-    hello: encodeHello(FORMAT),
+    hello: encodeHello(TEST_FORMAT),
     queueBlocks: 64,
     stuckMs: 5000,
   });
@@ -315,7 +311,7 @@ Deno.test("audio-tcp session: blocks wait for clock sync, then arrive on the cli
 
 Deno.test("audio-tcp session: a protocol 1 server gets no sync requests; blocks pass on its clock", () => {
   const r = new AudioTcpReceiver();
-  const hello = r.receive(encodeHello({ ...FORMAT, protocol: 1 }), 0);
+  const hello = r.receive(encodeHello({ ...TEST_FORMAT, protocol: 1 }), 0);
   assert.deepEqual(hello.map((e) => e.type), ["hello"]);
   assert.equal(hello[0].type === "hello" && hello[0].sync, false);
   // Its MD5 covers the samples only.
@@ -334,7 +330,7 @@ Deno.test("audio-tcp session: a protocol 1 server gets no sync requests; blocks 
 
 Deno.test("audio-tcp session: sync requests are bounded in size and rate; anything else ends the session", () => {
   const fresh = () =>
-    new ListenerSession({ hello: encodeHello(FORMAT), queueBlocks: 4, stuckMs: 5000 });
+    new ListenerSession({ hello: encodeHello(TEST_FORMAT), queueBlocks: 4, stuckMs: 5000 });
   const l = fresh();
   // A burst of ten at once is allowed, an eleventh is not.
   for (let i = 0; i < SYNC_BURST; i++) l.receive(encodeSyncRequest(i + 1), 1000);
@@ -371,7 +367,7 @@ Deno.test("audio-udp session: sync rides on subscribe; the server an hour behind
   const t = 2_000_000;
   const at = (d: Uint8Array, when: number) =>
     table.receive(d, "10.0.0.9:5000", "peer", SERVER_BEHIND(when));
-  // SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie, t1) -> FORMAT + SYNC, 1 ms each way.
+  // SUBSCRIBE -> CHALLENGE -> SUBSCRIBE(cookie, t1) -> TEST_FORMAT + SYNC, 1 ms each way.
   const [challenge] = at(sub.start(t), t + 1);
   assert.equal(challenge[3], UdpMsg.CHALLENGE);
   const [subscribe] = sub.receive(challenge, true, t + 2).map((e) =>
@@ -380,10 +376,10 @@ Deno.test("audio-udp session: sync rides on subscribe; the server an hour behind
   const replies = at(subscribe, t + 3);
   assert.deepEqual(replies.map((d) => d[3]), [UdpMsg.FORMAT, UdpMsg.SYNC]);
   // Block 0 arrives before the SYNC: it waits.
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster(TEST_FORMAT);
   const block = (s: number) => {
     const x = b.next(samples(s), SERVER_BEHIND(t + s * BLOCK_MS));
-    return fragmentBlock(FORMAT.streamId, x.seq, x.captured, x.digest, x.bytes, 128);
+    return fragmentBlock(TEST_FORMAT.streamId, x.seq, x.captured, x.digest, x.bytes, 128);
   };
   sub.receive(replies[0], true, t + 4);
   for (const f of block(0)) sub.receive(f, true, t + 4);

@@ -5,52 +5,25 @@
  * sealed once for every listener.
  */
 import assert from "node:assert/strict";
+import { joinInMemory, TEST_FORMAT } from "../support/helpers.ts";
 import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
 import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
 import { encodeFormat, fragmentBlock, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
 import { openData, sealData, SecureUdpMsg } from "../../lib/core/audio/udp_secure.ts";
 import { Broadcaster } from "../../lib/core/audio/broadcaster.ts";
-import { AUDIO_PROTOCOL } from "../../lib/core/audio/stream_format.ts";
 
 const CODE = "bamol-tisek-ruvan";
-const FORMAT = {
-  rate: 8000,
-  channels: 1,
-  block: 64,
-  streamId: 42,
-  format: "s16le" as const,
-  protocol: AUDIO_PROTOCOL,
-};
 const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
 
 function coded(streamKey = rnd(32)) {
   return new ListenerTable<string>({
     secret: new Uint8Array(32).fill(5),
     // Announced 16 bytes under the MTU: sealed fragments carry a tag.
-    format: encodeFormat({ ...FORMAT, mtu: 144 }),
+    format: encodeFormat({ ...TEST_FORMAT, mtu: 144 }),
     maxListeners: 8,
     timeoutMs: 5000,
     secure: { code: CODE, streamKey, random: () => rnd(48) },
   });
-}
-
-/** Runs the exchange until quiet; returns the events and the server's replies by type. */
-function join(table: ListenerTable<string>, sub: UdpSubscriber, key: string, at = 1) {
-  const events: string[] = [];
-  const replies: number[] = [];
-  let toServer = [sub.start(at)];
-  while (toServer.length > 0) {
-    const got = toServer.flatMap((d) => table.receive(d, key, key, at));
-    replies.push(...got.map((d) => d[3]));
-    toServer = [];
-    for (const d of got) {
-      for (const e of sub.receive(d, true, at)) {
-        events.push(e.type === "refused" ? `refused: ${e.message}` : e.type);
-        if (e.type === "send") toServer.push(e.datagram);
-      }
-    }
-  }
-  return { events, replies };
 }
 
 Deno.test("udp code: the handshake, the sealed key and format, then the sealed stream plays", () => {
@@ -60,7 +33,7 @@ Deno.test("udp code: the handshake, the sealed key and format, then the sealed s
     latencyMs: 40,
     code: { code: "Bamol Tisek Ruvan", random: rnd(48) },
   });
-  const { events, replies } = join(table, sub, "a:1");
+  const { events, replies } = joinInMemory(table, sub, "a:1");
   assert.deepEqual(replies.slice(0, 3), [
     UdpMsg.CHALLENGE,
     SecureUdpMsg.PAKE_REPLY,
@@ -68,7 +41,7 @@ Deno.test("udp code: the handshake, the sealed key and format, then the sealed s
   ]);
   assert.ok(events.includes("stream"), events.join());
   assert.equal(table.stats.listenersJoined, 1);
-  const b = new Broadcaster(FORMAT);
+  const b = new Broadcaster(TEST_FORMAT);
   let played = 0;
   for (let s = 0; s < 20; s++) {
     const x = b.next(new Int16Array(64).fill(s + 1), 10 + s * 8);
@@ -90,10 +63,10 @@ Deno.test("udp code: the handshake, the sealed key and format, then the sealed s
 Deno.test("udp code: a wrong code and no code are refused; nobody joins; the KEY is not replayed", () => {
   const table = coded();
   const wrong = new UdpSubscriber({ code: { code: "not-the-code", random: rnd(48) } });
-  assert.ok(join(table, wrong, "b:1").events.includes("refused: The code does not match"));
+  assert.ok(joinInMemory(table, wrong, "b:1").events.includes("refused: The code does not match"));
   const plain = new UdpSubscriber();
   assert.ok(
-    join(table, plain, "c:1").events.some((e) => /This server needs a code/.test(e)),
+    joinInMemory(table, plain, "c:1").events.some((e) => /This server needs a code/.test(e)),
   );
   assert.equal(table.stats.listenersJoined, 0);
   // A KEY seen once is refused when replayed.
@@ -115,32 +88,38 @@ Deno.test("udp code: a wrong code and no code are refused; nobody joins; the KEY
   // A coded client at a plain server is told so.
   const plainTable = new ListenerTable<string>({
     secret: new Uint8Array(32).fill(5),
-    format: encodeFormat({ ...FORMAT, mtu: 128 }),
+    format: encodeFormat({ ...TEST_FORMAT, mtu: 128 }),
     maxListeners: 8,
     timeoutMs: 5000,
   });
   const lost = new UdpSubscriber({ code: { code: CODE, random: rnd(48) } });
-  assert.ok(join(plainTable, lost, "e:1").events.some((e) => /does not use a code/.test(e)));
+  assert.ok(
+    joinInMemory(plainTable, lost, "e:1").events.some((e) => /does not use a code/.test(e)),
+  );
 });
 
 Deno.test("udp code: guesses from one host are throttled; a right code gives its guess back", () => {
   const table = coded();
   for (let i = 0; i < 3; i++) {
     const s = new UdpSubscriber({ code: { code: `wrong-${i}-guess`, random: rnd(48) } });
-    assert.ok(join(table, s, `10.0.0.1:${i}`).events.some((e) => /does not match/.test(e)));
+    assert.ok(joinInMemory(table, s, `10.0.0.1:${i}`).events.some((e) => /does not match/.test(e)));
   }
   // A fourth while those three are still unconfirmed gets no answer (it
   // might be a listener of the same host joining); once they are stale,
   // the throttle says so.
   const early = new UdpSubscriber({ code: { code: "wrong-3-guess", random: rnd(48) } });
-  assert.ok(!join(table, early, "10.0.0.1:8").events.some((e) => /Too many|stream/.test(e)));
+  assert.ok(
+    !joinInMemory(table, early, "10.0.0.1:8").events.some((e) => /Too many|stream/.test(e)),
+  );
   const s = new UdpSubscriber({ code: { code: "wrong-3-guess", random: rnd(48) } });
-  assert.ok(join(table, s, "10.0.0.1:9", 2500).events.some((e) => /Too many wrong codes/.test(e)));
+  assert.ok(
+    joinInMemory(table, s, "10.0.0.1:9", 2500).events.some((e) => /Too many wrong codes/.test(e)),
+  );
   // Many right codes from one host are never throttled.
   const other = coded();
   for (let i = 0; i < 6; i++) {
     const ok = new UdpSubscriber({ code: { code: CODE, random: rnd(48) } });
-    assert.ok(join(other, ok, `10.0.0.2:${i}`).events.includes("stream"), `listener ${i}`);
+    assert.ok(joinInMemory(other, ok, `10.0.0.2:${i}`).events.includes("stream"), `listener ${i}`);
   }
 });
 

@@ -16,6 +16,17 @@ import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
 import { ToneGenerator } from "../../lib/core/audio/tone.ts";
 import type { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
 import type { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
+import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/stream_format.ts";
+
+/** A small stream for session tests: 64-frame blocks of 8 kHz mono (8 ms each). */
+export const TEST_FORMAT: StreamFormat = {
+  rate: 8000,
+  channels: 1,
+  block: 64,
+  streamId: 42,
+  format: "s16le",
+  protocol: AUDIO_PROTOCOL,
+};
 
 /** The repository root. */
 export const ROOT = new URL("../..", import.meta.url).pathname;
@@ -378,21 +389,31 @@ export function sourceOrConcealed(
  * Runs a subscriber's handshake with a listener table in memory, at time
  * `at` on both sides (not 0: a sync request stamped 0 reads as none):
  * subscribe, challenge, subscribe with the cookie, format and the first
- * sync answer. Returns once neither side has anything more to send.
+ * sync answer. Returns once neither side has anything more to send, with
+ * the subscriber's events (`refused: MESSAGE` for a refusal) and the
+ * types of the server's datagrams.
  */
 export function joinInMemory(
   table: ListenerTable<string>,
   sub: UdpSubscriber,
   key: string,
-  at: number,
-): void {
+  at = 1,
+): { events: string[]; replies: number[] } {
+  const events: string[] = [];
+  const replies: number[] = [];
   let toServer = [sub.start(at)];
   while (toServer.length > 0) {
-    const replies = toServer.flatMap((d) => table.receive(d, key, key, at));
-    toServer = replies.flatMap((d) =>
-      sub.receive(d, true, at).flatMap((e) => (e.type === "send" ? [e.datagram] : []))
-    );
+    const got = toServer.flatMap((d) => table.receive(d, key, key, at));
+    replies.push(...got.map((d) => d[3]));
+    toServer = [];
+    for (const d of got) {
+      for (const e of sub.receive(d, true, at)) {
+        events.push(e.type === "refused" ? `refused: ${e.message}` : e.type);
+        if (e.type === "send") toServer.push(e.datagram);
+      }
+    }
   }
+  return { events, replies };
 }
 
 /** Whether `needle` occurs in `hay`. */
