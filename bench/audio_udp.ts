@@ -1,13 +1,18 @@
 /**
- * `deno task bench-audio-udp [--seconds 20] [--loss 0.05]`: Audio-UDP on
- * loopback with a tone and 1024-frame blocks. First a clean run (latency
- * against the jitter target), then one through the impairment relay at
- * random datagram loss: concealed blocks against the expected
- * 1 - (1 - p)^fragments, and latency still bounded by the target.
+ * `deno task bench-audio-udp [--seconds 20] [--loss 0.05]`: plain Audio-UDP
+ * (`--fec off`, a fixed 70 ms target) on loopback with a tone and
+ * 1024-frame blocks. First a clean run (latency against the jitter
+ * target), then one through the impairment relay at random datagram loss:
+ * concealed blocks against the expected 1 - (1 - p)^fragments, and latency
+ * still bounded by the target. `deno task compare` measures Audio-UDP with
+ * FEC and `--latency auto` beside it.
  *
  * @module
  */
 import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
+
+/** The fixed target: three 1024-frame blocks, Audio-UDP's default before `--latency auto`. */
+const TARGET_MS = 70;
 import { UsageError } from "../lib/core/errors.ts";
 import { openSource } from "../lib/io/audio_io.ts";
 import { parseProbability } from "../lib/core/wire/impairment.ts";
@@ -43,13 +48,14 @@ runMain(async () => {
   const p = parseProbability(flags.loss);
   if (p === null) throw new UsageError(`--loss ${flags.loss} is not a probability`);
   const source = await openSource("tone:440", { rate: 44100, channels: 1, block: 1024 });
-  await using server = startAudioUdpServer({ port: 0, source, log: () => {} });
+  await using server = startAudioUdpServer({ port: 0, source, log: () => {}, fec: "off" });
 
   const clean = await runAudioUdpClient({
     port: server.addr.port,
     output: "null",
     duration: seconds,
     status: false,
+    latencyMs: TARGET_MS,
   });
   const target = clean.target_latency_ms as number;
   console.log(line("clean", clean));
@@ -70,6 +76,7 @@ runMain(async () => {
     output: "null",
     duration: parseSecondsFlag("loss-seconds", flags["loss-seconds"]),
     status: false,
+    latencyMs: TARGET_MS,
   });
   const f = lossy.fragments_per_block as number;
   const slots = lossy.blocks_received + lossy.blocks_concealed;

@@ -1,10 +1,12 @@
 /**
  * Audio-UDP client: subscribes to an Audio-UDP server, reassembles each
  * block from its fragments, checks its MD5, and plays it through a jitter
- * buffer with a target latency. Corrupted blocks are never played; gaps are
- * concealed; blocks that come after their slot are counted late.
+ * buffer with a target latency. Lost fragments are rebuilt from the
+ * server's Reed-Solomon repairs; corrupted blocks are never played; gaps
+ * are concealed; blocks that come after their slot are counted late. The
+ * target follows the path (`--latency auto`, the default) or stays fixed.
  *
- * Run: `deno task audio-udp-client [--host 127.0.0.1] [--port 4444] [--output default] [--latency MS]`
+ * Run: `deno task audio-udp-client [--host 127.0.0.1] [--port 4444] [--output default] [--latency auto|MS]`
  *
  * @module
  */
@@ -28,8 +30,8 @@ export interface AudioUdpClientOptions {
   port: number;
   /** Output SPEC: default, N, NAME, FILE.wav or null. */
   output: string;
-  /** Target latency, ms (default: three blocks). */
-  latencyMs?: number;
+  /** Target latency, ms, or "auto" (the default: it follows the path). */
+  latencyMs?: number | "auto";
   /** Stop after this many seconds (default: until stopped). */
   duration?: number;
   /** Live status line (default: when stderr is a terminal). */
@@ -102,9 +104,10 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
         // keeps its own bound, two blocks past the target, for a sink that
         // stalls (a sound device slow to start) after the jitter buffer
         // released a block.
+        const slack = 2 * blockMs(e.format);
         playout = new Playout("udp", sub.counters, {
           output: options.output,
-          lateMs: sub.targetMs! + 2 * blockMs(e.format),
+          lateMs: () => (sub.targetMs ?? sub.maxLatencyMs) + slack,
           status: options.status,
           log,
         });
@@ -189,9 +192,9 @@ const FLAGS = {
   code: CODE_FLAG,
   latency: {
     type: "string",
-    default: "",
-    value: "MS",
-    help: "jitter buffer target, capture to play-out (default three blocks)",
+    default: "auto",
+    value: "auto|MS",
+    help: "jitter buffer target, capture to play-out (auto follows the path)",
   },
 } as const;
 
@@ -211,9 +214,9 @@ if (import.meta.main) {
             host: flags.host,
             port: parsePort(flags.port),
             output: flags.output,
-            latencyMs: flags.latency
-              ? parseSecondsFlag("latency", flags.latency, "milliseconds")
-              : undefined,
+            latencyMs: flags.latency === "auto"
+              ? "auto"
+              : parseSecondsFlag("latency", flags.latency, "milliseconds"),
             duration,
             signal,
           })),

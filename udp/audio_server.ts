@@ -4,7 +4,11 @@
  * to every subscribed listener. Listeners subscribe, prove their address
  * with a cookie, renew every second, and are forgotten when silent.
  *
- * Run: `deno task audio-udp-server [--host 127.0.0.1] [--port 4444] [--input default] [--block 1024] [--mtu 1200]`
+ * Each group of blocks (two by default) is followed by Reed-Solomon repair
+ * datagrams, so a listener rebuilds lost fragments without asking
+ * (`--fec`, `lib/core/audio/fec.ts`).
+ *
+ * Run: `deno task audio-udp-server [--host 127.0.0.1] [--port 4444] [--input default] [--block 1024] [--mtu 1200] [--fec on|off|BLOCKS:PERCENT]`
  *
  * @module
  */
@@ -20,7 +24,15 @@ import {
   MIN_MTU,
 } from "../lib/core/audio/udp_datagrams.ts";
 import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp_listeners.ts";
-import { DATA_TAG, sealData } from "../lib/core/audio/udp_secure.ts";
+import { DATA_TAG, sealData, sealRepair } from "../lib/core/audio/udp_secure.ts";
+import {
+  DEFAULT_FEC,
+  describeFec,
+  type FecChoice,
+  FecEncoder,
+  parseFec,
+  planFec,
+} from "../lib/core/audio/fec.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { now } from "../lib/io/clock.ts";
@@ -47,6 +59,8 @@ export interface AudioUdpServerOptions {
   source: AudioSource;
   /** Most bytes in one datagram (default 1200). */
   mtu?: number;
+  /** Forward error correction (default: groups of two blocks, 50% repairs). */
+  fec?: FecChoice;
   /** Forget a listener silent for this long, ms (default 5000). */
   timeoutMs?: number;
   /** Most listeners (default 64). */
@@ -91,6 +105,7 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
   // With a code, each DATA datagram carries a tag: the fragments are cut
   // that much smaller, so that sealed datagrams still fit the MTU.
   const cut = options.code === undefined ? mtu : checkMtu(mtu - DATA_TAG, blockBytes(spec));
+  const plan = planFec(blockBytes(spec), cut, options.fec ?? DEFAULT_FEC);
   const streamKey = crypto.getRandomValues(new Uint8Array(32));
   const log = options.log ?? ((line: string) => console.log(line));
   const socket = listenUdp(host, options.port);
@@ -104,6 +119,8 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
       format: "s16le",
       protocol: AUDIO_PROTOCOL,
       mtu: cut,
+      fragments: plan.fragments,
+      fec: plan.fec,
     }),
     maxListeners: options.maxListeners ?? 64,
     maxPerHost: options.maxPerHost,
@@ -117,7 +134,10 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
   const send = (d: Uint8Array, addr: Deno.NetAddr) =>
     socket.send(d, addr).then(() => listeners.stats.datagramsSent++, () => {});
 
-  // The fan-out: fragments made once per block, sent to every live listener.
+  const encoder = plan.fec && new FecEncoder(streamId, plan.fec, plan.fragments, blockBytes(spec));
+
+  // The fan-out: fragments (and after a group's last block, its repairs)
+  // made once per block, sent to every live listener.
   const capture = startCapture(source, streamId, (block) => {
     listeners.stats.blocksCaptured++;
     const frags = fragmentBlock(
@@ -127,10 +147,18 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
       block.digest,
       block.bytes,
       cut,
+      plan.fragments,
     );
-    // Sealed once for every listener.
+    // Sealed once for every listener. The block goes out first: making
+    // the repairs never delays it.
+    const live = listeners.live(now());
     const out = options.code === undefined ? frags : frags.map((f) => sealData(streamKey, f));
-    for (const addr of listeners.live(now())) for (const f of out) send(f, addr);
+    for (const addr of live) for (const f of out) send(f, addr);
+    const repairs = encoder?.push(block) ?? [];
+    const sealed = options.code === undefined
+      ? repairs
+      : repairs.map((r) => sealRepair(streamKey, r));
+    for (const addr of live) for (const r of sealed) send(r, addr);
   });
 
   // Control: subscriptions, renewals (with clock sync) and goodbyes. Sync
@@ -172,6 +200,12 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
 const FLAGS = {
   ...serverFlags(1024),
   mtu: { type: "string", default: "1200", value: "BYTES", help: "largest datagram sent" },
+  fec: {
+    type: "string",
+    default: "on",
+    value: "on|off|B:P",
+    help: "Reed-Solomon repairs: P% extra per group of B blocks (on is 2:50)",
+  },
   code: CODE_FLAG,
 } as const;
 
@@ -185,14 +219,17 @@ if (import.meta.main) {
     const mtu = checkMtu(Number(flags.mtu), blockBytes(spec));
     const code = resolveCode(flags.code, { host: flags.host });
     const cut = code === undefined ? mtu : mtu - DATA_TAG;
+    const fec = parseFec(flags.fec);
+    const plan = planFec(blockBytes(spec), cut, fec);
     await runServerTool(
       flags,
       (source, host, port, maxPerHost) =>
-        startAudioUdpServer({ host, port, source, mtu, maxPerHost, code }),
+        startAudioUdpServer({ host, port, source, mtu, maxPerHost, code, fec }),
       (server, source) =>
         `audio-udp server listening on ${server.addr.hostname}:${server.addr.port}: ` +
         `${source.label}, ${describeSpec(server.spec)}, ` +
-        `${fragmentCount(blockBytes(server.spec), cut)} datagrams per block at MTU ${mtu}` +
+        `${plan.fragments} datagrams per block at MTU ${mtu}, ` +
+        describeFec(plan.fec, plan.fragments) +
         (code ? ", listeners need the code" : ""),
       ({ stats: st }) =>
         `stopped: ${st.blocksCaptured} blocks captured, ${st.datagramsSent} datagrams sent, ` +

@@ -33,6 +33,26 @@ export {
   selectDevice,
 } from "./audio/endpoint.ts";
 export {
+  decodeRepair,
+  DEFAULT_FEC,
+  describeFec,
+  encodeRepair,
+  type FecBlock,
+  type FecChoice,
+  type FecCounters,
+  FecDecoder,
+  FecEncoder,
+  type FecPlan,
+  groupStart,
+  parseFec,
+  planFec,
+  REPAIR_HEADER,
+  type RepairFragment,
+  symbolSize,
+} from "./audio/fec.ts";
+export {
+  type AutoTarget,
+  CALM_MS,
   type JitterBlock,
   JitterBuffer,
   type JitterCounters,
@@ -40,6 +60,7 @@ export {
   newOrderCounters,
   type OrderCounters,
   type PlayoutDecision,
+  type TargetCounters,
 } from "./audio/jitter_buffer.ts";
 export { RateMatcher, type RateMatchOptions, stretch } from "./audio/rate_match.ts";
 export {
@@ -106,15 +127,21 @@ export {
   encodeFull,
   encodeSubscribe,
   encodeSync,
+  type FecParams,
+  fecProblem,
   type Fragment,
   fragmentBlock,
   fragmentCount,
   fragmentSize,
+  fragmentsOf,
   isRejected,
+  MAX_FEC_BLOCKS,
   MAX_FRAGMENTS,
   MAX_MTU,
   MIN_MTU,
   newDatagram,
+  piecesFit,
+  pieceSize,
   type Rejected,
   SUBSCRIBE_LENGTH,
   type SubscribeOptions,
@@ -133,11 +160,14 @@ export {
   ClientHandshake,
   DATA_TAG,
   openData,
+  openRepair,
   sealData,
+  sealRepair,
   SecureUdpMsg,
   ServerHandshake,
 } from "./audio/udp_secure.ts";
 export {
+  AUTO_MAX_MS,
   type SubscriberEvent,
   type SubscriberOptions,
   UdpSubscriber,
@@ -249,12 +279,15 @@ export {
 export { type ChunkOutcome, PAGE_CHUNKS, TransferState } from "./file/transfer_state.ts";
 export {
   combineRuns,
+  compareChart,
   type CompareRow,
-  latencyChart,
+  intactShare,
   type LossMethod,
   markdownTable,
   sanityProblems,
   type SpreadKey,
+  type Variant,
+  VARIANTS,
 } from "./report/compare.ts";
 export { formatBytes, formatDuration, formatRate, parseSize } from "./report/format.ts";
 export {
@@ -295,4 +328,5 @@ export {
   type PrefixTrial,
   toHex,
 } from "./wire/md5.ts";
+export { GF_POLY, gfExp, gfInv, gfMul, ReedSolomon } from "./wire/reed_solomon.ts";
 export { printable, UNSAFE_CHARS } from "./wire/text.ts";

@@ -25,9 +25,10 @@ export interface PlayoutOptions {
   /**
    * A block that would reach the sink later than this after capture (ms) is
    * late: counted and skipped, so one stall (a TCP retransmission, a sink
-   * that is slow to start) does not delay the rest of the session.
+   * that is slow to start) does not delay the rest of the session. A
+   * function is asked at each block (a jitter target that moves).
    */
-  lateMs: number;
+  lateMs: number | (() => number);
   /** Draw a live status line on stderr (default: when stderr is a terminal). */
   status?: boolean;
   /** Where warnings go (default stderr). */
@@ -41,6 +42,8 @@ export const MAX_DRIFT_PPM = 5000;
 interface Pending {
   /** Samples to play, or null for a concealment. */
   samples: Int16Array | null;
+  /** Frames of a stretch (concealment while the slot waits), instead of a block's. */
+  stretch?: number;
   /** Capture time of the (missing) block, ms since the epoch. */
   captured: number;
 }
@@ -99,8 +102,8 @@ export class Playout implements AsyncDisposable {
         });
       }
       // Anything queued longer than the latency bound would be skipped anyway.
-      this.#maxQueue = Math.ceil(this.#options.lateMs / blockMs(spec)) + 8;
-      this.#cushion = Math.max(1, Math.floor(this.#options.lateMs / blockMs(spec) / 2));
+      this.#maxQueue = Math.ceil(this.#lateMs() / blockMs(spec)) + 8;
+      this.#cushion = Math.max(1, Math.floor(this.#lateMs() / blockMs(spec) / 2));
       this.#writer = this.#write();
     } else if (!sameSpec(spec, this.#spec)) {
       throw new FormatChangedError(this.#spec, spec);
@@ -109,6 +112,11 @@ export class Playout implements AsyncDisposable {
 
   /** Queues what the ordering core decided for one slot. Never waits. */
   decide(d: PlayoutDecision): void {
+    if (d.kind === "stretch") {
+      const frames = Math.round((d.ms * this.#spec!.rate) / 1000);
+      if (frames > 0) this.#push({ samples: null, captured: d.captured, stretch: frames });
+      return;
+    }
     this.#push({ samples: d.kind === "play" ? d.samples : null, captured: d.captured });
   }
 
@@ -159,6 +167,11 @@ export class Playout implements AsyncDisposable {
     return this.close();
   }
 
+  #lateMs(): number {
+    const late = this.#options.lateMs;
+    return typeof late === "number" ? late : late();
+  }
+
   #push(entry: Pending) {
     if (this.#queue.length >= this.#maxQueue) {
       // The sink is far behind: the oldest entry can no longer be on time.
@@ -182,7 +195,12 @@ export class Playout implements AsyncDisposable {
         continue;
       }
       const latency = now() - e.captured;
-      if (latency > this.#options.lateMs) {
+      if (e.stretch) {
+        // The jitter target grew: fill the wait, not counted as a block.
+        await this.#sink!.write(this.#concealer!.conceal(e.stretch * this.#spec!.channels));
+        continue;
+      }
+      if (latency > this.#lateMs()) {
         // The sink fell behind (a stall, a slow start). Playing this would
         // delay everything after it, and so would most entries queued
         // behind it: skip down to a cushion of the newest (half the latency

@@ -11,6 +11,7 @@ import {
   encodeSubscribe,
   fragmentBlock,
   isRejected,
+  pieceSize,
   SUBSCRIBE_LENGTH,
   UDP_VERSION,
   UdpMsg,
@@ -106,7 +107,7 @@ Deno.test("hostile datagrams are refused and memory stays bounded", () => {
       mutate((v, d) => {
         v.setUint16(12, 1);
         d[30] ^= 1;
-      }).subarray(0, DATA_HEADER + BLOCK_BYTES - (MTU - DATA_HEADER)),
+      }).subarray(0, DATA_HEADER + BLOCK_BYTES - pieceSize(BLOCK_BYTES, 2)),
     ),
   );
   assert.equal(r.counters.invalid, 2);

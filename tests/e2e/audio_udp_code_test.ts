@@ -124,5 +124,8 @@ Deno.test("udp code: a datagram changed on the way is counted as tampering and n
   assert.equal(r.blocks_corrupted, 0);
   const check = sourceOrConcealed(source, (await readWav(rec)).samples, BLOCK);
   assert.deepEqual(check.wrong, []);
-  assert.ok(check.concealed > 0 && check.same > 40, JSON.stringify(check));
+  // A dropped datagram's fragment is rebuilt from the repairs or its block concealed.
+  assert.ok(check.same > 40, JSON.stringify(check));
+  assert.ok(check.concealed + (r.blocks_recovered as number) > 0, JSON.stringify(r));
+  assert.equal(check.concealed, r.blocks_concealed);
 });

@@ -48,7 +48,10 @@ Deno.test("UDP: a clean path records the source sample for sample", async () => 
   assert.equal(cmp.same, r.blocks_received);
   assert.ok(r.blocks_received > 70, `${r.blocks_received} blocks`);
   assert.equal(r.blocks_lost + r.blocks_corrupted + r.blocks_concealed + r.blocks_late, 0);
-  assert.equal(r.fragments_per_block, 2);
+  // FEC cuts each 2048-byte block into 4 datagrams; nothing needed repair.
+  assert.equal(r.fragments_per_block, 4);
+  assert.equal(r.blocks_recovered, 0);
+  assert.ok((r.repair_bytes as number) > 0, "repairs were sent");
   // No block is played before its slot (capture time plus the target, less
   // the 1 ms early release). How late they are is the bench's business.
   assert.ok(r.latency_ms.p50 >= (r.target_latency_ms as number) - 1.5, `p50 ${r.latency_ms.p50}`);
@@ -59,7 +62,8 @@ Deno.test("UDP: under loss, duplication, reordering and corruption nothing corru
   const src = join(dir.path, "src.wav");
   const rec = join(dir.path, "rec.wav");
   const source = await writeNoiseWav(src, 5);
-  await using srv = await server(src);
+  // Without FEC: every loss the relay makes is a block lost or late.
+  await using srv = await server(src, { fec: "off" });
   await using relay = startUdpRelay({
     port: 0,
     target: srv.addr,
@@ -112,6 +116,78 @@ Deno.test("UDP: under loss, duplication, reordering and corruption nothing corru
   // Fragments were reordered (4 ms back, within a block): reassembly took them in any order.
   assert.ok(relay.model.counters.reordered > 0);
   assert.equal(r.blocks_concealed, r.blocks_lost + r.blocks_late + r.blocks_corrupted);
+});
+
+Deno.test("UDP with FEC: at 5% and 10% loss and in bursts every recorded block is the source's or a concealment, and rebuilt blocks are counted", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const source = await writeNoiseWav(src, 5);
+  const cases = [
+    { impair: { loss: 0.05 }, mostMissing: 2 },
+    { impair: { loss: 0.1 }, mostMissing: 4 },
+    // Bursts of three datagrams on average: beyond what a group can always rebuild.
+    { impair: { loss: 0.05, burst: 3 }, mostMissing: 20 },
+  ];
+  for (const [i, { impair, mostMissing }] of cases.entries()) {
+    const rec = join(dir.path, `rec-${i}.wav`);
+    await using srv = await server(src);
+    await using relay = startUdpRelay({ port: 0, target: srv.addr, impair, seed: 21 + i });
+    const r = await client(relay.addr.port, rec, { duration: 3 });
+    const what = `${JSON.stringify(impair)}: ${JSON.stringify(r)}`;
+    const check = sourceOrConcealed(source, (await readWav(rec)).samples, BLOCK);
+    assert.ok(check.start >= 0, what);
+    assert.deepEqual(check.wrong, [], `blocks neither source nor concealment, ${what}`);
+    assert.equal(check.concealed, r.blocks_concealed, what);
+    assert.equal(r.blocks_corrupted, 0, what);
+    assert.ok((r.blocks_recovered as number) > 0, `blocks rebuilt from repairs, ${what}`);
+    assert.ok(relay.model.counters.dropped > 10, "the relay did its work");
+    assert.ok(r.blocks_lost + r.blocks_late <= mostMissing, what);
+    assert.ok((r.repair_bytes as number) > 0 && (r.datagrams_repair as number) > 0);
+  }
+});
+
+Deno.test("UDP --latency auto: the target rises under jitter and nothing is played out of order", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, 5);
+  await using srv = await server(src);
+  await using relay = startUdpRelay({ port: 0, target: srv.addr, impair: { jitter: 40 }, seed: 5 });
+  const r = await runAudioUdpClient({
+    port: relay.addr.port,
+    output: rec,
+    duration: 3,
+    ...quiet,
+  });
+  const [low, high] = r.target_latency_range_ms as [number, number];
+  assert.equal(r.target_latency_auto, true);
+  assert.ok(high - low >= 15, `the target rose: ${low} to ${high} ms`);
+  assert.ok((r.target_stretches as number) >= 1, JSON.stringify(r));
+  // It grew by waiting at missing slots: few blocks are lost or late.
+  assert.ok(r.blocks_received > 100, JSON.stringify(r));
+  assert.ok(r.blocks_lost + r.blocks_late <= 8, JSON.stringify(r));
+  // Every source block played is in the recording, whole and in order
+  // (stretches and squeezes change what lies between them, never them).
+  const { samples } = await readWav(rec);
+  const blocks = Math.floor(source.length / BLOCK);
+  let at = 0;
+  let found = 0;
+  for (let k = 0; k < blocks && at < samples.length; k++) {
+    const b = source.subarray(k * BLOCK, (k + 1) * BLOCK);
+    const head = b[0];
+    for (let p = at; p + BLOCK <= samples.length; p++) {
+      if (samples[p] === head && b.every((v, j) => samples[p + j] === v)) {
+        found++;
+        at = p + BLOCK;
+        break;
+      }
+    }
+  }
+  const squeezed = r.target_squeezed_blocks as number;
+  assert.ok(
+    found >= r.blocks_received - squeezed,
+    `${found} of ${r.blocks_received} found in order`,
+  );
 });
 
 Deno.test("UDP: two listeners, one joining mid-stream", async () => {
@@ -197,7 +273,8 @@ Deno.test("UDP: an unproven address gets only a small challenge; silent listener
   await sock.send(encodeSubscribe(cookie), srv.addr);
   await settle();
   assert.equal(got[1][3], UdpMsg.FORMAT);
-  assert.ok(got.slice(2).every((d) => d[3] === UdpMsg.DATA) && got.length > 10);
+  const audio = [UdpMsg.DATA, UdpMsg.REPAIR] as number[];
+  assert.ok(got.slice(2).every((d) => audio.includes(d[3])) && got.length > 10);
   // The cap: another listener is refused while this one is live.
   const other = await runAudioUdpClient({
     port: srv.addr.port,
@@ -244,8 +321,9 @@ soundTest("UDP: microphone to speaker through PortAudio", async (pulse) => {
   // two; blocks that arrive meanwhile are skipped as late.
   assert.ok(report.blocks_received > 100, clientOutput);
   assert.equal(report.blocks_corrupted, 0);
-  // Within the sink side's bound: the jitter target plus two blocks.
-  const bound = (report.target_latency_ms as number) + 2 * (1024 / 44.1);
+  // Within the sink side's bound: the highest jitter target plus two blocks.
+  const [, highest] = report.target_latency_range_ms as [number, number];
+  const bound = highest + 2 * (1024 / 44.1);
   assert.ok(report.latency_ms.p99 <= bound, `p99 ${report.latency_ms.p99} ms`);
   assert.ok(Math.abs(heardHz - 1000) < 10, `heard ${heardHz} Hz`);
 });

@@ -1,19 +1,27 @@
-/** The TCP-versus-UDP comparison: its pure parts, a small real run, and cleanup. */
+/**
+ * The comparison: its pure parts, a small real run (with GStreamer's rows
+ * where it is installed, always under CI), bursty loss through the relay,
+ * and cleanup.
+ */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   combineRuns,
+  compareChart,
   type CompareRow,
-  latencyChart,
+  intactShare,
   markdownTable,
   sanityProblems,
+  VARIANTS,
 } from "../../lib/core/report/compare.ts";
+import { gstUnavailable } from "../../bench/gstreamer.ts";
 import { leftoverNamespaces, netnsUnavailable } from "../../bench/netns.ts";
 import { ignoreUnless, requireHere } from "../support/tool_process.ts";
 import { ROOT, tempDir } from "../support/helpers.ts";
 
 function row(extra: Partial<CompareRow> = {}): CompareRow {
-  return {
+  const r: CompareRow = {
+    variant: "udp",
     transport: "udp",
     loss: 0.05,
     method: "udp relay",
@@ -32,6 +40,7 @@ function row(extra: Partial<CompareRow> = {}): CompareRow {
     latency_ms: { p50: 70, p95: 71, p99: 72, max: 75 },
     ...extra,
   };
+  return { intact_share: intactShare(r as Required<CompareRow>), ...r };
 }
 
 Deno.test("sanity checks catch disordered percentiles and counts that do not add up", () => {
@@ -40,13 +49,15 @@ Deno.test("sanity checks catch disordered percentiles and counts that do not add
     sanityProblems(row({ latency_ms: { p50: 80, p95: 71, p99: 72, max: 75 } }))[0],
     /percentiles out of order/,
   );
-  assert.match(sanityProblems(row({ blocks_received: 5000 }))[0], /blocks accounted for/);
+  assert.match(sanityProblems(row({ blocks_received: 5000 })).join(), /blocks accounted for/);
   assert.match(sanityProblems(row({ blocks_concealed: 3 }))[0], /3 concealed for 33/);
   assert.match(
     sanityProblems(row({ blocks_lost: -1, blocks_concealed: 2 })).join(),
     /whole number/,
   );
+  assert.match(sanityProblems(row({ intact_share: 0.99 })).join(), /does not match the counts/);
   const unmeasured: CompareRow = {
+    variant: "tcp",
     transport: "tcp",
     loss: 0.05,
     method: "not measured",
@@ -57,13 +68,42 @@ Deno.test("sanity checks catch disordered percentiles and counts that do not add
     seconds: 10,
   };
   assert.deepEqual(sanityProblems(unmeasured), []);
-  const md = markdownTable([row(), unmeasured]);
-  assert.match(md, /\| udp \| 5% \| udp relay \| 390 \| 30 \| 1 \| 2 \| 33 \| 70 ms \|/);
+  // A peer measured from outside: blocks intact, no latency.
+  const peer: CompareRow = {
+    variant: "gst-rtp",
+    transport: "udp",
+    loss: 0.05,
+    method: "udp relay",
+    measured: true,
+    wire_bytes: null,
+    block: 1024,
+    seconds: 10,
+    blocks_received: 380,
+    blocks_lost: 50,
+    intact_share: 380 / 430,
+    target_note: "200 ms (rtpjitterbuffer, configured)",
+    note: "GStreamer rows: latency not measured.",
+  };
+  assert.deepEqual(sanityProblems(peer), []);
+  assert.match(sanityProblems({ ...peer, intact_share: 1.5 }).join(), /share intact/);
+  const md = markdownTable([row(), unmeasured, peer]);
+  assert.match(
+    md,
+    /\| udp \| 5% \| udp relay \| 92\.2% \| 390 \| 30 \| 1 \| 2 \| 33 \| – \| 70 ms \|/,
+  );
   assert.match(md, /\| tcp \| 5% \| not measured: needs root \|/);
-  const svg = latencyChart([row(), row({ loss: 0 }), unmeasured]);
+  assert.match(
+    md,
+    /\| gst-rtp \| 5% \| udp relay \| 88\.37% \| 380 \| 50 \| – \| – \| – \| – \| not measured \|/,
+  );
+  assert.match(md, /200 ms \(rtpjitterbuffer, configured\)/);
+  assert.match(md, /GStreamer rows: latency not measured\./, "the peer's note is printed");
+  const svg = compareChart([row(), row({ loss: 0 }), unmeasured, peer]);
   assert.match(svg, /^<svg /);
-  assert.match(svg, /UDP p99/);
-  assert.match(svg, /not measured/);
+  assert.match(svg, /udp p99/);
+  assert.match(svg, /Share of blocks played intact/);
+  assert.match(svg, /latency not measured:/);
+  assert.match(svg, /not measured:/);
 });
 
 Deno.test("repeated runs make one row: the median run, with each figure's range", () => {
@@ -81,13 +121,15 @@ Deno.test("repeated runs make one row: the median run, with each figure's range"
   const md = markdownTable([r]);
   assert.match(md, /\| 390 \(380–395\) \|/);
   assert.match(md, /\| 75 ms \(70–90\) \|/);
-  assert.match(md, /median \(by p50\) of 3 runs/);
+  assert.match(md, /median \(by p50, or by share intact where latency is not measured\) of 3 runs/);
 });
 
 const FIELDS = [
+  "variant",
   "transport",
   "loss",
   "method",
+  "intact_share",
   "blocks_received",
   "blocks_lost",
   "blocks_corrupted",
@@ -98,7 +140,11 @@ const FIELDS = [
   "wire_bytes",
 ];
 
+const GST_MISSING = await gstUnavailable();
+
 Deno.test("compare runs at a small size and writes sane JSON, a table and a chart", async () => {
+  // Under CI GStreamer is installed and its rows must run; elsewhere they may say why not.
+  if (Deno.env.get("CI") === "true") requireHere(GST_MISSING);
   await using out = await tempDir();
   const cmd = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -119,50 +165,68 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
   }).output();
   const stdout = new TextDecoder().decode(cmd.stdout);
   assert.equal(cmd.code, 0, new TextDecoder().decode(cmd.stderr));
-  assert.match(stdout, /\| transport \| loss \|/, "the table is printed");
+  assert.match(stdout, /\| row \| loss \|/, "the table is printed");
+  assert.doesNotMatch(stdout, /sanity:/, "no run failed its sanity checks");
   const rows: CompareRow[] = JSON.parse(await Deno.readTextFile(join(out.path, "compare.json")));
-  assert.deepEqual(rows.map((r) => [r.transport, r.loss]), [
-    ["tcp", 0],
-    ["udp", 0],
-    ["tcp", 0.05],
-    ["udp", 0.05],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.variant, r.loss]),
+    [0, 0.05].flatMap((loss) => VARIANTS.map((v) => [v, loss])),
+  );
   const netns = (await netnsUnavailable()) === null;
   for (const r of rows) {
+    const at = `${r.variant} at ${r.loss}`;
     if (!r.measured) {
-      assert.ok(!netns && r.transport === "tcp" && r.loss > 0, "only TCP under loss without root");
-      assert.match(r.note!, /root/);
+      const tcpWithoutRoot = !netns && r.variant === "tcp" && r.loss > 0;
+      const peerMissing = GST_MISSING !== null && r.variant.startsWith("gst");
+      assert.ok(tcpWithoutRoot || peerMissing, `${at} not measured: ${r.note}`);
       continue;
     }
-    for (const f of FIELDS) assert.ok(f in r, `${r.transport} ${r.loss}: no ${f}`);
+    assert.deepEqual(sanityProblems(r), [], at);
+    assert.equal(r.runs, 2);
+    if (r.variant.startsWith("gst")) {
+      // Measured from outside: blocks intact of the source, no latency.
+      assert.equal(r.latency_ms, undefined, `${at}: latency is never estimated`);
+      assert.ok(r.blocks_received! + r.blocks_lost! >= 80, JSON.stringify(r));
+      if (r.loss === 0) assert.equal(r.intact_share, 1, `${at}: a clean path is all intact`);
+      continue;
+    }
+    for (const f of FIELDS) assert.ok(f in r, `${at}: no ${f}`);
     for (const k of ["p50", "p95", "p99", "max"] as const) {
       assert.equal(typeof r.latency_ms![k], "number");
     }
-    assert.deepEqual(sanityProblems(r), [], `${r.transport} at ${r.loss}`);
     // Two runs, the row their median, with each figure's range around it.
-    assert.equal(r.runs, 2);
     const [lo, hi] = r.spread!.p50!;
     assert.ok(lo <= r.latency_ms!.p50 && r.latency_ms!.p50 <= hi, JSON.stringify(r.spread));
     const [rlo, rhi] = r.spread!.blocks_received!;
     assert.ok(rlo <= r.blocks_received! && r.blocks_received! <= rhi);
-    // Both clients count their two seconds from the stream's start: on a
-    // clean path, the same number of blocks within a few, either transport.
+    // Our clients count their two seconds from the stream's start: on a
+    // clean path, the same number of blocks within a few, whichever row.
     if (r.loss === 0) {
       assert.ok(
         Math.abs(r.blocks_received! + r.blocks_concealed! - 2 * 44100 / 1024) < 6,
         JSON.stringify(r),
       );
     }
-    if (r.transport === "udp") assert.equal(r.fragments_per_block, 2);
+    if (r.variant === "udp") assert.equal(r.fragments_per_block, 2);
+    if (r.variant === "udp+fec") {
+      assert.equal(r.fragments_per_block, 4);
+      assert.deepEqual(r.fec, { scheme: "rs-gf256", blocks: 2, repair: 4 });
+      assert.equal(r.target_latency_auto, true);
+    }
     if (netns) {
       assert.equal(r.method, "netns+nftables");
       assert.ok(r.wire_bytes! > r.bytes_received!, "the wire carries headers too");
     }
   }
-  const udpLossy = rows.find((r) => r.transport === "udp" && r.loss > 0)!;
-  assert.ok(udpLossy.blocks_lost! > 0, "UDP loses blocks under loss");
-  assert.ok((await Deno.readTextFile(join(out.path, "compare.md"))).includes("| udp | 5% |"));
-  assert.match(await Deno.readTextFile(join(out.path, "compare.svg")), /<svg /);
+  const at5 = (v: string) => rows.find((r) => r.variant === v && r.loss === 0.05)!;
+  assert.ok(at5("udp").blocks_lost! > 0, "plain UDP loses blocks under loss");
+  assert.ok((at5("udp+fec").blocks_recovered as number) > 0, "FEC rebuilds blocks");
+  assert.ok(at5("udp+fec").intact_share! > at5("udp").intact_share!, "and plays more intact");
+  const md = await Deno.readTextFile(join(out.path, "compare.md"));
+  assert.ok(md.includes("| udp+fec | 5% |"));
+  const svg = await Deno.readTextFile(join(out.path, "compare.svg"));
+  assert.match(svg, /<svg /);
+  assert.match(svg, /Share of blocks played intact/);
   assert.deepEqual(await leftoverNamespaces(), [], "namespaces removed");
 });
 
@@ -205,18 +269,19 @@ Deno.test({
   void t;
 });
 
-Deno.test("without namespaces, UDP loss comes from the relay and TCP under loss is not measured", async () => {
+Deno.test("without namespaces, or with bursts, UDP loss comes from the relay and TCP under loss is not measured", async () => {
   const { compare } = await import("../../bench/compare.ts");
   await using out = await tempDir();
   const rows = await compare({
     seconds: 1.5,
     losses: [0, 0.1],
+    variants: ["tcp", "udp"],
     block: 1024,
     outDir: out.path,
     useNetns: false,
     log: () => {},
   });
-  assert.deepEqual(rows.map((r) => [r.transport, r.loss, r.method, r.measured]), [
+  assert.deepEqual(rows.map((r) => [r.variant, r.loss, r.method, r.measured]), [
     ["tcp", 0, "loopback", true],
     ["udp", 0, "loopback", true],
     ["tcp", 0.1, "not measured", false],
@@ -225,4 +290,22 @@ Deno.test("without namespaces, UDP loss comes from the relay and TCP under loss 
   assert.equal(rows[2].latency_ms, undefined, "never estimated");
   for (const r of rows) assert.deepEqual(sanityProblems(r), []);
   assert.ok(rows[3].blocks_lost! > 0);
+  // Bursts: nftables cannot make them, so even as root UDP goes through the
+  // relay (Gilbert-Elliott) and TCP is not measured.
+  const bursty = await compare({
+    seconds: 1.5,
+    losses: [0.1],
+    burst: 4,
+    variants: ["tcp", "udp+fec"],
+    block: 1024,
+    outDir: out.path,
+    log: () => {},
+  });
+  assert.deepEqual(bursty.map((r) => [r.variant, r.method, r.burst]), [
+    ["tcp", "not measured", 4],
+    ["udp+fec", "udp relay", 4],
+  ]);
+  assert.match(bursty[0].note!, /bursts/);
+  assert.deepEqual(sanityProblems(bursty[1]), []);
+  assert.match(await Deno.readTextFile(join(out.path, "compare.md")), /10% \(bursts of 4\)/);
 });

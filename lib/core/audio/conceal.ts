@@ -24,18 +24,21 @@ export class Concealer {
     this.#missing = 0;
   }
 
-  /** A block to play instead of a missing one of `length` samples. */
+  /** Samples (`length`, interleaved) to play instead of a missing block or while one waits. */
   conceal(length: number): Int16Array {
     const out = new Int16Array(length);
     this.#missing++;
-    if (this.#missing === 1 && this.#last && this.#last.length === length) {
-      const frames = length / this.#channels;
+    const last = this.#last;
+    if (this.#missing === 1 && last && last.length > 0) {
+      // The last good block again (from its start, repeated if it is
+      // shorter: a squeezed block or a longer stretch), fading out.
+      const ch = this.#channels;
+      const frames = length / ch;
+      const lastFrames = last.length / ch;
       for (let f = 0; f < frames; f++) {
         const gain = 0.5 * (1 - f / frames);
-        for (let c = 0; c < this.#channels; c++) {
-          const i = f * this.#channels + c;
-          out[i] = Math.round(this.#last[i] * gain);
-        }
+        const from = (f % lastFrames) * ch;
+        for (let c = 0; c < ch; c++) out[f * ch + c] = Math.round(last[from + c] * gain);
       }
     }
     return out;

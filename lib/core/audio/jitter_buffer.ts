@@ -17,9 +17,25 @@
  * empty, as corrupted, and the intact block itself still takes the slot
  * if it comes.
  *
+ * With an automatic target ({@link AutoTarget}) the target follows the
+ * path. It starts at the first block's transit plus a margin. When a slot
+ * falls due with its block missing and the largest transit measured over
+ * the last blocks (late parts of blocks it did not wait for among them),
+ * plus the time repair data for that block needs, says it
+ * may still come, the buffer stretches: it asks for that many
+ * milliseconds of concealment and keeps the slot, so the target grows at
+ * once and at a moment that is a concealment anyway. After a calm spell
+ * (no stretch, no late block and no block rebuilt from repair data for
+ * {@link CALM_MS}) it shrinks slowly
+ * towards what the path needs, squeezing played blocks by at most 1% of
+ * their frames (linear interpolation, a pitch change no one hears) or, in
+ * a quiet block, by up to half of them. Either way there is no step in
+ * the waveform.
+ *
  * @module
  */
 import { before } from "./sequence.ts";
+import { stretch } from "./rate_match.ts";
 
 /** A block handed to the jitter buffer. */
 export interface JitterBlock {
@@ -31,12 +47,63 @@ export interface JitterBlock {
   intact: boolean;
   /** The block's samples. */
   samples: Int16Array;
+  /** When it was complete, ms, on the same clock as `captured` (for the automatic target). */
+  arrived?: number;
+  /** Rebuilt from repair data: its wait says what recovery needs, not the path's transit. */
+  recovered?: boolean;
 }
 
-/** What to do at a play-out slot. */
+/**
+ * What to do at a play-out slot. A `stretch` is concealment of `ms`
+ * milliseconds played while the slot keeps waiting (the target grew).
+ */
 export type PlayoutDecision =
   | { kind: "play"; seq: number; captured: number; samples: Int16Array }
-  | { kind: "conceal"; seq: number; captured: number; reason: "missing" | "corrupted" };
+  | { kind: "conceal"; seq: number; captured: number; reason: "missing" | "corrupted" }
+  | { kind: "stretch"; seq: number; captured: number; ms: number };
+
+/** A calm spell: this long with no stretch and no late block lets the target shrink, ms. */
+export const CALM_MS = 3000;
+/** Transits of this many recent blocks set what the automatic target needs. */
+const TRANSIT_WINDOW = 128;
+/** A missing block with nothing after it yet is waited for in steps this long, ms. */
+const INCH_MS = 0.5;
+/** ...up to this far past the slowest transit in the window, ms. */
+const GRACE_MS = 5;
+/** Samples at or below this magnitude count as quiet (about −54 dBFS). */
+const QUIET = 64;
+
+/** An automatic jitter target (`--latency auto`). */
+export interface AutoTarget {
+  /** Largest target, ms. */
+  maxMs: number;
+  /** Added to the measured need, ms (default 0.5). */
+  marginMs?: number;
+  /** Sample rate and channels of the blocks (for squeezing). */
+  rate: number;
+  /** Interleaved channels. */
+  channels: number;
+  /**
+   * How much later than its own arrival block `seq`, missing at `now`,
+   * may still be rebuilt from repair data, ms (forward error correction;
+   * default none). Zero when nothing says it was lost rather than late.
+   */
+  recoveryMs?: (seq: number, now: number) => number;
+  /** The newest block any part of which has come (fragments before reassembly). */
+  heardOf?: () => number | undefined;
+}
+
+/** How the target moved over a session. */
+export interface TargetCounters {
+  /** Lowest target, ms. */
+  minMs: number;
+  /** Highest target, ms. */
+  maxMs: number;
+  /** Stretches (the target grew at a missing slot). */
+  stretches: number;
+  /** Blocks squeezed (the target shrank). */
+  squeezed: number;
+}
 
 /**
  * What the ordering side of an audio client counts: the UDP jitter buffer
@@ -73,6 +140,8 @@ export interface JitterOptions {
   window?: number;
   /** Counters to keep counting into (kept across a stream restart). */
   counters?: OrderCounters;
+  /** Follow the path instead of keeping `targetMs` (which is then only the start). */
+  auto?: AutoTarget;
 }
 
 /** Puts blocks in order and decides, slot by slot, what to play. */
@@ -88,6 +157,13 @@ export class JitterBuffer {
   #buffer = new Map<number, JitterBlock>();
   #concealed = new Set<number>();
   #missingRun = 0;
+  #auto: AutoTarget | undefined;
+  #transits: number[] = [];
+  #troubleAt = -Infinity;
+  #stretching: number | undefined;
+  #lastLate: number | undefined;
+  /** How the target moved (with a fixed target, it stays put). */
+  readonly target: TargetCounters;
 
   /** Creates an empty jitter buffer; it joins the stream at the first block. */
   constructor(options: JitterOptions) {
@@ -95,6 +171,13 @@ export class JitterBuffer {
     this.#blockMs = options.blockMs;
     this.#window = options.window ?? 64;
     this.counters = options.counters ?? newOrderCounters();
+    this.#auto = options.auto;
+    // An automatic target counts from where the first block sets it.
+    const start = this.#auto ? { minMs: Infinity, maxMs: -Infinity } : {
+      minMs: this.#target,
+      maxMs: this.#target,
+    };
+    this.target = { ...start, stretches: 0, squeezed: 0 };
   }
 
   /** The target latency, ms. */
@@ -115,12 +198,30 @@ export class JitterBuffer {
   /** Takes a block; says whether it was queued, late or a duplicate. */
   push(b: JitterBlock): "queued" | "late" | "duplicate" | "stale" {
     if (!b.intact) return this.#corrupted(b);
-    if (this.#next === undefined) {
+    const joining = this.#next === undefined;
+    if (joining) {
       this.#next = b.seq; // Join the stream at the first block received.
     }
-    if (before(b.seq, this.#next)) {
+    if (this.#auto && b.arrived !== undefined) {
+      const transit = b.arrived - b.captured;
+      if (b.recovered) {
+        // The path needs recovery: no shrinking for a while.
+        this.#troubleAt = b.arrived;
+      } else {
+        if (joining && this.#transits.length === 0) {
+          // Start at what the block's own length needs: a first block held
+          // up while the sockets warm would otherwise set seconds of
+          // latency. A path slower than that is followed at once (below).
+          this.#setTarget(this.#need(Math.min(transit, this.#blockMs + 1), 0));
+        }
+        this.#transits.push(transit);
+        if (this.#transits.length > TRANSIT_WINDOW) this.#transits.shift();
+      }
+    }
+    if (before(b.seq, this.#next!)) {
       if (this.#concealed.delete(b.seq)) {
         this.counters.late++;
+        if (b.arrived !== undefined) this.#troubleAt = b.arrived;
         return "late";
       }
       return "stale";
@@ -130,9 +231,9 @@ export class JitterBuffer {
       this.counters.duplicate++;
       return "duplicate";
     }
-    if (!before(b.seq, this.#next + this.#window)) {
+    if (!before(b.seq, this.#next! + this.#window)) {
       // Far ahead (the play-out fell behind): skip to it.
-      while (before(this.#next, b.seq)) this.#skip();
+      while (before(this.#next!, b.seq)) this.#skip();
     }
     if (this.#highest !== undefined && before(b.seq, this.#highest)) this.counters.reordered++;
     else this.#highest = b.seq;
@@ -141,6 +242,21 @@ export class JitterBuffer {
     }
     this.#buffer.set(b.seq, b);
     return "queued";
+  }
+
+  /**
+   * Part of block `seq` arrived at `arrived` (same clock as `captured`)
+   * after its slot was played or concealed. Reassembly drops such late
+   * parts, so this is how an automatic target learns the transit of
+   * blocks it did not wait for; once per block.
+   */
+  lateArrival(seq: number, captured: number, arrived: number): void {
+    if (!this.#auto || seq === this.#lastLate || this.#next === undefined) return;
+    if (!before(seq, this.#next)) return;
+    this.#lastLate = seq;
+    this.#troubleAt = arrived;
+    this.#transits.push(arrived - captured);
+    if (this.#transits.length > TRANSIT_WINDOW) this.#transits.shift();
   }
 
   /** A block that failed its MD5: counted, and at most marks an empty slot in the window. */
@@ -167,15 +283,35 @@ export class JitterBuffer {
     if (due === null || now < due) return null;
     const seq = this.#next!;
     const captured = this.#capturedOf(seq);
+    const b = this.#buffer.get(seq);
+    if (!b && this.#auto && this.#transits.length > 0) {
+      // Missing: if the path says it may still come, wait for it (grow).
+      const maxTransit = this.#maxTransit();
+      let want = this.#need(maxTransit, this.#auto.recoveryMs?.(seq, now) ?? 0);
+      if (!this.#laterArrived(seq)) {
+        // Nothing after it has come either: it may be late, not lost. Wait
+        // in small steps, a little past the slowest transit seen.
+        want = Math.max(
+          want,
+          Math.min(this.#target + INCH_MS, this.#need(maxTransit + GRACE_MS, 0)),
+        );
+      }
+      if (want > this.#target + 0.05) {
+        const ms = want - this.#target;
+        this.#setTarget(want);
+        if (this.#stretching !== seq) this.target.stretches++;
+        this.#stretching = seq;
+        this.#troubleAt = now;
+        return { kind: "stretch", seq, captured, ms };
+      }
+    }
     this.#next = seq + 1;
     this.#expire();
-    const b = this.#buffer.get(seq);
     if (b) {
       this.#buffer.delete(seq);
       this.#missingRun = 0;
-      return b.intact
-        ? { kind: "play", seq, captured: b.captured, samples: b.samples }
-        : { kind: "conceal", seq, captured, reason: "corrupted" };
+      if (!b.intact) return { kind: "conceal", seq, captured, reason: "corrupted" };
+      return { kind: "play", seq, captured: b.captured, samples: this.#squeeze(b.samples, now) };
     }
     this.#concealed.add(seq);
     if (++this.#missingRun > this.#window && this.#buffer.size === 0) {
@@ -191,6 +327,53 @@ export class JitterBuffer {
   finish(): void {
     this.counters.lost += this.#concealed.size;
     this.#concealed.clear();
+  }
+
+  /** The target a transit and a recovery time need, within the largest allowed (0.1 ms steps). */
+  #need(transit: number, recoveryMs: number): number {
+    const a = this.#auto!;
+    const ms = transit + recoveryMs + (a.marginMs ?? 0.5);
+    return Math.min(a.maxMs, Math.ceil(ms * 10) / 10);
+  }
+
+  /** Whether a block after `seq` has come, whole or in part: then `seq` was lost, not late. */
+  #laterArrived(seq: number): boolean {
+    const heard = this.#auto?.heardOf?.();
+    return (this.#highest !== undefined && before(seq, this.#highest)) ||
+      (heard !== undefined && before(seq, heard));
+  }
+
+  /** The transit the target must cover: the largest of the window's. */
+  #maxTransit(): number {
+    let max = -Infinity;
+    for (const t of this.#transits) if (t > max) max = t;
+    return max;
+  }
+
+  #setTarget(ms: number): void {
+    this.#target = ms;
+    if (ms < this.target.minMs) this.target.minMs = ms;
+    if (ms > this.target.maxMs) this.target.maxMs = ms;
+  }
+
+  /**
+   * A block to play, squeezed when the target may shrink: after a calm
+   * spell, by at most 1% of its frames, or up to half of them when quiet.
+   */
+  #squeeze(samples: Int16Array, now: number): Int16Array {
+    const a = this.#auto;
+    if (!a || now - this.#troubleAt < CALM_MS || this.#transits.length === 0) return samples;
+    const excess = this.#target - this.#need(this.#maxTransit(), 0);
+    if (excess < 0.5) return samples;
+    const frames = samples.length / a.channels;
+    let quiet = true;
+    for (let i = 0; i < samples.length && quiet; i++) quiet = Math.abs(samples[i]) <= QUIET;
+    const most = quiet ? Math.floor(frames / 2) : Math.max(1, Math.floor(frames / 100));
+    const cut = Math.min(most, Math.floor((excess * a.rate) / 1000));
+    if (cut < 1) return samples;
+    this.#setTarget(this.#target - (cut * 1000) / a.rate);
+    this.target.squeezed++;
+    return stretch(samples, a.channels, frames - cut);
   }
 
   #capturedOf(seq: number): number {

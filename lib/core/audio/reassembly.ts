@@ -18,7 +18,7 @@ import { bytesEqual } from "../wire/md5.ts";
 import { type BlockContext, blockDigest } from "./block_digest.ts";
 import { blockBytes } from "./spec.ts";
 import { before } from "./sequence.ts";
-import { type Fragment, fragmentCount, fragmentSize } from "./udp_datagrams.ts";
+import { type Fragment, fragmentCount, pieceSize } from "./udp_datagrams.ts";
 
 /** A block put back together. */
 export interface AssembledBlock {
@@ -28,6 +28,8 @@ export interface AssembledBlock {
   captured: number;
   /** Whether the block's MD5 (over its header and samples) matched. */
   intact: boolean;
+  /** Whether a fragment of it was rebuilt from repair data (`fec.ts`). */
+  recovered?: boolean;
   /** The block's samples. */
   samples: Int16Array;
 }
@@ -51,6 +53,7 @@ interface Partial {
   digest: Uint8Array;
   have: Uint8Array;
   received: number;
+  recovered: boolean;
   bytes: Uint8Array;
 }
 
@@ -80,24 +83,31 @@ export class Reassembler {
    * @param mtu The stream's MTU (sets the fragment size and count).
    * @param maxInFlight Most incomplete blocks held at once (default 64).
    * @param counters Counters to keep counting into (across a stream restart).
+   * @param fragments Fragments per block, when the format names it.
    */
   constructor(
     context: BlockContext,
     mtu: number,
     maxInFlight = 64,
     counters: ReassemblyCounters = newReassemblyCounters(),
+    fragments?: number,
   ) {
     this.counters = counters;
     this.#context = context;
     this.#blockBytes = blockBytes(context);
-    this.#size = fragmentSize(mtu);
-    this.#count = fragmentCount(this.#blockBytes, mtu);
+    this.#count = fragments ?? fragmentCount(this.#blockBytes, mtu);
+    this.#size = pieceSize(this.#blockBytes, this.#count);
     this.#maxInFlight = maxInFlight;
   }
 
   /** Fragments per block in this stream. */
   get fragmentsPerBlock(): number {
     return this.#count;
+  }
+
+  /** Whether block `seq` was put together and verified (and is still remembered). */
+  done(seq: number): boolean {
+    return this.#done.has(seq);
   }
 
   /** Incomplete blocks held now. */
@@ -148,6 +158,7 @@ export class Reassembler {
         digest: f.digest.slice(),
         have: new Uint8Array(this.#count),
         received: 0,
+        recovered: false,
         bytes: new Uint8Array(this.#blockBytes),
       };
       this.#partials.set(key, p);
@@ -158,7 +169,8 @@ export class Reassembler {
     }
     p.have[f.index] = 1;
     p.received++;
-    c.fragments++;
+    if (f.recovered) p.recovered = true;
+    else c.fragments++;
     p.bytes.set(f.data, f.index * this.#size);
     if (p.received < this.#count) return null;
     this.#partials.delete(key);
@@ -168,7 +180,13 @@ export class Reassembler {
       // Other candidates for this number were damaged copies.
       for (const [k, q] of this.#partials) if (q.seq === f.seq) this.#partials.delete(k);
     }
-    return { seq: f.seq, captured: p.captured, intact, samples: new Int16Array(p.bytes.buffer) };
+    return {
+      seq: f.seq,
+      captured: p.captured,
+      intact,
+      recovered: p.recovered,
+      samples: new Int16Array(p.bytes.buffer),
+    };
   }
 
   /** Drops the partial block gathered first (a Map keeps insertion order). */

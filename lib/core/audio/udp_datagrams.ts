@@ -19,7 +19,12 @@
  * BYE (client → server): 4 cookie (16 bytes)
  * FULL (server → client): 4 bytes only; the listener cap is reached
  * SYNC (server → client): 4 t1 echoed, 12 t2, 20 t3 (f64 each, `clock_sync.ts`)
+ * REPAIR (server → client): a Reed-Solomon repair fragment (`fec.ts`)
  * ```
+ *
+ * A block is cut into `fragments` pieces of one size (the last may be
+ * shorter): as many as the MTU needs, or more when forward error
+ * correction wants finer pieces.
  *
  * Clock sync rides on the subscription: every SUBSCRIBE a proven listener
  * sends (the renewal each second, and a short burst at the start) carries
@@ -38,6 +43,7 @@
 import { createHmac } from "node:crypto";
 import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
 import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
+import { blockBytes } from "./spec.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,
@@ -49,9 +55,10 @@ import {
 export const UDP_MAGIC = 0x5355;
 /**
  * Datagram format version (2: clock sync on SUBSCRIBE, the SYNC datagram;
- * 3: the block MD5 covers the header, `block_digest.ts`).
+ * 3: the block MD5 covers the header, `block_digest.ts`; 4: fragments of
+ * one size, the REPAIR datagram and the format's `fragments` and `fec`).
  */
-export const UDP_VERSION = 3;
+export const UDP_VERSION = 4;
 /** Datagram types. */
 export const UdpMsg = {
   DATA: 1,
@@ -61,6 +68,7 @@ export const UdpMsg = {
   BYE: 5,
   FULL: 6,
   SYNC: 7,
+  REPAIR: 17,
 } as const;
 /** Bytes before the fragment bytes in a DATA datagram. */
 export const DATA_HEADER = 40;
@@ -91,12 +99,28 @@ export interface Fragment {
   digest: Uint8Array;
   /** This fragment's bytes. A view into the datagram. */
   data: Uint8Array;
+  /** Rebuilt from repair data rather than received (`fec.ts`). */
+  recovered?: boolean;
+}
+
+/** Forward error correction a stream carries (`fec.ts`). */
+export interface FecParams {
+  /** The code: Reed-Solomon over GF(256). */
+  scheme: "rs-gf256";
+  /** Consecutive blocks whose fragments one group of repairs covers. */
+  blocks: number;
+  /** Repair fragments per group. */
+  repair: number;
 }
 
 /** The stream format a server announces over UDP: the shared one plus its MTU. */
 export interface UdpFormat extends StreamFormat {
   /** Largest datagram the server sends, bytes. */
   mtu: number;
+  /** Fragments per block (absent: as many as the MTU needs). */
+  fragments?: number;
+  /** Forward error correction, or absent/null for none. */
+  fec?: FecParams | null;
 }
 
 /**
@@ -135,7 +159,7 @@ export function newDatagram(type: number, length: number): Uint8Array {
   return out;
 }
 
-/** Bytes of block data one DATA datagram carries at `mtu`. */
+/** Most bytes of block data one DATA datagram carries at `mtu`. */
 export function fragmentSize(mtu: number): number {
   return mtu - DATA_HEADER;
 }
@@ -145,8 +169,28 @@ export function fragmentCount(bytes: number, mtu: number): number {
   return Math.max(1, Math.ceil(bytes / fragmentSize(mtu)));
 }
 
+/** Bytes in each fragment but the last when a block of `bytes` is cut into `count`. */
+export function pieceSize(bytes: number, count: number): number {
+  return Math.ceil(bytes / count);
+}
+
 /**
- * Splits one block into DATA datagrams of at most `mtu` bytes each.
+ * Whether a block of `bytes` cut into `count` pieces fits datagrams of
+ * `mtu` bytes, every piece holding at least one byte.
+ */
+export function piecesFit(bytes: number, count: number, mtu: number): boolean {
+  const size = pieceSize(bytes, count);
+  return count <= MAX_FRAGMENTS && size <= fragmentSize(mtu) && size * (count - 1) < bytes;
+}
+
+/** Fragments per block of a format: as announced, or as many as its MTU needs. */
+export function fragmentsOf(f: { mtu: number; fragments?: number }, bytes: number): number {
+  return f.fragments ?? fragmentCount(bytes, f.mtu);
+}
+
+/**
+ * Splits one block into DATA datagrams of at most `mtu` bytes each, in
+ * `count` pieces of one size (default: as few as the MTU allows).
  * `digest` is the block's MD5, computed once by the caller.
  */
 export function fragmentBlock(
@@ -156,10 +200,12 @@ export function fragmentBlock(
   digest: Uint8Array,
   block: Uint8Array,
   mtu: number,
+  count: number = fragmentCount(block.length, mtu),
 ): Uint8Array[] {
-  const size = fragmentSize(mtu);
-  const count = fragmentCount(block.length, mtu);
-  if (count > MAX_FRAGMENTS) throw new RangeError(`A block needs ${count} fragments at MTU ${mtu}`);
+  if (!piecesFit(block.length, count, mtu)) {
+    throw new RangeError(`A block cannot be cut into ${count} fragments at MTU ${mtu}`);
+  }
+  const size = pieceSize(block.length, count);
   const out: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const part = block.subarray(i * size, Math.min(block.length, (i + 1) * size));
@@ -293,7 +339,7 @@ export function decodeFormat(d: Uint8Array): UdpFormat | Rejected {
   if (!Number.isInteger(mtu) || (mtu as number) < MIN_MTU || (mtu as number) > MAX_MTU) {
     return reject(`format has an MTU outside ${MIN_MTU} to ${MAX_MTU}`);
   }
-  return {
+  const out: UdpFormat = {
     rate: f.rate,
     channels: f.channels,
     block: f.block,
@@ -302,6 +348,47 @@ export function decodeFormat(d: Uint8Array): UdpFormat | Rejected {
     protocol: f.protocol,
     mtu: mtu as number,
   };
+  const bytes = blockBytes(out);
+  const fragments = f.fields.fragments;
+  if (fragments !== undefined) {
+    if (
+      !Number.isInteger(fragments) || (fragments as number) < 1 ||
+      (fragments as number) > MAX_FRAGMENTS ||
+      !piecesFit(bytes, fragments as number, out.mtu)
+    ) return reject("format has a fragment count that does not fit its MTU");
+    out.fragments = fragments as number;
+  } else if (fragmentCount(bytes, out.mtu) > MAX_FRAGMENTS) {
+    return reject(`format needs over ${MAX_FRAGMENTS} fragments a block`);
+  }
+  const fec = f.fields.fec;
+  if (fec !== undefined && fec !== null) {
+    const problem = fecProblem(fec, fragmentsOf(out, bytes));
+    if (problem) return reject(`format ${problem}`);
+    out.fec = fec as FecParams;
+  }
+  return out;
+}
+
+/** Most blocks one group of repairs may cover. */
+export const MAX_FEC_BLOCKS = 16;
+
+/**
+ * What is wrong with FEC parameters for blocks of `fragments` fragments,
+ * or null: the scheme must be known, a group 1 to {@link MAX_FEC_BLOCKS}
+ * blocks, and sources plus repairs at most 256 (GF(256)).
+ */
+export function fecProblem(fec: unknown, fragments: number): string | null {
+  if (typeof fec !== "object" || fec === null) return "has FEC that is not an object";
+  const { scheme, blocks, repair } = fec as Record<string, unknown>;
+  if (scheme !== "rs-gf256") return "has an unknown FEC scheme";
+  if (!Number.isInteger(blocks) || (blocks as number) < 1 || (blocks as number) > MAX_FEC_BLOCKS) {
+    return `has an FEC group outside 1 to ${MAX_FEC_BLOCKS} blocks`;
+  }
+  if (
+    !Number.isInteger(repair) || (repair as number) < 1 ||
+    (blocks as number) * fragments + (repair as number) > 256
+  ) return "has FEC repairs that do not fit GF(256)";
+  return null;
 }
 
 /**

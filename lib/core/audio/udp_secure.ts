@@ -23,8 +23,10 @@
  * last one is refused (replay). Every DATA datagram is sealed once, for
  * every listener, under the stream key: the nonce is the stream id, block
  * sequence and fragment index, unique in a stream; the 40-byte header is
- * the associated data. A listener's extra cost to the server is one
- * handshake and a KEY, never a step per block.
+ * the associated data. A REPAIR datagram is sealed the same way, its
+ * nonce the stream id, group and repair index behind a 0xff that no
+ * fragment index has, its 16-byte header the associated data. A listener's
+ * extra cost to the server is one handshake and a KEY, never a step per block.
  *
  * @module
  */
@@ -33,6 +35,7 @@ import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, type Spake2 } from ".
 import { codeExchange } from "../crypto/code.ts";
 import { openAt, sealAt, sessionKeys, TAG_LENGTH } from "../crypto/channel.ts";
 import { COOKIE_LENGTH, DATA_HEADER, newDatagram } from "./udp_datagrams.ts";
+import { REPAIR_HEADER } from "./fec.ts";
 
 /** Datagram types of the coded handshake (beside `UdpMsg`). */
 export const SecureUdpMsg = {
@@ -85,30 +88,60 @@ function listenerNonce(count: bigint): Uint8Array {
 /** The nonce of a DATA datagram: stream id, sequence, fragment index. */
 function dataNonce(d: Uint8Array): Uint8Array {
   const n = new Uint8Array(12);
-  n.set(d.subarray(4, 14), 0); // stream id, seq, index
+  n.set(d.subarray(4, 14), 0); // stream id, seq, index (below 256)
   return n;
+}
+
+/** A REPAIR's nonce: stream id, group, then 0xff (no fragment index has it) and its index. */
+function repairNonce(d: Uint8Array): Uint8Array {
+  const n = new Uint8Array(12);
+  n.set(d.subarray(4, 12), 0);
+  n[8] = 0xff;
+  n[9] = d[15];
+  return n;
+}
+
+function sealStream(key: Uint8Array, d: Uint8Array, head: number, nonce: Uint8Array): Uint8Array {
+  const body = sealAt(key, nonce, d.subarray(head), d.subarray(0, head));
+  const out = new Uint8Array(head + body.length);
+  out.set(d.subarray(0, head), 0);
+  out.set(body, head);
+  return out;
+}
+
+function openStream(
+  key: Uint8Array,
+  d: Uint8Array,
+  head: number,
+  nonce: (d: Uint8Array) => Uint8Array,
+): Uint8Array | null {
+  if (d.length <= head + TAG_LENGTH) return null;
+  const body = openAt(key, nonce(d), d.subarray(head), d.subarray(0, head));
+  if (!body) return null;
+  const out = new Uint8Array(head + body.length);
+  out.set(d.subarray(0, head), 0);
+  out.set(body, head);
+  return out;
 }
 
 /** Seals a plain DATA datagram under the stream key: header in clear (AAD), body sealed. */
 export function sealData(streamKey: Uint8Array, d: Uint8Array): Uint8Array {
-  const head = d.subarray(0, DATA_HEADER);
-  const body = sealAt(streamKey, dataNonce(d), d.subarray(DATA_HEADER), head);
-  const out = new Uint8Array(DATA_HEADER + body.length);
-  out.set(head, 0);
-  out.set(body, DATA_HEADER);
-  return out;
+  return sealStream(streamKey, d, DATA_HEADER, dataNonce(d));
 }
 
 /** Opens a sealed DATA datagram back to its plain form, or null if it fails its tag. */
 export function openData(streamKey: Uint8Array, d: Uint8Array): Uint8Array | null {
-  if (d.length <= DATA_HEADER + TAG_LENGTH) return null;
-  const head = d.subarray(0, DATA_HEADER);
-  const body = openAt(streamKey, dataNonce(d), d.subarray(DATA_HEADER), head);
-  if (!body) return null;
-  const out = new Uint8Array(DATA_HEADER + body.length);
-  out.set(head, 0);
-  out.set(body, DATA_HEADER);
-  return out;
+  return openStream(streamKey, d, DATA_HEADER, dataNonce);
+}
+
+/** Seals a plain REPAIR datagram under the stream key, as {@link sealData} does DATA. */
+export function sealRepair(streamKey: Uint8Array, d: Uint8Array): Uint8Array {
+  return sealStream(streamKey, d, REPAIR_HEADER, repairNonce(d));
+}
+
+/** Opens a sealed REPAIR datagram, or null if it fails its tag. */
+export function openRepair(streamKey: Uint8Array, d: Uint8Array): Uint8Array | null {
+  return openStream(streamKey, d, REPAIR_HEADER, repairNonce);
 }
 
 /** What a listener-key datagram carried, opened, or null (tampered, replayed). */

@@ -25,12 +25,18 @@ import {
   SyncedTimeline,
   type SyncReply,
 } from "./clock_sync.ts";
+import { before } from "./sequence.ts";
 import {
+  type AutoTarget,
+  CALM_MS,
   JitterBuffer,
   newOrderCounters,
   type OrderCounters,
   type PlayoutDecision,
+  type TargetCounters,
 } from "./jitter_buffer.ts";
+import { decodeRepair, FecDecoder } from "./fec.ts";
+import { blockBytes } from "./spec.ts";
 import {
   type AssembledBlock,
   newReassemblyCounters,
@@ -44,11 +50,13 @@ import {
   decodeFragment,
   decodeSync,
   encodeSubscribe,
+  type Fragment,
+  fragmentsOf,
   isRejected,
   type UdpFormat,
   UdpMsg,
 } from "./udp_datagrams.ts";
-import { ClientHandshake, openData, SecureUdpMsg } from "./udp_secure.ts";
+import { ClientHandshake, openData, openRepair, SecureUdpMsg } from "./udp_secure.ts";
 import { CodeMismatch } from "../crypto/secure_stream.ts";
 
 /** What a datagram or the passing of time means for the session. */
@@ -66,10 +74,18 @@ export type SubscriberEvent =
   /** The server refused the session, or the code did not match (one line). */
   | { type: "refused"; message: string };
 
+/** Largest automatic jitter target, ms (the default bound of `--latency auto`). */
+export const AUTO_MAX_MS = 300;
+
 /** Options of a {@link UdpSubscriber}. */
 export interface SubscriberOptions {
-  /** Jitter buffer target, ms (default: three blocks). */
-  latencyMs?: number;
+  /**
+   * Jitter buffer target, ms, or `"auto"` (the default): the target follows
+   * the measured transit and the time repair data needs ({@link AutoTarget}).
+   */
+  latencyMs?: number | "auto";
+  /** Largest automatic target, ms (default {@link AUTO_MAX_MS}). */
+  maxLatencyMs?: number;
   /** Give up when the server has not answered for this long, ms (default 5000). */
   answerTimeoutMs?: number;
   /** Renew the subscription (and sync clocks) this often, ms (default 1000). */
@@ -99,13 +115,22 @@ export class UdpSubscriber {
   #reasm: Reassembler | undefined;
   #lastAnswer = 0;
   #nextRenew = 0;
-  #timeline: SyncedTimeline<AssembledBlock>;
+  #timeline: SyncedTimeline<AssembledBlock & { arrived: number }>;
   #handshake: ClientHandshake | undefined;
   /** The handshake datagram to send again until the server answers it. */
   #pendingHandshake: Uint8Array | undefined;
   #streamKey: Uint8Array | undefined;
   /** Sealed datagrams that failed to open (tampered, replayed, injected). */
   tampered = 0;
+  /** Blocks rebuilt from repair data and queued in time to play. */
+  recovered = 0;
+  #fec: FecDecoder | undefined;
+  /** Repair counters, kept across stream restarts. */
+  #repair = { repairs: 0, repairBytes: 0, refused: 0, unrecoverable: 0 };
+  #target: TargetCounters | undefined;
+  /** The newest block a fragment was received of, and when a block was last rebuilt. */
+  #newest: number | undefined;
+  #rebuiltAt = -Infinity;
 
   /** A subscriber; nothing happens until {@link start}. */
   constructor(options: SubscriberOptions = {}) {
@@ -167,26 +192,38 @@ export class UdpSubscriber {
     const type = datagramType(d);
     const refused = this.#refusal(type);
     if (refused) return [{ type: "refused", message: refused }];
-    if (this.#handshake && type !== null && type >= SecureUdpMsg.PAKE_INIT) {
+    if (
+      this.#handshake && type !== null && type >= SecureUdpMsg.PAKE_INIT &&
+      type <= SecureUdpMsg.NO_CODE
+    ) {
       return this.#secureReceive(d, type, now);
     }
     if (type === UdpMsg.DATA && this.#reasm && this.#jitter) {
-      if (this.#streamKey) {
-        const opened = openData(this.#streamKey, d);
-        if (!opened) {
-          this.tampered++;
-          return this.#invalid();
-        }
-        d = opened;
-      }
+      const plain = this.#unseal(d, openData);
+      if (!plain) return this.#invalid();
+      d = plain;
       const f = decodeFragment(d);
       if (isRejected(f) || f.streamId !== this.#format!.streamId) return this.#invalid();
       this.#lastAnswer = now;
       this.bytes += d.length;
-      const b = this.#reasm.push(f);
-      if (!b) return [];
-      // Play-out waits for the clocks to be known.
-      return this.#toJitter(this.#timeline.arrive(b));
+      if (this.#newest === undefined || before(this.#newest, f.seq)) this.#newest = f.seq;
+      if (this.#sync.ready) {
+        // Too late for its slot: the automatic target learns from it.
+        this.#jitter.lateArrival(f.seq, this.#sync.toLocal(f.captured), now);
+      }
+      return this.#assemble([f, ...(this.#fec?.source(f) ?? [])], now);
+    }
+    if (type === UdpMsg.REPAIR && this.#fec) {
+      const plain = this.#unseal(d, openRepair);
+      if (!plain) return this.#invalid();
+      d = plain;
+      const r = decodeRepair(d);
+      if (isRejected(r)) return this.#invalid();
+      const rebuilt = this.#fec.repair(r, d.length);
+      if (isRejected(rebuilt)) return this.#invalid();
+      this.#lastAnswer = now;
+      this.bytes += d.length;
+      return this.#assemble(rebuilt, now);
     }
     if (type === UdpMsg.SYNC && !this.#handshake) {
       const r = decodeSync(d);
@@ -214,6 +251,20 @@ export class UdpSubscriber {
     return this.#invalid();
   }
 
+  /**
+   * A stream datagram as it is without a code, or opened with the stream
+   * key; null (counted tampered) when it fails its tag.
+   */
+  #unseal(
+    d: Uint8Array,
+    open: (key: Uint8Array, d: Uint8Array) => Uint8Array | null,
+  ): Uint8Array | null {
+    if (!this.#streamKey) return d;
+    const opened = open(this.#streamKey, d);
+    if (!opened) this.tampered++;
+    return opened;
+  }
+
   /** A format arrived (in the clear, or sealed in a KEY): the stream (re)starts if new. */
   #stream(fmt: UdpFormat, now: number): SubscriberEvent[] {
     this.#lastAnswer = now;
@@ -225,11 +276,35 @@ export class UdpSubscriber {
       this.restarts++;
       this.#timeline = this.#newTimeline();
     }
+    const latency = this.#options.latencyMs ?? "auto";
     const targetMs = this.#jitter?.targetMs ??
-      this.#options.latencyMs ?? Math.ceil(3 * blockMs(fmt));
+      (latency === "auto" ? Math.ceil(3 * blockMs(fmt)) : latency);
     this.#format = fmt;
-    this.#jitter = new JitterBuffer({ targetMs, blockMs: blockMs(fmt), counters: this.counters });
-    this.#reasm = new Reassembler(fmt, fmt.mtu, 64, this.fragments);
+    this.#newest = undefined;
+    const fragments = fragmentsOf(fmt, blockBytes(fmt));
+    this.#keepRepairCounters();
+    const fec = fmt.fec ?? undefined;
+    this.#fec = fec && new FecDecoder(fmt.streamId, fec, fragments, blockBytes(fmt));
+    const ms = blockMs(fmt);
+    const auto: AutoTarget | undefined = latency === "auto"
+      ? {
+        maxMs: this.maxLatencyMs,
+        rate: fmt.rate,
+        channels: fmt.channels,
+        // Repairs leave with the group's last block. Worth waiting for when
+        // the block was lost rather than late: part of a later block came,
+        // or blocks were rebuilt lately.
+        recoveryMs: fec && ((seq, now) =>
+          (this.#newest !== undefined && before(seq, this.#newest)) ||
+            now - this.#rebuiltAt < CALM_MS
+            ? (fec.blocks - 1 - (seq % fec.blocks)) * ms
+            : 0),
+        heardOf: () => this.#newest,
+      }
+      : undefined;
+    this.#jitter = new JitterBuffer({ targetMs, blockMs: ms, counters: this.counters, auto });
+    this.#target = mergeTargets(this.#target, this.#jitter.target);
+    this.#reasm = new Reassembler(fmt, fmt.mtu, 64, this.fragments, fragments);
     return [{ type: "stream", format: fmt, restarted }];
   }
 
@@ -302,8 +377,40 @@ export class UdpSubscriber {
   /** The decision for the next slot if it is due at `now`, else null. */
   pop(now: number): PlayoutDecision | null {
     const decision = this.#jitter?.pop(now) ?? null;
-    if (decision) this.#reasm!.setFloor(this.#jitter!.next ?? decision.seq + 1);
+    if (decision && decision.kind !== "stretch") {
+      const floor = this.#jitter!.next ?? decision.seq + 1;
+      this.#reasm!.setFloor(floor);
+      this.#fec?.setFloor(floor);
+    }
     return decision;
+  }
+
+  /** The largest automatic target, ms. */
+  get maxLatencyMs(): number {
+    return this.#options.maxLatencyMs ?? AUTO_MAX_MS;
+  }
+
+  /** Fragments (received, or rebuilt from repairs) through reassembly into the jitter buffer. */
+  #assemble(frags: Fragment[], now: number): SubscriberEvent[] {
+    const blocks: (AssembledBlock & { arrived: number })[] = [];
+    for (const f of frags) {
+      const b = this.#reasm!.push(f);
+      if (!b) continue;
+      if (b.recovered) this.#rebuiltAt = now;
+      blocks.push({ ...b, arrived: now });
+    }
+    // Play-out waits for the clocks to be known.
+    return blocks.length ? this.#toJitter(blocks.flatMap((b) => this.#timeline.arrive(b))) : [];
+  }
+
+  /** Adds the current decoder's counts to the session's (before a new stream's decoder). */
+  #keepRepairCounters(): void {
+    const c = this.#fec?.counters;
+    if (!c) return;
+    this.#repair.repairs += c.repairs;
+    this.#repair.repairBytes += c.repairBytes;
+    this.#repair.refused += c.refused;
+    this.#repair.unrecoverable += c.unrecoverable;
   }
 
   /** The BYE to send when leaving, if the server ever gave a cookie. */
@@ -317,16 +424,28 @@ export class UdpSubscriber {
   }
 
   /** The transport's own report fields. */
-  reportFields(): Record<string, number> {
+  reportFields(): Record<string, unknown> {
     const f = this.fragments;
+    const c = this.#fec?.counters;
+    const t = this.#target;
+    const r1 = (x: number) => Math.round(x * 10) / 10;
     return {
-      target_latency_ms: this.targetMs ?? 0,
+      target_latency_ms: r1(this.targetMs ?? 0),
+      target_latency_range_ms: t && t.minMs <= t.maxMs ? [r1(t.minMs), r1(t.maxMs)] : null,
+      target_latency_auto: (this.#options.latencyMs ?? "auto") === "auto",
+      target_stretches: t?.stretches ?? 0,
+      target_squeezed_blocks: t?.squeezed ?? 0,
+      blocks_recovered: this.recovered,
+      fec: this.#format?.fec ?? null,
+      repair_bytes: this.#repair.repairBytes + (c?.repairBytes ?? 0),
+      datagrams_repair: this.#repair.repairs + (c?.repairs ?? 0),
+      fec_groups_unrecoverable: this.#repair.unrecoverable + (c?.unrecoverable ?? 0),
       fragments_per_block: this.#reasm?.fragmentsPerBlock ?? 0,
       blocks_reordered: this.counters.reordered,
       fragments_received: f.fragments,
       fragments_duplicate: f.duplicates,
       fragments_expired: f.expired,
-      datagrams_invalid: this.invalid + f.invalid,
+      datagrams_invalid: this.invalid + f.invalid + this.#repair.refused + (c?.refused ?? 0),
       datagrams_tampered: this.tampered,
     };
   }
@@ -342,9 +461,11 @@ export class UdpSubscriber {
   }
 
   /** Blocks on the client's clock into the jitter buffer; a `block` event if any went in. */
-  #toJitter(blocks: AssembledBlock[]): SubscriberEvent[] {
+  #toJitter(blocks: (AssembledBlock & { arrived: number })[]): SubscriberEvent[] {
     if (blocks.length === 0 || !this.#jitter) return [];
-    for (const b of blocks) this.#jitter.push(b);
+    for (const b of blocks) {
+      if (this.#jitter.push(b) === "queued" && b.recovered && b.intact) this.recovered++;
+    }
     return [{ type: "block" }];
   }
 
@@ -352,7 +473,7 @@ export class UdpSubscriber {
     return this.#timeline.sync;
   }
 
-  #newTimeline(): SyncedTimeline<AssembledBlock> {
+  #newTimeline(): SyncedTimeline<AssembledBlock & { arrived: number }> {
     return new SyncedTimeline(new ClockSync({ intervalMs: this.#renewMs }));
   }
 
@@ -364,4 +485,18 @@ export class UdpSubscriber {
     this.invalid++;
     return [];
   }
+}
+
+/** One record of how the target moved across stream restarts. */
+function mergeTargets(
+  before: TargetCounters | undefined,
+  now: TargetCounters,
+): TargetCounters {
+  if (!before) return now;
+  // The new buffer's counters carry on from the old ones'.
+  now.minMs = Math.min(now.minMs, before.minMs);
+  now.maxMs = Math.max(now.maxMs, before.maxMs);
+  now.stretches += before.stretches;
+  now.squeezed += before.squeezed;
+  return now;
 }

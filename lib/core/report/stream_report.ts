@@ -131,7 +131,7 @@ export class StreamStats {
   /** The latest clock sync estimate (null: none, or a server without sync). */
   clock: ClockEstimate | null = null;
   /** Transport-specific fields, reported as they are. */
-  extra: Record<string, number> = {};
+  extra: Record<string, unknown> = {};
   #startedAt: number;
 
   /** Starts counting at `startedAt` (ms, any clock the caller keeps using). */
