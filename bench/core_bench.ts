@@ -12,6 +12,14 @@ import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
 import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
 import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
 import { Reassembler } from "../lib/core/audio/reassembly.ts";
+import {
+  decodeRepair,
+  DEFAULT_FEC,
+  FecDecoder,
+  FecEncoder,
+  planFec,
+  type RepairFragment,
+} from "../lib/core/audio/fec.ts";
 import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
 import { Broadcaster, ListenerSession } from "../lib/core/audio/broadcaster.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
@@ -74,6 +82,35 @@ Deno.bench("udp: fragment a block", { group: "udp fragmentation", baseline: true
 Deno.bench("udp: reassemble and check a block", { group: "udp fragmentation" }, () => {
   const r = new Reassembler(FORMAT, 1200);
   for (const f of frags) r.push(decodeFragment(f) as Fragment);
+});
+
+// FEC as Audio-UDP runs it by default: groups of two 1024-frame blocks in
+// four fragments each, 4 repairs per 8 fragments.
+const FEC_PLAN = planFec(bytes.length, 1200, DEFAULT_FEC);
+const fecBlocks = [0, 1].map((seq) => ({ seq, captured: 1000 + seq * 23.2, digest, bytes }));
+const fecDatagrams = fecBlocks.flatMap((b) =>
+  fragmentBlock(1, b.seq, b.captured, b.digest, b.bytes, 1200, FEC_PLAN.fragments)
+);
+Deno.bench("fec: the repairs of a group of two blocks", { group: "fec", baseline: true }, () => {
+  const enc = new FecEncoder(1, FEC_PLAN.fec!, FEC_PLAN.fragments, bytes.length);
+  enc.push(fecBlocks[0]);
+  enc.push(fecBlocks[1]);
+});
+const groupRepairs = (() => {
+  const enc = new FecEncoder(1, FEC_PLAN.fec!, FEC_PLAN.fragments, bytes.length);
+  enc.push(fecBlocks[0]);
+  return enc.push(fecBlocks[1]).map((d) => decodeRepair(d) as RepairFragment);
+})();
+Deno.bench("fec: rebuild 4 lost fragments of a group", { group: "fec" }, () => {
+  const dec = new FecDecoder(1, FEC_PLAN.fec!, FEC_PLAN.fragments, bytes.length);
+  // The first four fragments lost: the other four and the repairs rebuild them.
+  for (const d of fecDatagrams.slice(4)) dec.source(decodeFragment(d) as Fragment);
+  let rebuilt = 0;
+  for (const r of groupRepairs) {
+    const out = dec.repair(r, r.symbol.length + 16);
+    if (Array.isArray(out)) rebuilt += out.length;
+  }
+  if (rebuilt !== 4) throw new Error(`rebuilt ${rebuilt}`);
 });
 
 Deno.bench("jitter buffer: push and pop 64 blocks", { group: "jitter buffer" }, () => {

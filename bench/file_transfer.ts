@@ -1,10 +1,14 @@
 /**
  * `deno task bench-file [--size 1G] [--rounds 3]`: times a loopback File-TCP
  * transfer against the baseline `nc` with `md5sum` on both ends, run side by
- * side in the same run, and prints the ratio and both tools' peak memory.
- * The same transfer with a shared code (SPAKE2, every frame sealed) runs
- * beside them, and so does `scp` (OpenSSH's default cipher, key login to
- * an `sshd` started on loopback for the bench) where sshd is installed.
+ * side in the same run, and prints the ratios, File-TCP's CPU seconds per
+ * side and both sides' peak memory. The same transfer with a shared code
+ * (SPAKE2, every frame sealed) runs beside them, and so do `scp` (OpenSSH's
+ * default cipher, key login to an `sshd` started on loopback for the bench)
+ * where sshd is installed, and an rsync daemon on loopback where rsync is
+ * installed: `rsync --whole-file --checksum-choice=md5` (it verifies the
+ * file with MD5 as we do) and `rsync --whole-file` with its default
+ * checksum (xxh128 on rsync 3.2).
  *
  * Baseline, in two forms run side by side (the ratio is against the faster):
  * `tee >(md5sum) < FILE | nc -N`, and `md5sum FILE & nc -N < FILE`, each
@@ -42,16 +46,37 @@ async function peakRss(pid: number): Promise<number> {
   }
 }
 
-/** Watches a process's peak memory until `done` settles. */
-async function watchPeak(pid: number, done: Promise<unknown>): Promise<number> {
+/** CPU seconds (user and system) a process has used, or null once it is gone. */
+async function cpuSeconds(pid: number): Promise<number | null> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** Linux's clock ticks per second for /proc times (USER_HZ, 100 on every Linux we run). */
+const CLOCK_TICKS = 100;
+
+/**
+ * Watches a process until `done` settles: its peak memory, and its CPU
+ * seconds at the last look (sampled every 20 ms, so at most that much of
+ * its last moments is missed).
+ */
+async function watch(pid: number, done: Promise<unknown>): Promise<{ peak: number; cpu: number }> {
   let peak = 0;
+  let cpu = 0;
   let finished = false;
   done.finally(() => finished = true);
   while (!finished) {
     peak = Math.max(peak, await peakRss(pid));
+    cpu = (await cpuSeconds(pid)) ?? cpu;
     await new Promise((r) => setTimeout(r, 20));
   }
-  return peak;
+  return { peak, cpu };
 }
 
 /**
@@ -97,6 +122,9 @@ interface OursResult {
   seconds: number;
   clientPeak: number;
   serverPeak: number;
+  /** CPU seconds of the client (sampled) and of the server (exact: it is still running). */
+  clientCpu: number;
+  serverCpu: number;
 }
 
 async function ours(file: string, dir: string, code?: string): Promise<OursResult> {
@@ -122,6 +150,7 @@ async function timeClient(
   serverPid: number,
   env?: Record<string, string>,
 ): Promise<OursResult> {
+  const serverBefore = (await cpuSeconds(serverPid)) ?? 0;
   const start = performance.now();
   const client = toolCommand("tcp/file_client.ts", ["--port", String(port), file], {
     permissions: FILE_CLIENT_PERMS,
@@ -129,12 +158,14 @@ async function timeClient(
     env,
   }).spawn();
   const exit = client.output();
-  const clientPeak = watchPeak(client.pid, exit);
+  const watched = watch(client.pid, exit);
   const out = await exit;
   const seconds = (performance.now() - start) / 1000;
   if (out.code !== 0) throw new UserError("File client failed");
   const serverPeak = await peakRss(serverPid);
-  return { seconds, clientPeak: await clientPeak, serverPeak };
+  const serverCpu = ((await cpuSeconds(serverPid)) ?? 0) - serverBefore;
+  const { peak, cpu } = await watched;
+  return { seconds, clientPeak: peak, serverPeak, clientCpu: cpu, serverCpu };
 }
 
 /** An sshd of its own on loopback, with a fresh host key and a key for the client. */
@@ -207,6 +238,52 @@ async function startSshd(work: string) {
   };
 }
 
+/** An rsync daemon of its own on loopback, with one writable module. */
+async function startRsyncd(work: string) {
+  const dir = join(work, "rsync");
+  await Deno.mkdir(join(dir, "in"), { recursive: true });
+  const conf = join(dir, "rsyncd.conf");
+  // As root the daemon would drop to nobody, who cannot write here: stay root.
+  const ids = Deno.uid() === 0 ? "uid = 0\ngid = 0\n" : "";
+  await Deno.writeTextFile(
+    conf,
+    `use chroot = no\n${ids}[in]\n  path = ${join(dir, "in")}\n  read only = no\n`,
+  );
+  const port = freePort();
+  const daemon = new Deno.Command("rsync", {
+    args: ["--daemon", "--no-detach", `--config=${conf}`, `--port=${port}`, "--address=127.0.0.1"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 500));
+  return {
+    /** Sends `file` into the module; `md5` verifies it with MD5, else rsync's default checksum. */
+    send: async (file: string, md5: boolean) => {
+      const out = join(dir, "in", "rsync-out.bin");
+      await Deno.remove(out).catch(() => {});
+      const start = performance.now();
+      const r = await new Deno.Command("rsync", {
+        args: [
+          "--whole-file",
+          ...(md5 ? ["--checksum-choice=md5"] : []),
+          file,
+          `rsync://127.0.0.1:${port}/in/rsync-out.bin`,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const seconds = (performance.now() - start) / 1000;
+      if (r.code !== 0) throw new UserError(`rsync failed: ${new TextDecoder().decode(r.stderr)}`);
+      await Deno.remove(out);
+      return seconds;
+    },
+    stop: async () => {
+      daemon.kill();
+      await daemon.status;
+    },
+  };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -248,6 +325,10 @@ runMain(async () => {
     const mine: OursResult[] = [];
     const coded: OursResult[] = [];
     const scps: number[] = [];
+    const rsyncMd5: number[] = [];
+    const rsyncDefault: number[] = [];
+    const rsync = (await commandExists("rsync")) ? await startRsyncd(work) : undefined;
+    if (!rsync) console.log("rsync rows skipped: rsync is not installed (apt-get install rsync)");
     const ssh = (await commandExists("scp")) && (await Deno.stat("/usr/sbin/sshd").catch(() =>
         null
       ))
@@ -271,17 +352,27 @@ runMain(async () => {
           scps.push(await ssh.scp(file, join(work, "scp-out.bin")));
           await Deno.remove(join(work, "scp-out.bin"));
         }
+        if (rsync) {
+          rsyncMd5.push(await rsync.send(file, true));
+          rsyncDefault.push(await rsync.send(file, false));
+        }
         console.log(
           `round ${i + 1}: nc+md5sum (tee) ${base[i].toFixed(2)} s, nc+md5sum (beside) ${
             beside[i].toFixed(2)
           } s, file-tcp ${mine[i].seconds.toFixed(2)} s, file-tcp with a code ${
             coded[i].seconds.toFixed(2)
           } s` +
-            (ssh ? `, scp ${scps[i].toFixed(2)} s` : ""),
+            (ssh ? `, scp ${scps[i].toFixed(2)} s` : "") +
+            (rsync
+              ? `, rsync md5 ${rsyncMd5[i].toFixed(2)} s, rsync default ${
+                rsyncDefault[i].toFixed(2)
+              } s`
+              : ""),
         );
       }
     } finally {
       await ssh?.stop();
+      await rsync?.stop();
     }
     const tee = median(base);
     const side = median(beside);
@@ -300,6 +391,22 @@ runMain(async () => {
     );
     console.log(
       `ratio: ${(o / b).toFixed(2)}x the faster baseline's time (target at most 1.3x)`,
+    );
+    if (rsync) {
+      const m = median(rsyncMd5);
+      const d = median(rsyncDefault);
+      console.log(
+        `median: rsync daemon --checksum-choice=md5 ${m.toFixed(2)} s, with its default ` +
+          `${d.toFixed(2)} s; file-tcp ${(o / m).toFixed(2)}x rsync md5's time (target at most ` +
+          `1.1x), ${(o / d).toFixed(2)}x rsync default's`,
+      );
+    }
+    const cpu = (xs: number[]) => median(xs).toFixed(2);
+    console.log(
+      `file-tcp CPU seconds (median): client ${cpu(mine.map((m) => m.clientCpu))} s, ` +
+        `server ${cpu(mine.map((m) => m.serverCpu))} s; with a code: client ${
+          cpu(coded.map((m) => m.clientCpu))
+        } s, server ${cpu(coded.map((m) => m.serverCpu))} s`,
     );
     console.log(
       `peak memory: client ${formatBytes(clientPeak)}, server ${formatBytes(serverPeak)} ` +

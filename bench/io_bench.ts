@@ -13,10 +13,12 @@ import {
   decodeFragment,
   encodeSubscribe,
   type Fragment,
+  fragmentsOf,
   type UdpFormat,
   UdpMsg,
 } from "../lib/core/audio/udp_datagrams.ts";
 import { Reassembler } from "../lib/core/audio/reassembly.ts";
+import { blockBytes } from "../lib/core/audio/spec.ts";
 import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
 import type { AudioSource } from "../lib/io/audio_io.ts";
 import { readChunks } from "../lib/io/conn.ts";
@@ -117,7 +119,8 @@ Deno.bench("udp: 200 blocks, server to client on loopback", {
   const [challenge] = await sock.receive();
   await sock.send(encodeSubscribe(challenge.slice(4, 20)), server.addr);
   const [format] = await sock.receive();
-  const r = new Reassembler(decodeFormat(format) as UdpFormat, 1200);
+  const fmt = decodeFormat(format) as UdpFormat;
+  const r = new Reassembler(fmt, fmt.mtu, 64, undefined, fragmentsOf(fmt, blockBytes(fmt)));
   b.start();
   feed.go();
   let blocks = 0;
