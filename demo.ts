@@ -133,7 +133,9 @@ async function audioUdpDemo(): Promise<void> {
 }
 
 async function compareDemo(): Promise<void> {
-  console.log("\n== TCP versus UDP: 2 s of each at 0% and 5% packet loss");
+  console.log(
+    "\n== TCP, UDP, UDP with FEC (and GStreamer's RTP where installed): 2 s of each at 0% and 5% loss",
+  );
   const dir = await Deno.makeTempDir({ prefix: "sockets-demo-" });
   try {
     // The comparison is a tool of its own (`deno task compare`); run it as one.
