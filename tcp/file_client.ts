@@ -4,7 +4,10 @@
  * the token the server gave when it started), and exits 0 only once the
  * server has confirmed the whole file's MD5.
  *
- * Run: `deno task file-client [--host 127.0.0.1] [--port 4545] [--resume TOKEN] [FILE ...]`
+ * With `--update`, a file the server already stores with the same size and
+ * MD5 is not sent again, and one that changed replaces the stored copy.
+ *
+ * Run: `deno task file-client [--host 127.0.0.1] [--port 4545] [--resume TOKEN] [--update] [FILE ...]`
  *
  * @module
  */
@@ -23,6 +26,7 @@ import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
+import { Md5Stream } from "../lib/core/wire/md5.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
@@ -60,6 +64,12 @@ export interface SendOptions {
   onToken?: (token: string) => void;
   /** The server's code: the session is then authenticated and encrypted. */
   code?: string;
+  /**
+   * Skip the file if the server already stores it with the same size and
+   * MD5; otherwise replace the stored copy (`--update`). The file is read
+   * once more first, for its MD5.
+   */
+  update?: boolean;
 }
 
 /**
@@ -98,6 +108,8 @@ export interface SendResult {
   chunksSkipped: number;
   /** Chunks sent again because the server's MD5 check failed. */
   chunksResent: number;
+  /** The server already stored the file (`--update`): nothing was sent. */
+  upToDate: boolean;
 }
 
 /** Opens `path` for reading, with errors a user can act on. */
@@ -118,6 +130,21 @@ async function openInput(path: string): Promise<{ file: Deno.FsFile; size: numbe
   }
 }
 
+/** The whole file's MD5 (hexadecimal), read from the start; the file is left at its start. */
+async function fileMd5(file: Deno.FsFile, path: string): Promise<string> {
+  const h = new Md5Stream();
+  const buf = new Uint8Array(1024 * 1024);
+  try {
+    for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
+      h.update(buf.subarray(0, n));
+    }
+    await file.seek(0, Deno.SeekMode.Start);
+  } catch (err) {
+    throw new UserError(describeError(err, `Cannot read ${path}`));
+  }
+  return h.hex();
+}
+
 /** Sends one file. Throws {@link UserError} on any failure. */
 export async function sendFile(options: SendOptions): Promise<SendResult> {
   const host = options.host ?? "127.0.0.1";
@@ -125,7 +152,8 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
   const { file, size } = await openInput(options.path);
   const name = options.name ?? basename(options.path);
   const chunkSize = chooseChunkSize(size, options.chunkSize);
-  const sender = new FileSender({ name, size, chunkSize, resume: options.resume });
+  const update = options.update ? await fileMd5(file, options.path) : undefined;
+  const sender = new FileSender({ name, size, chunkSize, resume: options.resume, update });
   const chunks = sender.chunks;
   let conn: Deno.TcpConn | undefined;
   // What the server said when it failed the transfer, if it did: a write
@@ -163,7 +191,10 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
         if (e.type === "accepted") {
           options.onToken?.(e.token);
           accepted.resolve();
-        } else if (e.type === "done") done = e.done;
+        } else if (e.type === "done") {
+          done = e.done;
+          accepted.resolve(); // an update the server already had: done at once
+        }
       }
     };
     await send(sender.offerFrame());
@@ -268,6 +299,7 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
       storedAs: done.storedAs,
       chunks,
       ...sender.counters,
+      upToDate: done.upToDate === true,
     };
   } catch (err) {
     throw resumable(await explain(err));
@@ -279,6 +311,10 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
 
 /** One summary line for a sent file. */
 export function summarize(r: SendResult): string {
+  if (r.upToDate) {
+    return `${r.name}: up to date as ${r.storedAs} (${formatBytes(r.bytes)}, MD5 ${r.md5}), ` +
+      `0 bytes sent`;
+  }
   const resumed = r.chunksSkipped > 0
     ? `, resumed (${r.chunksSkipped} chunks already on server)`
     : "";
@@ -298,6 +334,11 @@ const FLAGS = {
     help: "resume a cut transfer of FILE with the token it printed",
   },
   code: CODE_FLAG,
+  update: {
+    type: "boolean",
+    default: false,
+    help: "skip files the server stores unchanged; replace the ones that changed",
+  },
 } as const;
 
 async function main(): Promise<number> {
@@ -322,6 +363,8 @@ async function main(): Promise<number> {
     throw new UsageError("--resume resumes one file; name just that FILE");
   }
   let code = resolveCode(flags.code);
+  let upToDate = 0;
+  let bytesSent = 0;
   for (const path of files) {
     const r = await withCodePrompt(code, (c) => {
       code = c; // a code asked for once serves every FILE
@@ -333,6 +376,7 @@ async function main(): Promise<number> {
         progress: true,
         resume,
         code: c,
+        update: flags.update,
         // On a terminal, said before any data moves, so that a transfer
         // interrupted by hand can resume; every failure says it too.
         onToken: Deno.stderr.isTerminal()
@@ -344,6 +388,14 @@ async function main(): Promise<number> {
       });
     });
     console.log(summarize(r));
+    if (r.upToDate) upToDate++;
+    else bytesSent += r.bytes;
+  }
+  if (flags.update) {
+    console.log(
+      `${bytesSent === 0 ? "0 bytes" : formatBytes(bytesSent)} sent, ` +
+        `${upToDate} ${upToDate === 1 ? "file" : "files"} up to date`,
+    );
   }
   return 0;
 }

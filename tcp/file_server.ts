@@ -15,7 +15,7 @@ import {
   type ReceiverEvent,
   WholeFileMismatch,
 } from "../lib/core/file/receiver.ts";
-import { safeBaseName } from "../lib/core/file/names.ts";
+import { receivedName, safeBaseName } from "../lib/core/file/names.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -36,6 +36,7 @@ import { resolveUserPath } from "../lib/io/paths.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import {
   checkDirectory,
+  DigestBook,
   type PartialFile,
   PartialStore,
   removeStalePartials,
@@ -90,6 +91,8 @@ export interface TransferRecord extends ReceiverCounters {
   name: string;
   /** Stored file name, if the transfer finished. */
   storedAs?: string;
+  /** The file was already stored, unchanged (`--update`): nothing was sent. */
+  upToDate?: boolean;
   /** Error message, if it failed. */
   error?: string;
 }
@@ -126,6 +129,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     idleMs: options.idleMs ?? 30_000,
     code: options.code,
     guesses: new GuessLimiter(),
+    digests: new DigestBook(dir),
     store: new PartialStore(dir, {
       maxPartials: options.maxPartials ?? 64,
       maxPerHost: Math.min(8, options.maxPartials ?? 64),
@@ -158,7 +162,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       const who = `${peer.hostname}:${peer.port}`;
       const h = serveConnection(conn, settings, peer.hostname).then((rec) => {
         records.push(rec);
-        if (rec.storedAs) log(`${who}: stored ${rec.storedAs}`);
+        if (rec.upToDate) log(`${who}: ${rec.storedAs} is up to date`);
+        else if (rec.storedAs) log(`${who}: stored ${rec.storedAs}`);
         else log(`${who}: ${rec.error}`);
       }).finally(() => {
         conns.delete(conn);
@@ -203,6 +208,7 @@ interface Settings {
   overwrite: boolean;
   idleMs: number;
   store: PartialStore;
+  digests: DigestBook;
 }
 
 /**
@@ -229,6 +235,8 @@ async function serveConnection(
   const rec: TransferRecord = { name: "", ...core.counters };
   let partial: PartialFile | undefined;
   let base = "";
+  let update: string | undefined;
+  let partialSize = 0;
   // With a code, the handshake comes first and every frame is sealed.
   let secure: SecureStream | undefined;
   const send = (bytes: Uint8Array) => writeAll(conn, secure ? secure.seal(bytes) : bytes);
@@ -240,12 +248,24 @@ async function serveConnection(
         case "offer": {
           rec.name = e.offer.name;
           base = safeBaseName(e.offer.name);
+          update = e.offer.update;
+          partialSize = e.offer.size;
           if (e.offer.size > s.maxSize) {
             throw new UserError(
               `File is ${formatBytes(e.offer.size)}, over the server's limit of ${
                 formatBytes(s.maxSize)
               }`,
             );
+          }
+          if (e.offer.update) {
+            // --update: the file already stored, unchanged, is not sent again.
+            const stored = receivedName(base);
+            if (await s.digests.holds(stored, e.offer.size, e.offer.update)) {
+              rec.storedAs = stored;
+              rec.upToDate = true;
+              await send(core.upToDate(stored));
+              return true;
+            }
           }
           partial = await s.store.open(e.offer.size, e.offer.chunkSize, e.offer.resume, host);
           await send(core.accept(partial.state, partial.token));
@@ -265,7 +285,9 @@ async function serveConnection(
           await partial!.save();
           break;
         case "verified":
-          rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite);
+          // An update replaces the stored copy (atomically, by rename).
+          rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite || !!update);
+          await s.digests.record(rec.storedAs, partialSize, core.md5!);
           await send(core.stored(rec.storedAs));
           return true;
       }

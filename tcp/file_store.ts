@@ -459,3 +459,80 @@ async function linkNoClobber(src: string, dir: string, base: string): Promise<st
   }
   throw new UserError(`Too many copies of ${receivedName(base)} already stored`);
 }
+
+/** Where a server keeps the digests of the files it stored: its own staging folder. */
+export const DIGEST_BOOK: string = join(PARTIAL_DIR, "digests.json");
+
+/** What the book says of one stored file. */
+interface Entry {
+  size: number;
+  md5: string;
+  /** The stored file's modification time when it was stored: a file changed since is not trusted. */
+  mtimeMs: number;
+}
+
+/**
+ * The digests of stored files (`--update`): written when a file is
+ * stored, read to answer an update offer without reading the file again.
+ * An entry counts only while the stored file still has the size and
+ * modification time it had when stored. Saved by a temporary file and a
+ * rename, one save at a time; a book that cannot be read starts empty (the
+ * files are then sent again, never wrongly skipped).
+ */
+export class DigestBook {
+  #dir: string;
+  #entries: Map<string, Entry> | undefined;
+  #saving: Promise<void> = Promise.resolve();
+
+  /** The book of `dir`. */
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  /** Whether `name` is stored with this size and MD5 (and unchanged since). */
+  async holds(name: string, size: number, md5: string): Promise<boolean> {
+    const e = (await this.#load()).get(name);
+    if (!e || e.size !== size || e.md5 !== md5) return false;
+    const info = await Deno.lstat(join(this.#dir, name)).catch(() => null);
+    return info !== null && info.isFile && info.size === size &&
+      info.mtime?.getTime() === e.mtimeMs;
+  }
+
+  /** Records that `name` was just stored with this size and MD5. */
+  async record(name: string, size: number, md5: string): Promise<void> {
+    const entries = await this.#load();
+    const info = await Deno.lstat(join(this.#dir, name));
+    entries.set(name, { size, md5, mtimeMs: info.mtime?.getTime() ?? 0 });
+    const save = this.#saving.then(() => this.#save(entries));
+    this.#saving = save.catch(() => {});
+    await save;
+  }
+
+  async #load(): Promise<Map<string, Entry>> {
+    if (this.#entries) return this.#entries;
+    const entries = new Map<string, Entry>();
+    try {
+      const o = JSON.parse(await Deno.readTextFile(join(this.#dir, DIGEST_BOOK)));
+      for (const [name, e] of Object.entries(o as Record<string, Entry>)) {
+        if (
+          typeof e?.md5 === "string" && Number.isInteger(e.size) && typeof e.mtimeMs === "number"
+        ) entries.set(name, { size: e.size, md5: e.md5, mtimeMs: e.mtimeMs });
+      }
+    } catch {
+      // No book yet, or an unreadable one: nothing is skipped.
+    }
+    this.#entries ??= entries;
+    return this.#entries;
+  }
+
+  async #save(entries: Map<string, Entry>): Promise<void> {
+    const path = join(this.#dir, DIGEST_BOOK);
+    const tmp = `${path}.tmp`;
+    // Made afresh and exclusively (never through a link planted there), then renamed over.
+    await Deno.remove(tmp).catch(() => {});
+    await Deno.writeTextFile(tmp, JSON.stringify(Object.fromEntries(entries)), {
+      createNew: true,
+    });
+    await Deno.rename(tmp, path);
+  }
+}

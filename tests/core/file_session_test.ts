@@ -399,3 +399,91 @@ Deno.test("file session: the sender refuses every out-of-order message a server 
   );
   assert.throws(() => fresh().closed(), /without answering/);
 });
+
+Deno.test("file session --update: a file the server already stores ends at the offer, nothing sent", () => {
+  const data = payload(5000);
+  const hex = toHex(md5(data));
+  const sender = new FileSender({
+    name: "f.bin",
+    size: data.length,
+    chunkSize: CHUNK,
+    update: hex,
+  });
+  const receiver = new FileReceiver();
+  const [offer] = receiver.receive(sender.offerFrame(), 1);
+  assert.equal(offer.type, "offer");
+  assert.equal(offer.type === "offer" && offer.offer.update, hex);
+  // The shell found it in its digests: DONE at once.
+  const events = sender.receive(receiver.upToDate("received-f.bin"));
+  assert.deepEqual(events, [{
+    type: "done",
+    done: { md5: hex, storedAs: "received-f.bin", bytes: 5000, upToDate: true },
+  }]);
+  assert.equal(sender.phase, "done");
+  assert.equal(sender.md5, hex);
+  assert.equal(sender.counters.chunksSent, 0);
+  assert.equal(receiver.md5, hex);
+  // Nothing more is taken from the client.
+  assert.deepEqual(receiver.receive(encodeJson(MsgType.END, { md5: hex }), 2), []);
+});
+
+Deno.test("file session --update: a file the server does not hold is sent whole, as always", () => {
+  const data = payload(5000);
+  const sender = new FileSender({
+    name: "f.bin",
+    size: data.length,
+    chunkSize: CHUNK,
+    update: toHex(md5(data)),
+  });
+  const receiver = new FileReceiver();
+  const [offer] = receiver.receive(sender.offerFrame(), 1);
+  assert.equal(offer.type, "offer");
+  const [accepted] = sender.receive(receiver.accept(new TransferState(5000, CHUNK), TOKEN));
+  assert.equal(accepted.type, "accepted");
+  assert.equal(sender.next, 0);
+});
+
+Deno.test("file session --update: the sender refuses a skip it did not ask for, or one that names another file", () => {
+  const data = payload(5000);
+  const hex = toHex(md5(data));
+  const skip = (done: Record<string, unknown>) =>
+    encodeJson(MsgType.DONE, { md5: hex, storedAs: "received-f.bin", bytes: 5000, ...done });
+  // No update asked for: a DONE at the offer is out of order.
+  const plain = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK });
+  plain.offerFrame();
+  assert.throws(() => plain.receive(skip({ upToDate: true })), ProtocolError);
+  // Asked for: another MD5, another size, or no upToDate flag are refused.
+  for (
+    const wrong of [{ md5: "0".repeat(32), upToDate: true }, { bytes: 4999, upToDate: true }, {}]
+  ) {
+    const s = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK, update: hex });
+    s.offerFrame();
+    assert.throws(() => s.receive(skip(wrong)), ProtocolError, JSON.stringify(wrong));
+    assert.notEqual(s.phase, "done");
+  }
+  // A skip after the file was sent is a lie too.
+  const sent = new FileSender({ name: "f.bin", size: 0, chunkSize: CHUNK });
+  sent.offerFrame();
+  sent.receive(encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [] }));
+  sent.endFrame();
+  const empty = toHex(md5(new Uint8Array()));
+  assert.throws(
+    () =>
+      sent.receive(
+        encodeJson(MsgType.DONE, { md5: empty, storedAs: "f", bytes: 0, upToDate: true }),
+      ),
+    ProtocolError,
+  );
+  // The receiver skips only an update offer, and a malformed MD5 is refused.
+  const r = new FileReceiver();
+  r.receive(new FileSender({ name: "g", size: 1, chunkSize: CHUNK }).offerFrame(), 1);
+  assert.throws(() => r.upToDate("received-g"), /Nothing to skip/);
+  const bad = encodeJson(MsgType.OFFER, {
+    name: "g",
+    size: 1,
+    chunkSize: CHUNK,
+    check: CHUNK_CHECK,
+    update: "NOT-AN-MD5",
+  });
+  assert.throws(() => new FileReceiver().receive(bad, 1), /malformed MD5/);
+});

@@ -218,3 +218,56 @@ Deno.test("CLI: a cut transfer names its token in one line, and --resume with it
     /^error: --resume resumes one file; name just that FILE$/,
   );
 });
+
+Deno.test("CLI --update: an unchanged file is not sent again; a changed one replaces the stored copy", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  const a = join(src.path, "a.bin");
+  const b = join(src.path, "b.bin");
+  const aData = await randomFile(a, 300_000, 1);
+  await randomFile(b, 70_000, 2);
+  await using srv = await startServerTool(SERVER, ["--port", "0", "--dir", dst.path], {
+    permissions: FILE_SERVER_PERMS,
+  });
+  const run = () => client(["--port", String(srv.port), "--update", a, b]);
+  const first = await run();
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /stored as received-a\.bin/);
+  assert.match(first.stdout, /\n361\.3 KiB sent, 0 files up to date\n$/);
+  const storedAt = (await Deno.stat(join(dst.path, "received-a.bin"))).mtime!.getTime();
+  // Again, nothing changed: nothing is sent.
+  const second = await run();
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(
+    second.stdout,
+    /^a\.bin: up to date as received-a\.bin \(293\.0 KiB, MD5 [0-9a-f]{32}\), 0 bytes sent$/m,
+  );
+  assert.match(second.stdout, /^b\.bin: up to date as received-b\.bin/m);
+  assert.match(second.stdout, /\n0 bytes sent, 2 files up to date\n$/);
+  assert.equal((await Deno.stat(join(dst.path, "received-a.bin"))).mtime!.getTime(), storedAt);
+  await waitFor(() => /received-b\.bin is up to date/.test(srv.output()));
+  // b changes: only b is sent, and it replaces the stored copy (no received-b-1.bin).
+  const bNew = await randomFile(b, 80_000, 3);
+  const third = await run();
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stdout, /^a\.bin: up to date/m);
+  assert.match(third.stdout, /^b\.bin: 80000 bytes .* stored as received-b\.bin$/m);
+  assert.match(third.stdout, /\n78\.1 KiB sent, 1 file up to date\n$/);
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-b.bin")), bNew);
+  const names = [];
+  for await (const e of Deno.readDir(dst.path)) names.push(e.name);
+  assert.deepEqual(names.filter((n) => n.startsWith("received-")).sort(), [
+    "received-a.bin",
+    "received-b.bin",
+  ]);
+  // A stored copy changed on the server is not trusted: it is sent again.
+  const stored = join(dst.path, "received-a.bin");
+  await Deno.writeFile(stored, new Uint8Array(300_000));
+  const fourth = await run();
+  assert.equal(fourth.code, 0, fourth.stderr);
+  assert.match(fourth.stdout, /^a\.bin: 300000 bytes .* stored as received-a\.bin$/m);
+  assert.deepEqual(await Deno.readFile(stored), aData);
+  // Without --update the old behaviour stands: a second copy beside the first.
+  const plain = await client(["--port", String(srv.port), a]);
+  assert.match(plain.stdout, /stored as received-a-1\.bin/);
+});

@@ -5,10 +5,13 @@
  * A transfer, as the client sees it:
  *
  * 1. client → `OFFER` {name, size, chunkSize, check: "md5-prefix", resume?: the
- *    token of a cut transfer}
+ *    token of a cut transfer, update?: the whole file's MD5 (`--update`)}
  * 2. server → `ACCEPT` {token, held: the chunks it already holds verified, a
  *    prefix [[0, n]] or none}
- *    or `ERROR`. The token names this transfer's partial data; only an
+ *    or `ERROR`, or, to an offer with `update` whose file it already stores
+ *    (same size and MD5, by the digest it kept when it stored it),
+ *    `DONE` {md5, storedAs, bytes, upToDate: true} at once: nothing moves.
+ *    An `update` offer it does not skip replaces the stored copy. The token names this transfer's partial data; only an
  *    offer that carries it resumes that data, so no other client can find,
  *    probe or damage it. Without a valid token nothing is held.
  * 3. client → for each chunk in order: `CHECK` (index, check value) if the
@@ -68,6 +71,8 @@ export const MAX_CHUNK_RETRIES = 3;
 
 /** A resume token: 16 random bytes, as 32 hexadecimal digits. */
 const TOKEN = /^[0-9a-f]{32}$/;
+/** An MD5 digest in lower-case hexadecimal, as `md5sum` prints it. */
+const MD5_HEX = /^[0-9a-f]{32}$/;
 
 /** Bytes before the data in a DATA frame: index (4) and MD5 (16). */
 export const DATA_PREFIX: number = 4 + MD5_LENGTH;
@@ -103,6 +108,12 @@ export interface Offer {
   chunkSize: number;
   /** The token the server gave for this file's earlier, cut transfer. */
   resume?: string;
+  /**
+   * `--update`: the whole file's MD5 (hexadecimal). A server that stores
+   * this file already (same size and MD5) answers DONE at once; otherwise
+   * the file replaces the stored copy instead of being stored beside it.
+   */
+  update?: string;
 }
 
 /** The server's answer to an offer: chunks it already holds verified. */
@@ -127,6 +138,8 @@ export interface Done {
   storedAs: string;
   /** File size in bytes. */
   bytes: number;
+  /** The server already stored this file (`--update`): nothing was sent. */
+  upToDate?: boolean;
 }
 
 /** Encodes a frame whose payload is JSON. */
@@ -261,8 +274,12 @@ export function decodeOffer(payload: Uint8Array): Offer {
   if (o.resume !== undefined && (typeof o.resume !== "string" || !TOKEN.test(o.resume))) {
     throw new ProtocolError("Offer has a malformed resume token");
   }
+  if (o.update !== undefined && (typeof o.update !== "string" || !MD5_HEX.test(o.update))) {
+    throw new ProtocolError("Offer has a malformed MD5 to update by");
+  }
   const offer: Offer = { name: o.name, size: o.size, chunkSize: o.chunkSize };
   if (o.resume !== undefined) offer.resume = o.resume;
+  if (o.update !== undefined) offer.update = o.update;
   return offer;
 }
 
@@ -298,7 +315,7 @@ export function decodeAccept(payload: Uint8Array, chunks: number): Accept {
 /** Decodes and validates an END payload. */
 export function decodeEnd(payload: Uint8Array): End {
   const o = parseJson(payload, "End");
-  if (typeof o.md5 !== "string" || !/^[0-9a-f]{32}$/.test(o.md5)) {
+  if (typeof o.md5 !== "string" || !MD5_HEX.test(o.md5)) {
     throw new ProtocolError("End has an invalid MD5");
   }
   return { md5: o.md5 };
@@ -308,8 +325,9 @@ export function decodeEnd(payload: Uint8Array): End {
 export function decodeDone(payload: Uint8Array): Done {
   const o = parseJson(payload, "Done");
   if (
-    typeof o.md5 !== "string" || !/^[0-9a-f]{32}$/.test(o.md5) ||
-    typeof o.storedAs !== "string" || !isCount(o.bytes)
+    typeof o.md5 !== "string" || !MD5_HEX.test(o.md5) ||
+    typeof o.storedAs !== "string" || !isCount(o.bytes) ||
+    (o.upToDate !== undefined && o.upToDate !== true)
   ) {
     throw new ProtocolError("Done message is malformed");
   }
@@ -321,5 +339,7 @@ export function decodeDone(payload: Uint8Array): Done {
   ) {
     throw new ProtocolError("Done message names the stored file with unsafe characters");
   }
-  return { md5: o.md5, storedAs: o.storedAs, bytes: o.bytes };
+  const done: Done = { md5: o.md5, storedAs: o.storedAs, bytes: o.bytes };
+  if (o.upToDate) done.upToDate = true;
+  return done;
 }

@@ -160,6 +160,28 @@ export class FileReceiver {
     return events;
   }
 
+  /**
+   * The DONE frame that ends an `update` offer at once: the shell found the
+   * file already stored as `storedAs` with the offer's size and MD5.
+   */
+  upToDate(storedAs: string): Uint8Array {
+    const offer = this.#offer;
+    if (!offer?.update || this.#state || this.#verified) throw new Error("Nothing to skip");
+    this.#verified = true;
+    this.#expected = offer.update;
+    return encodeJson(MsgType.DONE, {
+      md5: offer.update,
+      storedAs,
+      bytes: offer.size,
+      upToDate: true,
+    });
+  }
+
+  /** The whole file's MD5 (hexadecimal), once verified. */
+  get md5(): string | undefined {
+    return this.#verified ? this.#expected : undefined;
+  }
+
   /** The DONE frame once the shell stored the verified file as `storedAs`. */
   stored(storedAs: string): Uint8Array {
     if (!this.#verified) throw new Error("The file is not verified");

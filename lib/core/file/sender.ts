@@ -9,6 +9,7 @@
  *
  * ```text
  * offering ──ACCEPT──▶ sending ──endFrame()──▶ ending ──DONE──▶ done
+ *     ├──DONE (upToDate, an `update` offer the server already stores)──▶ done
  *     └──ERROR──▶ refused      (NACKs in sending and ending; ERROR anywhere ends it)
  * ```
  *
@@ -147,7 +148,16 @@ export class FileSender {
             : `Server failed the transfer: ${why}`,
         );
       }
-      if (this.#phase === "offering") {
+      if (this.#phase === "offering" && f.type === MsgType.DONE && this.offer.update) {
+        // The server already stores this very file: nothing to send.
+        const done = decodeDone(f.payload);
+        if (!done.upToDate || done.md5 !== this.offer.update || done.bytes !== this.offer.size) {
+          throw new ProtocolError("Server skipped the file but names another MD5 or size");
+        }
+        this.#md5 = done.md5;
+        this.#phase = "done";
+        events.push({ type: "done", done });
+      } else if (this.#phase === "offering") {
         if (f.type !== MsgType.ACCEPT) {
           throw new ProtocolError(`Expected the server's accept, got frame type ${f.type}`);
         }
@@ -184,6 +194,7 @@ export class FileSender {
         events.push({ type: "resend", index });
       } else if (f.type === MsgType.DONE && this.#phase === "ending") {
         const done = decodeDone(f.payload);
+        if (done.upToDate) throw new ProtocolError("Server skipped a file it was sent");
         if (done.md5 !== this.#md5) {
           throw new UserError(`Server stored MD5 ${done.md5}, but the file's MD5 is ${this.#md5}`);
         }
