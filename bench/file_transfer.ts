@@ -8,7 +8,7 @@
  * where sshd is installed, and an rsync daemon on loopback where rsync is
  * installed: `rsync --whole-file --checksum-choice=md5` (it verifies the
  * file with MD5 as we do) and `rsync --whole-file` with its default
- * checksum (xxh128 on rsync 3.2).
+ * checksum (xxh128, the first both ends list).
  *
  * Baseline, in two forms run side by side (the ratio is against the faster):
  * `tee >(md5sum) < FILE | nc -N`, and `md5sum FILE & nc -N < FILE`, each
@@ -303,7 +303,7 @@ const FLAGS = {
 runMain(async () => {
   const { flags } = parseFlags(Deno.args, FLAGS, {
     usage: "deno task bench-file",
-    summary: "Time File-TCP against nc + md5sum on loopback, side by side.",
+    summary: "Time File-TCP against nc + md5sum, scp and rsync on loopback, side by side.",
   });
   const size = parseSizeFlag("size", flags.size);
   const rounds = Number(flags.rounds);
