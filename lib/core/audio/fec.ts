@@ -19,7 +19,7 @@
  * REPAIR (server → client):
  *   0 magic "SU"  2 version  3 type=17
  *   4 stream id u32   8 first block of the group u32
- *   12 blocks in the group u8   13 sources k u8 (0 means 256)   14 repairs m u8   15 repair index u8
+ *   12 blocks in the group u8   13 sources k u8   14 repairs m u8   15 repair index u8
  *   16 the repair symbol (24 + fragment size bytes)
  * ```
  *
@@ -84,7 +84,7 @@ export function encodeRepair(r: Omit<RepairFragment, "symbol">, symbol: Uint8Arr
   v.setUint32(4, r.streamId >>> 0);
   v.setUint32(8, r.first >>> 0);
   d[12] = r.blocks;
-  d[13] = r.sources & 0xff;
+  d[13] = r.sources;
   d[14] = r.repairs;
   d[15] = r.index;
   d.set(symbol, REPAIR_HEADER);
@@ -100,12 +100,13 @@ export function decodeRepair(d: Uint8Array): RepairFragment | Rejected {
     streamId: v.getUint32(4),
     first: v.getUint32(8),
     blocks: d[12],
-    sources: d[13] === 0 ? 256 : d[13],
+    sources: d[13],
     repairs: d[14],
     index: d[15],
     symbol: d.subarray(REPAIR_HEADER),
   };
-  if (r.blocks === 0 || r.repairs === 0 || r.index >= r.repairs) {
+  // Sources and repairs together fit GF(256): k + m ≤ 256, so each fits a byte.
+  if (r.blocks === 0 || r.sources === 0 || r.repairs === 0 || r.index >= r.repairs) {
     return { rejected: `repair ${r.index} of ${r.repairs} over ${r.blocks} blocks is impossible` };
   }
   return r;
