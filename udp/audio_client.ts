@@ -216,7 +216,7 @@ if (import.meta.main) {
             output: flags.output,
             latencyMs: flags.latency === "auto"
               ? "auto"
-              : parseSecondsFlag("latency", flags.latency, "milliseconds"),
+              : parseSecondsFlag("latency", flags.latency, "milliseconds (or auto)"),
             duration,
             signal,
           })),
