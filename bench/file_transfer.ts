@@ -168,6 +168,14 @@ async function timeClient(
   return { seconds, clientPeak: peak, serverPeak, clientCpu: cpu, serverCpu };
 }
 
+/** Seconds `cmd` takes to run to success; its error output is the message when it fails. */
+async function timed(cmd: string, args: string[]): Promise<number> {
+  const start = performance.now();
+  const r = await new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).output();
+  if (r.code !== 0) throw new UserError(`${cmd} failed: ${new TextDecoder().decode(r.stderr)}`);
+  return (performance.now() - start) / 1000;
+}
+
 /** An sshd of its own on loopback, with a fresh host key and a key for the client. */
 async function startSshd(work: string) {
   const dir = join(work, "ssh");
@@ -207,30 +215,22 @@ async function startSshd(work: string) {
   }).spawn();
   await new Promise((r) => setTimeout(r, 500));
   return {
-    scp: async (file: string, out: string) => {
-      const start = performance.now();
-      const r = await new Deno.Command("scp", {
-        args: [
-          "-q",
-          "-i",
-          join(dir, "user"),
-          "-P",
-          String(port),
-          "-o",
-          "StrictHostKeyChecking=no",
-          "-o",
-          "UserKnownHostsFile=/dev/null",
-          "-o",
-          "BatchMode=yes",
-          file,
-          `${Deno.env.get("USER") ?? "root"}@127.0.0.1:${out}`,
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      if (r.code !== 0) throw new UserError(`scp failed: ${new TextDecoder().decode(r.stderr)}`);
-      return (performance.now() - start) / 1000;
-    },
+    scp: (file: string, out: string) =>
+      timed("scp", [
+        "-q",
+        "-i",
+        join(dir, "user"),
+        "-P",
+        String(port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        file,
+        `${Deno.env.get("USER") ?? "root"}@127.0.0.1:${out}`,
+      ]),
     stop: async () => {
       sshd.kill();
       await sshd.status;
@@ -261,19 +261,12 @@ async function startRsyncd(work: string) {
     send: async (file: string, md5: boolean) => {
       const out = join(dir, "in", "rsync-out.bin");
       await Deno.remove(out).catch(() => {});
-      const start = performance.now();
-      const r = await new Deno.Command("rsync", {
-        args: [
-          "--whole-file",
-          ...(md5 ? ["--checksum-choice=md5"] : []),
-          file,
-          `rsync://127.0.0.1:${port}/in/rsync-out.bin`,
-        ],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      const seconds = (performance.now() - start) / 1000;
-      if (r.code !== 0) throw new UserError(`rsync failed: ${new TextDecoder().decode(r.stderr)}`);
+      const seconds = await timed("rsync", [
+        "--whole-file",
+        ...(md5 ? ["--checksum-choice=md5"] : []),
+        file,
+        `rsync://127.0.0.1:${port}/in/rsync-out.bin`,
+      ]);
       await Deno.remove(out);
       return seconds;
     },
