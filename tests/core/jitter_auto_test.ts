@@ -36,6 +36,8 @@ function simulate(
     auto?: boolean;
     recoveryMs?: (seq: number) => number;
     quiet?: (i: number) => boolean;
+    /** Blocks that come rebuilt from repair data. */
+    rebuilt?: (i: number) => boolean;
   } = {},
 ): Run {
   const jb = new JitterBuffer({
@@ -62,7 +64,15 @@ function simulate(
       const { i, at } = arrivals[next++];
       const level = options.quiet?.(i) ? 10 : 8000;
       const samples = new Int16Array(BLOCK).map((_, j) => (j % 2 ? level : -level));
-      const r = jb.push({ seq: i, captured: i * MS, intact: true, samples, arrived: at });
+      const recovered = options.rebuilt?.(i) ?? false;
+      const r = jb.push({
+        seq: i,
+        captured: i * MS,
+        intact: true,
+        samples,
+        arrived: at,
+        recovered,
+      });
       if (r === "late") run.late++;
     }
     // The stream ends after its last block: no slot past it is asked for.
@@ -169,17 +179,22 @@ Deno.test("auto target: quiet blocks are squeezed harder", () => {
 
 Deno.test("auto target: a lost block whose repairs are still to come is waited for at once", () => {
   // Groups of two blocks: block 2g's repairs leave with block 2g+1, one
-  // block later. Block 60 comes one block late, as a block rebuilt from
-  // its group's repairs would.
+  // block later. Block 60 comes one block late, rebuilt from its group's
+  // repairs; block 40 was rebuilt before it, so the path is known to lose
+  // datagrams and a missing block is worth waiting for.
   const recoveryMs = (seq: number) => (1 - (seq % 2)) * MS;
-  const r = simulate(200, (i) => (i === 60 ? 2 * MS + 1 : MS + 1), { recoveryMs });
+  const rebuilt = (i: number) => i === 40 || i === 60;
+  const r = simulate(200, (i) => (i === 60 ? 2 * MS + 1 : MS + 1), { recoveryMs, rebuilt });
   assert.equal(r.concealed, 0, "nothing concealed");
   assert.equal(r.late, 0);
   const stretches = r.decisions.filter((x) => x.d.kind === "stretch");
   assert.deepEqual(stretches.map((x) => x.d.seq), [60], "one stretch, at block 60's slot");
   // Without the recovery time the same slot is concealed and the block late.
-  const plain = simulate(200, (i) => (i === 60 ? 2 * MS + 1 : MS + 1));
+  const plain = simulate(200, (i) => (i === 60 ? 2 * MS + 1 : MS + 1), { rebuilt });
   assert.equal(plain.late, 1);
+  // Nor is it waited for with nothing to say the path loses datagrams: it may just be late.
+  const unknown = simulate(200, (i) => (i === 60 ? 2 * MS + 1 : MS + 1), { recoveryMs });
+  assert.equal(unknown.late, 1);
 });
 
 Deno.test("a fixed target never moves, whatever the path does", () => {

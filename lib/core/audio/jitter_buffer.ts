@@ -18,7 +18,8 @@
  * if it comes.
  *
  * With an automatic target ({@link AutoTarget}) the target follows the
- * path. It starts at the first block's transit plus a margin. When a slot
+ * path. It starts at the first block's transit (at most one block's
+ * length and a millisecond) plus a margin. When a slot
  * falls due with its block missing and the largest transit measured over
  * the last blocks (late parts of blocks it did not wait for among them),
  * plus the time repair data for that block needs, says it
@@ -62,7 +63,11 @@ export type PlayoutDecision =
   | { kind: "conceal"; seq: number; captured: number; reason: "missing" | "corrupted" }
   | { kind: "stretch"; seq: number; captured: number; ms: number };
 
-/** A calm spell: this long with no stretch and no late block lets the target shrink, ms. */
+/**
+ * A calm spell: this long with no stretch, no late block and no rebuilt
+ * block lets the target shrink, ms; a block rebuilt this recently makes a
+ * missing one worth waiting for, for repairs.
+ */
 export const CALM_MS = 3000;
 /** Transits of this many recent blocks set what the automatic target needs. */
 const TRANSIT_WINDOW = 128;
@@ -84,11 +89,12 @@ export interface AutoTarget {
   /** Interleaved channels. */
   channels: number;
   /**
-   * How much later than its own arrival block `seq`, missing at `now`,
-   * may still be rebuilt from repair data, ms (forward error correction;
-   * default none). Zero when nothing says it was lost rather than late.
+   * How much later than its own arrival repair data for block `seq` can
+   * come, ms (forward error correction; default none). Waited for only
+   * when the block was lost rather than late: a later block came, or a
+   * block was rebuilt in the last {@link CALM_MS}.
    */
-  recoveryMs?: (seq: number, now: number) => number;
+  recoveryMs?: (seq: number) => number;
   /** The newest block any part of which has come (fragments before reassembly). */
   heardOf?: () => number | undefined;
 }
@@ -160,6 +166,7 @@ export class JitterBuffer {
   #auto: AutoTarget | undefined;
   #transits: number[] = [];
   #troubleAt = -Infinity;
+  #rebuiltAt = -Infinity;
   #stretching: number | undefined;
   #lastLate: number | undefined;
   /** How the target moved (with a fixed target, it stays put). */
@@ -197,6 +204,8 @@ export class JitterBuffer {
 
   /** Takes a block; says whether it was queued, late or a duplicate. */
   push(b: JitterBlock): "queued" | "late" | "duplicate" | "stale" {
+    // A rebuilt block, intact or not, says the path loses datagrams.
+    if (b.recovered && b.arrived !== undefined) this.#rebuiltAt = b.arrived;
     if (!b.intact) return this.#corrupted(b);
     const joining = this.#next === undefined;
     if (joining) {
@@ -214,8 +223,7 @@ export class JitterBuffer {
           // latency. A path slower than that is followed at once (below).
           this.#setTarget(this.#need(Math.min(transit, this.#blockMs + 1), 0));
         }
-        this.#transits.push(transit);
-        if (this.#transits.length > TRANSIT_WINDOW) this.#transits.shift();
+        this.#observe(transit);
       }
     }
     if (before(b.seq, this.#next!)) {
@@ -255,7 +263,12 @@ export class JitterBuffer {
     if (!before(seq, this.#next)) return;
     this.#lastLate = seq;
     this.#troubleAt = arrived;
-    this.#transits.push(arrived - captured);
+    this.#observe(arrived - captured);
+  }
+
+  /** One more transit into the window the automatic target follows. */
+  #observe(transit: number): void {
+    this.#transits.push(transit);
     if (this.#transits.length > TRANSIT_WINDOW) this.#transits.shift();
   }
 
@@ -287,8 +300,10 @@ export class JitterBuffer {
     if (!b && this.#auto && this.#transits.length > 0) {
       // Missing: if the path says it may still come, wait for it (grow).
       const maxTransit = this.#maxTransit();
-      let want = this.#need(maxTransit, this.#auto.recoveryMs?.(seq, now) ?? 0);
-      if (!this.#laterArrived(seq)) {
+      const later = this.#laterArrived(seq);
+      const lost = later || now - this.#rebuiltAt < CALM_MS;
+      let want = this.#need(maxTransit, lost ? this.#auto.recoveryMs?.(seq) ?? 0 : 0);
+      if (!later) {
         // Nothing after it has come either: it may be late, not lost. Wait
         // in small steps, a little past the slowest transit seen.
         want = Math.max(

@@ -28,7 +28,6 @@ import {
 import { before } from "./sequence.ts";
 import {
   type AutoTarget,
-  CALM_MS,
   JitterBuffer,
   newOrderCounters,
   type OrderCounters,
@@ -128,9 +127,8 @@ export class UdpSubscriber {
   /** Repair counters, kept across stream restarts. */
   #repair = { repairs: 0, repairBytes: 0, refused: 0, unrecoverable: 0 };
   #target: TargetCounters | undefined;
-  /** The newest block a fragment was received of, and when a block was last rebuilt. */
+  /** The newest block a fragment was received of. */
   #newest: number | undefined;
-  #rebuiltAt = -Infinity;
 
   /** A subscriber; nothing happens until {@link start}. */
   constructor(options: SubscriberOptions = {}) {
@@ -291,14 +289,8 @@ export class UdpSubscriber {
         maxMs: this.maxLatencyMs,
         rate: fmt.rate,
         channels: fmt.channels,
-        // Repairs leave with the group's last block. Worth waiting for when
-        // the block was lost rather than late: part of a later block came,
-        // or blocks were rebuilt lately.
-        recoveryMs: fec && ((seq, now) =>
-          (this.#newest !== undefined && before(seq, this.#newest)) ||
-            now - this.#rebuiltAt < CALM_MS
-            ? (fec.blocks - 1 - (seq % fec.blocks)) * ms
-            : 0),
+        // Repairs leave with the group's last block.
+        recoveryMs: fec && ((seq) => (fec.blocks - 1 - (seq % fec.blocks)) * ms),
         heardOf: () => this.#newest,
       }
       : undefined;
@@ -395,9 +387,7 @@ export class UdpSubscriber {
     const blocks: (AssembledBlock & { arrived: number })[] = [];
     for (const f of frags) {
       const b = this.#reasm!.push(f);
-      if (!b) continue;
-      if (b.recovered) this.#rebuiltAt = now;
-      blocks.push({ ...b, arrived: now });
+      if (b) blocks.push({ ...b, arrived: now });
     }
     // Play-out waits for the clocks to be known.
     return blocks.length ? this.#toJitter(blocks.flatMap((b) => this.#timeline.arrive(b))) : [];
