@@ -44,11 +44,11 @@ export {
   FecEncoder,
   type FecPlan,
   groupStart,
+  newFecCounters,
   parseFec,
   planFec,
   REPAIR_HEADER,
   type RepairFragment,
-  symbolSize,
 } from "./audio/fec.ts";
 export {
   type AutoTarget,
@@ -58,6 +58,7 @@ export {
   type JitterCounters,
   type JitterOptions,
   newOrderCounters,
+  newTargetCounters,
   type OrderCounters,
   type PlayoutDecision,
   type TargetCounters,

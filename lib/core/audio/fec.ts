@@ -67,11 +67,6 @@ export interface RepairFragment {
   symbol: Uint8Array;
 }
 
-/** Bytes of one symbol for fragments of `bytes` bytes a block cut into `fragments`. */
-export function symbolSize(blockBytes: number, fragments: number): number {
-  return SYMBOL_HEAD + pieceSize(blockBytes, fragments);
-}
-
 /** The first block of the group `seq` belongs to. */
 export function groupStart(seq: number, blocks: number): number {
   return seq - (seq % blocks);
@@ -227,6 +222,11 @@ export interface FecCounters {
   unrecoverable: number;
 }
 
+/** A fresh set of {@link FecCounters}, all zero. */
+export function newFecCounters(): FecCounters {
+  return { repairs: 0, repairBytes: 0, refused: 0, rebuilt: 0, unrecoverable: 0 };
+}
+
 interface Group {
   start: number;
   symbols: (Uint8Array | null)[];
@@ -236,14 +236,8 @@ interface Group {
 
 /** Rebuilds lost fragments on the client, in bounded memory. */
 export class FecDecoder {
-  /** What the decoder has seen. */
-  readonly counters: FecCounters = {
-    repairs: 0,
-    repairBytes: 0,
-    refused: 0,
-    rebuilt: 0,
-    unrecoverable: 0,
-  };
+  /** What the decoder has seen (shared with earlier ones when passed in). */
+  readonly counters: FecCounters;
   #streamId: number;
   #fec: FecParams;
   #s: Shape;
@@ -255,7 +249,8 @@ export class FecDecoder {
 
   /**
    * A decoder for one stream: its id, FEC parameters, fragments per block
-   * and block size. At most `maxGroups` groups are held at once.
+   * and block size. At most `maxGroups` groups are held at once; `counters`
+   * are counted into (kept across a stream restart).
    */
   constructor(
     streamId: number,
@@ -263,7 +258,9 @@ export class FecDecoder {
     fragments: number,
     blockBytes: number,
     maxGroups = 8,
+    counters: FecCounters = newFecCounters(),
   ) {
+    this.counters = counters;
     this.#streamId = streamId;
     this.#fec = fec;
     this.#s = shape(fec, fragments, blockBytes);

@@ -99,6 +99,11 @@ export interface AutoTarget {
   heardOf?: () => number | undefined;
 }
 
+/** Fresh {@link TargetCounters}: no target yet, nothing counted. */
+export function newTargetCounters(): TargetCounters {
+  return { minMs: Infinity, maxMs: -Infinity, stretches: 0, squeezed: 0 };
+}
+
 /** How the target moved over a session. */
 export interface TargetCounters {
   /** Lowest target, ms. */
@@ -148,6 +153,8 @@ export interface JitterOptions {
   counters?: OrderCounters;
   /** Follow the path instead of keeping `targetMs` (which is then only the start). */
   auto?: AutoTarget;
+  /** How the target moved, to keep counting into (kept across a stream restart). */
+  target?: TargetCounters;
 }
 
 /** Puts blocks in order and decides, slot by slot, what to play. */
@@ -179,12 +186,9 @@ export class JitterBuffer {
     this.#window = options.window ?? 64;
     this.counters = options.counters ?? newOrderCounters();
     this.#auto = options.auto;
+    this.target = options.target ?? newTargetCounters();
     // An automatic target counts from where the first block sets it.
-    const start = this.#auto ? { minMs: Infinity, maxMs: -Infinity } : {
-      minMs: this.#target,
-      maxMs: this.#target,
-    };
-    this.target = { ...start, stretches: 0, squeezed: 0 };
+    if (!this.#auto) this.#setTarget(this.#target);
   }
 
   /** The target latency, ms. */

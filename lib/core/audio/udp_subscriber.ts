@@ -30,11 +30,12 @@ import {
   type AutoTarget,
   JitterBuffer,
   newOrderCounters,
+  newTargetCounters,
   type OrderCounters,
   type PlayoutDecision,
   type TargetCounters,
 } from "./jitter_buffer.ts";
-import { decodeRepair, FecDecoder } from "./fec.ts";
+import { decodeRepair, type FecCounters, FecDecoder, newFecCounters } from "./fec.ts";
 import { blockBytes } from "./spec.ts";
 import {
   type AssembledBlock,
@@ -125,8 +126,9 @@ export class UdpSubscriber {
   recovered = 0;
   #fec: FecDecoder | undefined;
   /** Repair counters, kept across stream restarts. */
-  #repair = { repairs: 0, repairBytes: 0, refused: 0, unrecoverable: 0 };
-  #target: TargetCounters | undefined;
+  readonly repairs: FecCounters = newFecCounters();
+  /** How the jitter target moved, kept across stream restarts. */
+  #target: TargetCounters = newTargetCounters();
   /** The newest block a fragment was received of. */
   #newest: number | undefined;
 
@@ -280,9 +282,9 @@ export class UdpSubscriber {
     this.#format = fmt;
     this.#newest = undefined;
     const fragments = fragmentsOf(fmt, blockBytes(fmt));
-    this.#keepRepairCounters();
     const fec = fmt.fec ?? undefined;
-    this.#fec = fec && new FecDecoder(fmt.streamId, fec, fragments, blockBytes(fmt));
+    this.#fec = fec &&
+      new FecDecoder(fmt.streamId, fec, fragments, blockBytes(fmt), undefined, this.repairs);
     const ms = blockMs(fmt);
     const auto: AutoTarget | undefined = latency === "auto"
       ? {
@@ -294,8 +296,13 @@ export class UdpSubscriber {
         heardOf: () => this.#newest,
       }
       : undefined;
-    this.#jitter = new JitterBuffer({ targetMs, blockMs: ms, counters: this.counters, auto });
-    this.#target = mergeTargets(this.#target, this.#jitter.target);
+    this.#jitter = new JitterBuffer({
+      targetMs,
+      blockMs: ms,
+      counters: this.counters,
+      target: this.#target,
+      auto,
+    });
     this.#reasm = new Reassembler(fmt, fmt.mtu, 64, this.fragments, fragments);
     return [{ type: "stream", format: fmt, restarted }];
   }
@@ -393,16 +400,6 @@ export class UdpSubscriber {
     return blocks.length ? this.#toJitter(blocks.flatMap((b) => this.#timeline.arrive(b))) : [];
   }
 
-  /** Adds the current decoder's counts to the session's (before a new stream's decoder). */
-  #keepRepairCounters(): void {
-    const c = this.#fec?.counters;
-    if (!c) return;
-    this.#repair.repairs += c.repairs;
-    this.#repair.repairBytes += c.repairBytes;
-    this.#repair.refused += c.refused;
-    this.#repair.unrecoverable += c.unrecoverable;
-  }
-
   /** The BYE to send when leaving, if the server ever gave a cookie. */
   bye(): Uint8Array | null {
     return this.#cookie ? encodeSubscribe(this.#cookie, { bye: true }) : null;
@@ -416,26 +413,26 @@ export class UdpSubscriber {
   /** The transport's own report fields. */
   reportFields(): Record<string, unknown> {
     const f = this.fragments;
-    const c = this.#fec?.counters;
+    const c = this.repairs;
     const t = this.#target;
     const r1 = (x: number) => Math.round(x * 10) / 10;
     return {
       target_latency_ms: r1(this.targetMs ?? 0),
-      target_latency_range_ms: t && t.minMs <= t.maxMs ? [r1(t.minMs), r1(t.maxMs)] : null,
+      target_latency_range_ms: t.minMs <= t.maxMs ? [r1(t.minMs), r1(t.maxMs)] : null,
       target_latency_auto: (this.#options.latencyMs ?? "auto") === "auto",
-      target_stretches: t?.stretches ?? 0,
-      target_squeezed_blocks: t?.squeezed ?? 0,
+      target_stretches: t.stretches,
+      target_squeezed_blocks: t.squeezed,
       blocks_recovered: this.recovered,
       fec: this.#format?.fec ?? null,
-      repair_bytes: this.#repair.repairBytes + (c?.repairBytes ?? 0),
-      datagrams_repair: this.#repair.repairs + (c?.repairs ?? 0),
-      fec_groups_unrecoverable: this.#repair.unrecoverable + (c?.unrecoverable ?? 0),
+      repair_bytes: c.repairBytes,
+      datagrams_repair: c.repairs,
+      fec_groups_unrecoverable: c.unrecoverable,
       fragments_per_block: this.#reasm?.fragmentsPerBlock ?? 0,
       blocks_reordered: this.counters.reordered,
       fragments_received: f.fragments,
       fragments_duplicate: f.duplicates,
       fragments_expired: f.expired,
-      datagrams_invalid: this.invalid + f.invalid + this.#repair.refused + (c?.refused ?? 0),
+      datagrams_invalid: this.invalid + f.invalid + c.refused,
       datagrams_tampered: this.tampered,
     };
   }
@@ -475,18 +472,4 @@ export class UdpSubscriber {
     this.invalid++;
     return [];
   }
-}
-
-/** One record of how the target moved across stream restarts. */
-function mergeTargets(
-  before: TargetCounters | undefined,
-  now: TargetCounters,
-): TargetCounters {
-  if (!before) return now;
-  // The new buffer's counters carry on from the old ones'.
-  now.minMs = Math.min(now.minMs, before.minMs);
-  now.maxMs = Math.max(now.maxMs, before.maxMs);
-  now.stretches += before.stretches;
-  now.squeezed += before.squeezed;
-  return now;
 }
