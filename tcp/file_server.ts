@@ -8,7 +8,13 @@
  * @module
  */
 import { UsageError, UserError } from "../lib/core/errors.ts";
-import { DATA_PREFIX, encodeError, FILE_PORT, MAX_CHUNK_SIZE } from "../lib/core/file/messages.ts";
+import {
+  DATA_PREFIX,
+  encodeError,
+  FILE_PORT,
+  MAX_CHUNK_SIZE,
+  type Offer,
+} from "../lib/core/file/messages.ts";
 import {
   FileReceiver,
   type ReceiverCounters,
@@ -235,8 +241,7 @@ async function serveConnection(
   const rec: TransferRecord = { name: "", ...core.counters };
   let partial: PartialFile | undefined;
   let base = "";
-  let update: string | undefined;
-  let partialSize = 0;
+  let offer: Offer | undefined;
   // With a code, the handshake comes first and every frame is sealed.
   let secure: SecureStream | undefined;
   const send = (bytes: Uint8Array) => writeAll(conn, secure ? secure.seal(bytes) : bytes);
@@ -246,10 +251,9 @@ async function serveConnection(
     for (let e = queue.shift(); e; e = queue.shift()) {
       switch (e.type) {
         case "offer": {
+          offer = e.offer;
           rec.name = e.offer.name;
           base = safeBaseName(e.offer.name);
-          update = e.offer.update;
-          partialSize = e.offer.size;
           if (e.offer.size > s.maxSize) {
             throw new UserError(
               `File is ${formatBytes(e.offer.size)}, over the server's limit of ${
@@ -286,8 +290,8 @@ async function serveConnection(
           break;
         case "verified":
           // An update replaces the stored copy (atomically, by rename).
-          rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite || !!update);
-          await s.digests.record(rec.storedAs, partialSize, core.md5!);
+          rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite || !!offer!.update);
+          await s.digests.record(rec.storedAs, offer!.size, core.md5!);
           await send(core.stored(rec.storedAs));
           return true;
       }

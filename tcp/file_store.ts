@@ -384,14 +384,7 @@ export class PartialFile {
   async save(): Promise<void> {
     if (this.#closed || (!this.#file && !this.#batch)) return;
     await this.#flush(); // the state never claims data still in memory
-    const tmp = `${this.#statePath}.${crypto.randomUUID()}.tmp`;
-    const f = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      await writeAll(f, this.state.serialize());
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, this.#statePath);
+    await writeReplacing(this.#statePath, this.state.serialize());
   }
 
   /**
@@ -444,6 +437,22 @@ export class PartialFile {
       // Already closed.
     }
   }
+}
+
+/**
+ * Replaces `path` with `bytes` atomically: written to a temporary file of
+ * a random name, made exclusively (never through a link planted there),
+ * then renamed over it.
+ */
+async function writeReplacing(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  const f = await Deno.open(tmp, { write: true, createNew: true });
+  try {
+    await writeAll(f, bytes);
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
 }
 
 /** Hard-links `src` to the first free received name: atomic, never overwrites. */
@@ -526,13 +535,7 @@ export class DigestBook {
   }
 
   async #save(entries: Map<string, Entry>): Promise<void> {
-    const path = join(this.#dir, DIGEST_BOOK);
-    const tmp = `${path}.tmp`;
-    // Made afresh and exclusively (never through a link planted there), then renamed over.
-    await Deno.remove(tmp).catch(() => {});
-    await Deno.writeTextFile(tmp, JSON.stringify(Object.fromEntries(entries)), {
-      createNew: true,
-    });
-    await Deno.rename(tmp, path);
+    const text = JSON.stringify(Object.fromEntries(entries));
+    await writeReplacing(join(this.#dir, DIGEST_BOOK), new TextEncoder().encode(text));
   }
 }
