@@ -149,7 +149,10 @@ async function runOne(v: Variant, loss: number, o: CompareOptions, s: Setup): Pr
         // Both ways, as nftables drops on both hosts.
         impair: { loss, burst: o.burst ?? 1 },
         both: true,
-        seed: 1 + Math.round(loss * 1000) + children.size,
+        // Seeded by the loss rate, so every run repeats; the peers' seed is
+        // one apart from ours. (It once counted the processes running, which
+        // was 1 for ours and 0 for the peers when nothing lingered.)
+        seed: 1 + Math.round(loss * 1000) + (peer ? 0 : 1),
       })
       : undefined;
   const before = await net?.clientBytes();

@@ -25,6 +25,7 @@
  * @module
  */
 import { commandExists } from "../tests/support/tool_process.ts";
+import { bytesEqual } from "../lib/core/wire/md5.ts";
 
 /** Elements the peer rows need. */
 const ELEMENTS = [
@@ -183,18 +184,14 @@ export function packetsFound(
   while (p + packetBytes <= output.length) {
     const got = output.subarray(p, p + packetBytes);
     const i = index.get(key(got));
-    if (i !== undefined && equal(got, source.subarray(i * packetBytes, (i + 1) * packetBytes))) {
+    if (
+      i !== undefined && bytesEqual(got, source.subarray(i * packetBytes, (i + 1) * packetBytes))
+    ) {
       found.add(i);
       p += packetBytes;
     } else p += 2;
   }
   return found;
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**
