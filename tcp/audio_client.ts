@@ -21,6 +21,7 @@ import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
+import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { CodeRequired } from "../lib/core/crypto/secure_stream.ts";
 import { MAX_SERVER_FRAME } from "../lib/core/audio/tcp_frames.ts";
@@ -181,6 +182,7 @@ async function session(
 
 const FLAGS = {
   ...CLIENT_FLAGS,
+  code: CODE_FLAG,
   latency: {
     type: "string",
     default: "100",
@@ -195,18 +197,20 @@ if (import.meta.main) {
       usage: "deno task audio-tcp-client",
       summary: "Play live audio from an Audio-TCP server, checking every block's MD5.",
     });
+    const code = resolveCode(flags.code);
     await runClientTool(
       flags,
-      (duration, signal, code) =>
-        runAudioTcpClient({
-          code,
-          host: flags.host,
-          port: parsePort(flags.port),
-          output: flags.output,
-          duration,
-          latencyMs: parseSecondsFlag("latency", flags.latency, "milliseconds"),
-          signal,
-        }),
+      (duration, signal) =>
+        withCodePrompt(code, (code) =>
+          runAudioTcpClient({
+            code,
+            host: flags.host,
+            port: parsePort(flags.port),
+            output: flags.output,
+            duration,
+            latencyMs: parseSecondsFlag("latency", flags.latency, "milliseconds"),
+            signal,
+          })),
     );
   });
 }

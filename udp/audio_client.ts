@@ -20,6 +20,7 @@ import { openUdpClientSocket, resolveUdpServer, sameAddress } from "../lib/io/ne
 import { Playout } from "../lib/io/playout.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
+import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 
 /** Options of {@link runAudioUdpClient}. */
 export interface AudioUdpClientOptions {
@@ -188,6 +189,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 
 const FLAGS = {
   ...CLIENT_FLAGS,
+  code: CODE_FLAG,
   latency: {
     type: "string",
     default: "auto",
@@ -202,20 +204,22 @@ if (import.meta.main) {
       usage: "deno task audio-udp-client",
       summary: "Play live audio from an Audio-UDP server, checking every block's MD5.",
     });
+    const code = resolveCode(flags.code);
     await runClientTool(
       flags,
-      (duration, signal, code) =>
-        runAudioUdpClient({
-          code,
-          host: flags.host,
-          port: parsePort(flags.port),
-          output: flags.output,
-          latencyMs: flags.latency === "auto"
-            ? "auto"
-            : parseSecondsFlag("latency", flags.latency, "milliseconds (or auto)"),
-          duration,
-          signal,
-        }),
+      (duration, signal) =>
+        withCodePrompt(code, (code) =>
+          runAudioUdpClient({
+            code,
+            host: flags.host,
+            port: parsePort(flags.port),
+            output: flags.output,
+            latencyMs: flags.latency === "auto"
+              ? "auto"
+              : parseSecondsFlag("latency", flags.latency, "milliseconds (or auto)"),
+            duration,
+            signal,
+          })),
     );
   });
 }

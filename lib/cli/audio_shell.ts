@@ -18,7 +18,6 @@ import {
   portFlag,
 } from "./flags.ts";
 import { resolveUserPath } from "../io/paths.ts";
-import { CODE_FLAG, resolveCode, withCodePrompt } from "./code.ts";
 import { type StreamReport, summaryText } from "../core/report/stream_report.ts";
 
 /** Default audio port, for both transports (the original project's). */
@@ -75,7 +74,6 @@ export const CLIENT_FLAGS = {
     value: "FILE.json",
     help: "write the report as JSON",
   } as FlagSpec,
-  code: CODE_FLAG as FlagSpec,
 };
 
 /** A running audio server of either transport, with its own counters. */
@@ -134,25 +132,16 @@ export async function runServerTool<S extends AudioServer<unknown>>(
 
 /**
  * Runs a client session until `--duration` or Ctrl-C, then prints the
- * summary and writes `--report` if asked. The code comes from `--code` or
- * `SOCKETS_CODE`; a server that needs one the user did not give is asked
- * for it on a terminal, and the session runs again with it.
+ * summary and writes `--report` if asked.
  */
 export async function runClientTool(
-  flags: { duration: string; report: string; code: string },
-  run: (
-    duration: number | undefined,
-    signal: AbortSignal,
-    code: string | undefined,
-  ) => Promise<StreamReport>,
+  flags: { duration: string; report: string },
+  run: (duration: number | undefined, signal: AbortSignal) => Promise<StreamReport>,
 ): Promise<void> {
   const controller = new AbortController();
   const off = onShutdown(() => controller.abort());
   const duration = flags.duration ? parseSecondsFlag("duration", flags.duration) : undefined;
-  const report = await withCodePrompt(
-    resolveCode(flags.code),
-    (code) => run(duration, controller.signal, code),
-  );
+  const report = await run(duration, controller.signal);
   off();
   console.log(summaryText(report));
   if (flags.report) {
