@@ -1,5 +1,5 @@
 /**
- * `deno task bench-file [--size 1G] [--rounds 3]`: times a loopback File-TCP
+ * `deno task bench-file [--size 1G] [--rounds 3] [--files 10000]`: times a loopback File-TCP
  * transfer against the baseline `nc` with `md5sum` on both ends, run side by
  * side in the same run, and prints the ratios, File-TCP's CPU seconds per
  * side and both sides' peak memory. The same transfer with a shared code
@@ -118,6 +118,52 @@ async function baseline(
   return seconds;
 }
 
+/**
+ * The baseline for a folder: `tar` through `nc`, with `md5sum` of every
+ * file on both ends (the sender's beside the transfer, the receiver's
+ * after it), the lists compared.
+ */
+async function treeBaseline(tree: string, out: string): Promise<number> {
+  const port = freePort();
+  await Deno.mkdir(out);
+  const sums = "find . -type f -print0 | sort -z | xargs -0 md5sum";
+  const rx = new Deno.Command("bash", {
+    args: ["-c", `nc -l 127.0.0.1 ${port} | tar -C '${out}' -xf - && cd '${out}' && ${sums}`],
+    stdout: "piped",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 300));
+  const start = performance.now();
+  const tx = await new Deno.Command("bash", {
+    args: [
+      "-c",
+      `(cd '${tree}' && ${sums}) & tar -C '${tree}' -cf - . | nc -N 127.0.0.1 ${port}; wait`,
+    ],
+    stdout: "piped",
+  }).output();
+  const got = await rx.output();
+  const seconds = (performance.now() - start) / 1000;
+  const sent = new TextDecoder().decode(tx.stdout);
+  if (sent !== new TextDecoder().decode(got.stdout) || sent.length === 0) {
+    throw new UserError("Baseline MD5 lists of the folder differ");
+  }
+  return seconds;
+}
+
+/** Makes `files` files of 1 to 10 KiB of random bytes, 100 to a folder. Returns their bytes. */
+async function makeTree(root: string, files: number): Promise<number> {
+  let bytes = 0;
+  let seed = 1;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let i = 0; i < files; i++) {
+    const dir = join(root, `d${String(Math.floor(i / 100)).padStart(3, "0")}`);
+    if (i % 100 === 0) await Deno.mkdir(dir, { recursive: true });
+    const data = crypto.getRandomValues(new Uint8Array(1024 + Math.floor(next() * 9217)));
+    await Deno.writeFile(join(dir, `f${String(i % 100).padStart(3, "0")}.bin`), data);
+    bytes += data.length;
+  }
+  return bytes;
+}
+
 interface OursResult {
   seconds: number;
   clientPeak: number;
@@ -127,32 +173,48 @@ interface OursResult {
   serverCpu: number;
 }
 
-async function ours(file: string, dir: string, code?: string): Promise<OursResult> {
-  const env = code ? { SOCKETS_CODE: code } : undefined;
+/**
+ * File-TCP moving `path` (a file or a folder) into a fresh server on `dir`.
+ * With `again`, the same is sent a second time with `--update` (nothing
+ * changed) and that second run is timed.
+ */
+async function ours(
+  path: string,
+  dir: string,
+  options: { code?: string; again?: boolean; keep?: boolean } = {},
+): Promise<OursResult> {
+  const env = options.code ? { SOCKETS_CODE: options.code } : undefined;
   await using server = await startServerTool(
     "tcp/file_server.ts",
     ["--port", "0", "--dir", dir, "--overwrite"],
     { permissions: FILE_SERVER_PERMS, env },
   );
   try {
-    return await timeClient(file, server.port, server.child.pid, env);
+    const update = options.again ? ["--update"] : [];
+    const first = await timeClient([...update, path], server.port, server.child.pid, env);
+    if (!options.again) return first;
+    return await timeClient([...update, path], server.port, server.child.pid, env);
   } finally {
     await server.stop();
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile) await Deno.remove(join(dir, e.name));
+    // A folder's copies stay until every round is done (see treeRounds).
+    if (!options.keep) {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.name !== ".partial") await Deno.remove(join(dir, e.name), { recursive: true });
+      }
+      await Deno.remove(join(dir, ".partial", "digests.json")).catch(() => {});
     }
   }
 }
 
 async function timeClient(
-  file: string,
+  args: string[],
   port: number,
   serverPid: number,
   env?: Record<string, string>,
 ): Promise<OursResult> {
   const serverBefore = (await cpuSeconds(serverPid)) ?? 0;
   const start = performance.now();
-  const client = toolCommand("tcp/file_client.ts", ["--port", String(port), file], {
+  const client = toolCommand("tcp/file_client.ts", ["--port", String(port), ...args], {
     permissions: FILE_CLIENT_PERMS,
     stderr: "null",
     env,
@@ -161,7 +223,9 @@ async function timeClient(
   const watched = watch(client.pid, exit);
   const out = await exit;
   const seconds = (performance.now() - start) / 1000;
-  if (out.code !== 0) throw new UserError("File client failed");
+  if (out.code !== 0) {
+    throw new UserError(`File client failed: ${new TextDecoder().decode(out.stdout)}`);
+  }
   const serverPeak = await peakRss(serverPid);
   const serverCpu = ((await cpuSeconds(serverPid)) ?? 0) - serverBefore;
   const { peak, cpu } = await watched;
@@ -257,6 +321,18 @@ async function startRsyncd(work: string) {
   }).spawn();
   await new Promise((r) => setTimeout(r, 500));
   return {
+    /** Sends folder `tree` into a new folder of the module, as `rsync -r`; see {@link send}. */
+    sendTree: async (tree: string, md5: boolean) => {
+      const name = `tree-${crypto.randomUUID()}`;
+      const seconds = await timed("rsync", [
+        "-r",
+        "--whole-file",
+        ...(md5 ? ["--checksum-choice=md5"] : []),
+        `${tree}/`,
+        `rsync://127.0.0.1:${port}/in/${name}/`,
+      ]);
+      return seconds;
+    },
     /** Sends `file` into the module; `md5` verifies it with MD5, else rsync's default checksum. */
     send: async (file: string, md5: boolean) => {
       const out = join(dir, "in", "rsync-out.bin");
@@ -277,6 +353,79 @@ async function startRsyncd(work: string) {
   };
 }
 
+/** The folder of many small files: File-TCP against tar + nc + md5sum and rsync. */
+async function treeRounds(work: string, files: number, rounds: number) {
+  const tree = join(work, "tree");
+  const bytes = await makeTree(tree, files);
+  const rsync = (await commandExists("rsync")) ? await startRsyncd(work) : undefined;
+  console.log(
+    `Moving a folder of ${files} files (${formatBytes(bytes)}, 1 to 10 KiB each) over loopback, ` +
+      `${rounds} rounds each, alternating`,
+  );
+  const base: number[] = [];
+  const mine: OursResult[] = [];
+  const rsyncMd5: number[] = [];
+  const rsyncDefault: number[] = [];
+  let again: OursResult | undefined;
+  try {
+    // Every copy goes to a new folder and all are removed at the end: on
+    // ext4, a folder made right after 10,000 files were deleted is made
+    // several times slower (its inode allocator scans past the recently
+    // freed ones), which would time the file system, not the tools.
+    for (let i = 0; i < rounds; i++) {
+      base.push(await treeBaseline(tree, join(work, `tar-out-${i}`)));
+      const dir = join(work, `ours-${i}`);
+      await Deno.mkdir(dir);
+      mine.push(await ours(tree, dir, { keep: true }));
+      if (rsync) {
+        rsyncMd5.push(await rsync.sendTree(tree, true));
+        rsyncDefault.push(await rsync.sendTree(tree, false));
+      }
+      console.log(
+        `round ${i + 1}: tar+nc+md5sum ${base[i].toFixed(2)} s, file-tcp ${
+          mine[i].seconds.toFixed(2)
+        } s` +
+          (rsync
+            ? `, rsync md5 ${rsyncMd5[i].toFixed(2)} s, rsync default ${
+              rsyncDefault[i].toFixed(2)
+            } s`
+            : ""),
+      );
+    }
+    const dir = join(work, "ours-again");
+    await Deno.mkdir(dir);
+    again = await ours(tree, dir, { again: true, keep: true });
+  } finally {
+    await rsync?.stop();
+  }
+  const o = median(mine.map((m) => m.seconds));
+  const b = median(base);
+  console.log(
+    `median: tar+nc+md5sum ${b.toFixed(2)} s, file-tcp ${o.toFixed(2)} s: ` +
+      `${(o / b).toFixed(2)}x the baseline's time`,
+  );
+  if (rsync) {
+    const m = median(rsyncMd5);
+    const d = median(rsyncDefault);
+    console.log(
+      `median: rsync -r daemon --checksum-choice=md5 ${m.toFixed(2)} s, with its default ` +
+        `${d.toFixed(2)} s; file-tcp ${(o / m).toFixed(2)}x rsync md5's time (target at most ` +
+        `1.5x), ${(o / d).toFixed(2)}x rsync default's`,
+    );
+  }
+  const cpu = (xs: number[]) => median(xs).toFixed(2);
+  console.log(
+    `file-tcp CPU seconds (median): client ${cpu(mine.map((m) => m.clientCpu))} s, ` +
+      `server ${cpu(mine.map((m) => m.serverCpu))} s; peak memory: client ${
+        formatBytes(Math.max(...mine.map((m) => m.clientPeak)))
+      }, server ${formatBytes(Math.max(...mine.map((m) => m.serverPeak)))}`,
+  );
+  console.log(
+    `file-tcp --update again over the unchanged folder: ${again.seconds.toFixed(2)} s ` +
+      "(0 bytes sent)",
+  );
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -285,6 +434,12 @@ function median(xs: number[]): number {
 const FLAGS = {
   size: { type: "string", default: "1G", value: "SIZE", help: "size of the test file" },
   rounds: { type: "string", default: "3", value: "N", help: "rounds of each, alternating" },
+  files: {
+    type: "string",
+    default: "10000",
+    value: "N",
+    help: "files in the folder of small files (1 to 10 KiB each); 0 skips the folder",
+  },
   tmp: {
     type: "string",
     default: "",
@@ -340,7 +495,7 @@ runMain(async () => {
         beside.push(await baseline(file, join(work, "nc-out.bin"), "beside"));
         await Deno.remove(join(work, "nc-out.bin"));
         mine.push(await ours(file, recv));
-        coded.push(await ours(file, recv, CODE));
+        coded.push(await ours(file, recv, { code: CODE }));
         if (ssh) {
           scps.push(await ssh.scp(file, join(work, "scp-out.bin")));
           await Deno.remove(join(work, "scp-out.bin"));
@@ -405,6 +560,14 @@ runMain(async () => {
       `peak memory: client ${formatBytes(clientPeak)}, server ${formatBytes(serverPeak)} ` +
         `(target under 200 MB each)`,
     );
+    // A second run over the unchanged file with --update: nothing is sent.
+    const again = await ours(file, recv, { again: true });
+    console.log(
+      `file-tcp --update again over the unchanged ${formatBytes(size)}: ` +
+        `${again.seconds.toFixed(2)} s (the client reads the file once for its MD5; 0 bytes sent)`,
+    );
+    const files = Number(flags.files);
+    if (files > 0) await treeRounds(work, files, rounds);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

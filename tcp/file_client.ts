@@ -12,16 +12,26 @@
  * @module
  */
 import { basename } from "node:path";
-import { UsageError, UserError } from "../lib/core/errors.ts";
+import { ProtocolError, UsageError, UserError } from "../lib/core/errors.ts";
 import {
   chooseChunkSize,
+  CLIENT_LINK_LIMITS,
+  decodeError,
+  decodeStream,
   type Done,
   encodeError,
+  encodeStream,
   FILE_PORT,
+  fillStreamFrame,
   isResumeToken,
+  MAX_OPEN_STREAMS,
+  MIN_CHUNK_SIZE,
+  MsgType,
+  STREAM_OFFSET,
 } from "../lib/core/file/messages.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
 import { formatBytes, formatRate } from "../lib/core/report/format.ts";
+import { FrameDecoder } from "../lib/core/wire/frame.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
@@ -41,6 +51,7 @@ import {
   runMain,
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
+import { type Entry, walkSources } from "./file_tree.ts";
 
 /** Options of {@link sendFile}. */
 export interface SendOptions {
@@ -113,10 +124,10 @@ export interface SendResult {
 }
 
 /** Opens `path` for reading, with errors a user can act on. */
-async function openInput(path: string): Promise<{ file: Deno.FsFile; size: number }> {
+function openInput(path: string): { file: Deno.FsFile; size: number } {
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(path);
+    info = Deno.statSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw new UserError(`File ${path} does not exist`);
     throw new UserError(describeError(err, `Cannot read ${path}`));
@@ -124,189 +135,419 @@ async function openInput(path: string): Promise<{ file: Deno.FsFile; size: numbe
   if (info.isDirectory) throw new UserError(`${path} is a directory, not a file`);
   if (!info.isFile) throw new UserError(`${path} is not a regular file`);
   try {
-    return { file: await Deno.open(path, { read: true }), size: info.size };
+    return { file: Deno.openSync(path, { read: true }), size: info.size };
   } catch (err) {
     throw new UserError(describeError(err, `Cannot read ${path}`));
   }
 }
 
 /** The whole file's MD5 (hexadecimal), read from the start; the file is left at its start. */
-async function fileMd5(file: Deno.FsFile, path: string): Promise<string> {
+function fileMd5(file: Deno.FsFile, path: string, buf: Uint8Array): string {
   const h = new Md5Stream();
-  const buf = new Uint8Array(1024 * 1024);
   try {
-    for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
+    for (let n = file.readSync(buf); n !== null; n = file.readSync(buf)) {
       h.update(buf.subarray(0, n));
     }
-    await file.seek(0, Deno.SeekMode.Start);
+    file.seekSync(0, Deno.SeekMode.Start);
   } catch (err) {
     throw new UserError(describeError(err, `Cannot read ${path}`));
   }
   return h.hex();
 }
 
-/** Sends one file. Throws {@link UserError} on any failure. */
-export async function sendFile(options: SendOptions): Promise<SendResult> {
+/** Options of {@link sendEntries}. */
+export interface SendEntriesOptions {
+  /** Server address (default 127.0.0.1). */
+  host?: string;
+  /** Server port. */
+  port: number;
+  /** Chunk size in bytes (grown automatically for very large files). */
+  chunkSize?: number;
+  /** The server's code: the session is then authenticated and encrypted. */
+  code?: string;
+  /** Skip entries the server stores unchanged; replace the ones that changed. */
+  update?: boolean;
+  /** Shows progress on stderr, labelled so. */
+  progress?: string;
+  /** The token of a cut transfer, for the first entry (a named file). */
+  resume?: string;
+  /** Called with an entry's resume token once the server accepts it. */
+  onToken?: (entry: Entry, token: string) => void;
+  /** Called after each chunk is handed to the socket (for tests). */
+  onChunk?: (entry: Entry, index: number, sent: number) => void;
+  /** Called as each entry ends (for output as it happens). */
+  onResult?: (result: EntryResult) => void;
+}
+
+/** How one entry ended: sent (or up to date), or failed. */
+export type EntryResult =
+  | { entry: Entry; ok: true; result: SendResult }
+  | { entry: Entry; ok: false; error: unknown; token?: string };
+
+/** Bytes of small frames gathered before they are written together. */
+const GATHER_BYTES = 256 * 1024;
+
+/** Transfers open at once: offers go ahead while earlier files' data flows. */
+const WINDOW = MAX_OPEN_STREAMS;
+
+/** One entry being sent, on its own stream. */
+interface Job {
+  entry: Entry;
+  id: number;
+  sender: FileSender;
+  file: Deno.FsFile | undefined;
+  /** The file offset the next sequential read starts at. */
+  position: number;
+  /** Bytes of the file handed to the socket, the furthest so far. */
+  sent: number;
+  ended: boolean;
+  done?: Done;
+  /** Why the transfer failed, and whether the server is yet to be told. */
+  failure?: { error: unknown; tell: boolean };
+  start: number;
+}
+
+/** Whether a job has something to send now. */
+function ready(j: Job): boolean {
+  // A NACK after the END sends the sender back too: it sends the chunks
+  // again, but the END only once. An eager file (one chunk) goes before
+  // the server's accept.
+  return j.failure === undefined && (j.sender.next !== null || (!j.ended && j.sender.canEnd));
+}
+
+/**
+ * Sends entries over one connection, many at once: up to
+ * {@link MAX_OPEN_STREAMS} transfers are open, each its own session on its
+ * own stream, so small files do not wait a round trip each while one
+ * file's data flows at full speed. Resolves with one result per entry, in
+ * order (a connection that fails fails every entry not yet confirmed).
+ * Throws {@link UserError} when no session could start: no server, or the
+ * code's handshake failed.
+ */
+export async function sendEntries(
+  entries: readonly Entry[],
+  options: SendEntriesOptions,
+): Promise<EntryResult[]> {
   const host = options.host ?? "127.0.0.1";
   useNativeCrypto();
-  const { file, size } = await openInput(options.path);
-  const name = options.name ?? basename(options.path);
-  const chunkSize = chooseChunkSize(size, options.chunkSize);
-  const update = options.update ? await fileMd5(file, options.path) : undefined;
-  const sender = new FileSender({ name, size, chunkSize, resume: options.resume, update });
-  const chunks = sender.chunks;
-  let conn: Deno.TcpConn | undefined;
-  // What the server said when it failed the transfer, if it did: a write
-  // that fails because the server hung up is explained by this message.
-  let failure: unknown;
-  let reader: Promise<void> | undefined;
-  let explain = (err: unknown): Promise<unknown> => Promise.resolve(err);
-  // Writes a frame of the file protocol: sealed when there is a code.
-  let send = (bytes: Uint8Array) => writeAll(conn!, bytes);
-  // Once accepted, a failure says how to resume (unless the file was stored).
-  const resumable = (err: unknown) =>
-    sender.token && sender.phase !== "done" && !(err instanceof TransferCut)
-      ? new TransferCut(describeError(err), sender.token)
-      : err;
+  const results: EntryResult[] = new Array(entries.length);
+  const jobs = new Map<number, Job>();
+  const total = entries.reduce((n, e) => n + e.size, 0);
+  const maxChunk = Math.max(
+    MIN_CHUNK_SIZE,
+    ...entries.map((e) => chooseChunkSize(e.size, options.chunkSize)),
+  );
+  const conn = await connectTo(host, options.port);
+  // Small frames (offers, ends) must not wait on a delayed ACK.
+  conn.setNoDelay(true);
+  let coded;
   try {
-    const start = performance.now();
-    conn = await connectTo(host, options.port);
-    // Small frames (the offer, the end) must not wait on a delayed ACK.
-    conn.setNoDelay(true);
-    const c = conn;
-    // With a code: the handshake first (nothing of the file moves before
+    // With a code: the handshake first (nothing of a file moves before
     // both sides have confirmed it), then every frame sealed.
-    const coded = options.code === undefined
-      ? undefined
-      : await connectCoded(c, { code: options.code, context: "file-tcp", maxInner: 128 * 1024 });
-    const secure = coded?.secure;
-    send = (bytes: Uint8Array) => writeAll(c, secure ? secure.seal(bytes) : bytes);
-
-    // The server's side of the session: ACCEPT, NACKs to resend, then DONE.
-    const accepted = Promise.withResolvers<void>();
-    let wake: (() => void) | undefined;
-    let done: Done | undefined;
-    const take = (bytes: Uint8Array) => {
-      for (const e of sender.receive(bytes)) {
-        if (e.type === "accepted") {
-          options.onToken?.(e.token);
-          accepted.resolve();
-        } else if (e.type === "done") {
-          done = e.done;
-          accepted.resolve(); // an update the server already had: done at once
-        }
-      }
-    };
-    await send(sender.offerFrame());
-    reader = (async () => {
-      for (const f of coded?.early ?? []) take(f);
-      for await (const bytes of readChunks(c)) {
-        if (!secure) take(bytes);
-        else for (const e of secure.receive(bytes)) if (e.type === "data") take(e.bytes);
-        wake?.();
-        if (done) return;
-      }
-      sender.closed();
-    })().catch((err) => {
-      failure = err;
-    }).finally(() => {
-      accepted.resolve();
-      wake?.();
+    coded = options.code === undefined ? undefined : await connectCoded(conn, {
+      code: options.code,
+      context: "file-tcp",
+      maxInner: STREAM_OFFSET + DATA_OFFSET + maxChunk,
     });
-    await accepted.promise;
+  } catch (err) {
+    closeQuietly(conn);
+    throw err;
+  }
+  const secure = coded?.secure;
+  const progress = options.progress ? new ProgressReporter(options.progress, total) : undefined;
+  let moved = 0; // bytes handed to the socket the first time, all entries
+  /** What the server said or did to end the connection, if it did. */
+  let readFailure: unknown;
+  /** A write that failed. */
+  let writeFailure: unknown;
+  let wake: (() => void) | undefined;
+  /** Whether the server answered on any stream: before that, a failure is the connection's. */
+  let answered = false;
+  const finish = (job: Job, result: EntryResult) => {
+    results[job.id] = result;
+    jobs.delete(job.id);
+    closeQuietly(job.file);
+    job.file = undefined;
+    options.onResult?.(result);
+  };
+  const fail = (job: Job, error: unknown) =>
+    finish(job, { entry: job.entry, ok: false, error, token: job.sender.token });
 
-    const progress = options.progress ? new ProgressReporter(name, size) : undefined;
-    const check = () => {
-      if (failure) throw failure;
-    };
-    check();
-    // The reasons a transfer fails, explained: the server's own word first.
-    explain = async (err: unknown) => {
-      if (err === failure) return err;
-      if (reader && !(err instanceof UserError)) {
-        let timer;
-        await Promise.race([reader, new Promise((r) => timer = setTimeout(r, 2000))]);
-        clearTimeout(timer);
-        if (failure) return failure;
+  // The server's side: frames on each transfer's stream, in order.
+  const link = new FrameDecoder(CLIENT_LINK_LIMITS);
+  const take = (bytes: Uint8Array) => {
+    link.push(bytes);
+    for (let f = link.next(); f !== null; f = link.next()) {
+      if (f.type === MsgType.ERROR) {
+        throw new UserError(`Server refused the transfer: ${decodeError(f.payload)}`);
       }
-      if (conn && err instanceof UserError) {
-        await send(encodeError(err.message)).catch(() => {});
-      }
-      return err;
-    };
-    // Two frame buffers: the next chunk is read into one while the other is
-    // being written to the socket. The core hashes each chunk as it first
-    // goes out; a NACK sends it back to that chunk (it says which is next).
-    const buffers = [0, 1].map(() => new Uint8Array(DATA_OFFSET + chunkSize));
-    // With a code, each frame is sealed into a buffer of its own, reused
-    // the same way (a new buffer per frame costs page faults and zeroing).
-    const sealed = secure
-      ? [0, 1].map(() => new Uint8Array(sealedLength(DATA_OFFSET + chunkSize)))
-      : [];
-    const sendChunk = (frame: Uint8Array, turn: number) =>
-      writeAll(c, secure ? secure.seal(frame, sealed[turn & 1]) : frame);
-    let pending: Promise<void> = Promise.resolve();
-    let position = 0; // the file offset the next sequential read starts at
-    let sent = 0;
-    let turn = 0;
-    let ended = false;
-    while (!done) {
-      check();
-      const i = sender.next;
-      if (i === null) {
-        await pending;
-        if (!ended) {
-          ended = true;
-          await send(sender.endFrame());
-          continue;
+      const { id, bytes: inner } = decodeStream(f.payload);
+      answered = true;
+      const job = jobs.get(id);
+      if (!job) {
+        // A stream this client ended (a failed entry) may still get its
+        // answer; one never opened is the server's error.
+        if (id >= entries.length || results[id] === undefined) {
+          throw new ProtocolError(`Server answered on stream ${id}, which was never opened`);
         }
+        continue;
+      }
+      if (job.failure) continue;
+      try {
+        for (const e of job.sender.receive(inner)) {
+          if (e.type === "accepted") options.onToken?.(job.entry, e.token);
+          else if (e.type === "done") job.done = e.done;
+        }
+      } catch (err) {
+        // The server's own refusal needs no answer; a malformed stream does.
+        job.failure = { error: err, tell: err instanceof ProtocolError };
+      }
+    }
+  };
+  const reader = (async () => {
+    for (const f of coded?.early ?? []) take(f);
+    for await (const bytes of readChunks(conn)) {
+      if (!secure) take(bytes);
+      else for (const e of secure.receive(bytes)) if (e.type === "data") take(e.bytes);
+      wake?.();
+    }
+    if (jobs.size > 0) {
+      throw new UserError("Server closed the connection before confirming the file");
+    }
+  })().catch((err) => {
+    readFailure ??= err;
+  }).finally(() => wake?.());
+
+  // Every write goes out in order, one at a time, while the next chunk is
+  // read into the other of two buffers. Small frames (offers, ends, small
+  // files' data) are gathered and written together: a write each would
+  // cost ten thousand small files a trip through the runtime each.
+  let pending: Promise<void> = Promise.resolve();
+  const settle = () => pending.catch((err) => writeFailure ??= err);
+  const buffers = [0, 1].map(() => new Uint8Array(STREAM_OFFSET + DATA_OFFSET + maxChunk));
+  // Each write waits for the one before, so one sealing buffer serves.
+  const sealed = secure && new Uint8Array(sealedLength(STREAM_OFFSET + DATA_OFFSET + maxChunk));
+  // Two gathering buffers, used in turn: one is filled while the other's
+  // bytes are being written (each write waits for the one before).
+  const gather = [0, 1].map(() => new Uint8Array(GATHER_BYTES));
+  let gatherTurn = 0;
+  let gathered = 0;
+  const flush = async () => {
+    if (gathered === 0) return;
+    const bytes = gather[gatherTurn].subarray(0, gathered);
+    gatherTurn ^= 1;
+    gathered = 0;
+    await settle();
+    if (writeFailure) throw writeFailure;
+    pending = writeAll(conn, bytes);
+  };
+  const write = async (frame: Uint8Array, big: boolean) => {
+    if (!big || frame.length < GATHER_BYTES / 4) {
+      // Copied: `frame` may be a buffer that is read into again.
+      const b = secure ? secure.seal(frame) : frame;
+      if (gathered + b.length > GATHER_BYTES) await flush();
+      gather[gatherTurn].set(b, gathered);
+      gathered += b.length;
+      return;
+    }
+    await flush();
+    await settle();
+    if (writeFailure) throw writeFailure;
+    pending = writeAll(conn, secure ? secure.seal(frame, sealed!) : frame);
+  };
+  const small = (job: Job, inner: Uint8Array) => write(encodeStream(job.id, inner), false);
+  const scratch = new Uint8Array(1024 * 1024);
+  let turn = 0; // which buffer the next chunk is read into
+
+  let next = 0; // the next entry to open
+  const open = (): Job | undefined => {
+    const id = next++;
+    const entry = entries[id];
+    let file: Deno.FsFile | undefined;
+    let size = entry.size;
+    let update: string | undefined;
+    try {
+      if (entry.source !== undefined) {
+        ({ file, size } = openInput(entry.source));
+        if (options.update) update = fileMd5(file, entry.source, scratch);
+      } else if (options.update) update = EMPTY_MD5;
+    } catch (err) {
+      closeQuietly(file);
+      results[id] = { entry, ok: false, error: err };
+      options.onResult?.(results[id]);
+      return undefined;
+    }
+    const sender = new FileSender({
+      name: entry.name,
+      size,
+      chunkSize: chooseChunkSize(size, options.chunkSize),
+      resume: id === 0 ? options.resume : undefined,
+      update,
+      path: entry.parts,
+      mode: entry.mode,
+      kind: entry.kind,
+      mtime: entry.mtime,
+    });
+    const job: Job = {
+      entry,
+      id,
+      sender,
+      file,
+      position: 0,
+      sent: 0,
+      ended: false,
+      start: performance.now(),
+    };
+    jobs.set(id, job);
+    return job;
+  };
+
+  try {
+    while (!readFailure && !writeFailure) {
+      // Settle what ended.
+      for (const job of [...jobs.values()]) {
+        if (job.failure) {
+          // Tell the server why, on this stream only; the others go on.
+          if (job.failure.tell) await small(job, encodeError(describeError(job.failure.error)));
+          fail(job, job.failure.error);
+        } else if (job.done) {
+          finish(job, {
+            entry: job.entry,
+            ok: true,
+            result: {
+              name: displayName(job.entry),
+              bytes: job.sender.offer.size,
+              seconds: (performance.now() - job.start) / 1000,
+              md5: job.sender.md5!,
+              storedAs: job.done.storedAs,
+              chunks: job.sender.chunks,
+              ...job.sender.counters,
+              upToDate: job.done.upToDate === true,
+            },
+          });
+        }
+      }
+      // Open transfers up to the window: their offers go out now.
+      while (jobs.size < WINDOW && next < entries.length) {
+        const job = open();
+        if (job) await small(job, job.sender.offerFrame());
+      }
+      if (jobs.size === 0) break;
+      // The first open transfer with something to send sends it.
+      const job = [...jobs.values()].find(ready);
+      if (!job) {
+        await flush(); // the server answers what it has been sent
+        await settle();
         const woken = Promise.withResolvers<void>();
         wake = woken.resolve;
-        if (sender.next === null && !done && !failure) await woken.promise;
+        const waiting = [...jobs.values()].every((j) => !j.failure && !j.done && !ready(j));
+        if (waiting && !readFailure && !writeFailure) await woken.promise;
         wake = undefined;
         continue;
       }
-      const frame = buffers[turn++ & 1];
+      const i = job.sender.next;
+      if (i === null) {
+        job.ended = true;
+        await small(job, job.sender.endFrame());
+        continue;
+      }
+      const { chunkSize, size } = job.sender.offer;
+      const buffer = buffers[turn & 1];
+      const inner = buffer.subarray(STREAM_OFFSET);
       const offset = i * chunkSize;
       const len = Math.min(chunkSize, size - offset);
-      if (position !== offset) file.seekSync(offset, Deno.SeekMode.Start);
-      const data = frame.subarray(DATA_OFFSET, DATA_OFFSET + len);
-      if (readFullSync(file, data) !== len) {
-        throw new UserError(`${options.path} shrank while it was being sent`);
+      try {
+        if (job.position !== offset) job.file!.seekSync(offset, Deno.SeekMode.Start);
+        if (readFullSync(job.file!, inner.subarray(DATA_OFFSET, DATA_OFFSET + len)) !== len) {
+          throw new UserError(`${job.entry.source} shrank while it was being sent`);
+        }
+      } catch (err) {
+        const error = err instanceof UserError
+          ? err
+          : new UserError(describeError(err, `Cannot read ${job.entry.source}`));
+        job.failure = { error, tell: true };
+        continue;
       }
-      position = offset + len;
-      await pending;
-      check();
+      job.position = offset + len;
+      await settle();
       // A NACK that came while waiting moved the next chunk back.
-      if (sender.next !== i) continue;
-      pending = sendChunk(sender.chunkFrame(i, frame, len), turn);
-      if (offset + len > sent) {
-        sent = offset + len;
-        options.onChunk?.(i, sent);
-        progress?.update(sent);
+      if (job.sender.next !== i || job.failure || readFailure || writeFailure) continue;
+      const frame = job.sender.chunkFrame(i, inner, len);
+      if (frame.buffer === buffer.buffer) {
+        turn++; // this buffer is being written; the next chunk goes to the other
+        await write(fillStreamFrame(buffer, job.id, frame.length), true);
+      } else await small(job, frame); // a CHECK: the server holds this chunk
+      if (offset + len > job.sent) {
+        moved += offset + len - job.sent;
+        job.sent = offset + len;
+        options.onChunk?.(job.entry, i, job.sent);
+        progress?.update(moved);
       }
     }
-    await pending;
-    const localMd5 = sender.md5!;
-    await reader;
-    check();
-    progress?.finish();
-    return {
-      name,
-      bytes: size,
-      seconds: (performance.now() - start) / 1000,
-      md5: localMd5,
-      storedAs: done.storedAs,
-      chunks,
-      ...sender.counters,
-      upToDate: done.upToDate === true,
-    };
+    await flush();
+    await settle();
   } catch (err) {
-    throw resumable(await explain(err));
+    writeFailure ??= err;
   } finally {
-    file.close();
+    progress?.finish();
+    if (writeFailure && !readFailure) {
+      // A write that failed because the server hung up is explained by
+      // what the server said, if it said something in time.
+      let timer;
+      await Promise.race([reader, new Promise((r) => timer = setTimeout(r, 2000))]);
+      clearTimeout(timer);
+    }
     closeQuietly(conn);
+    await reader;
   }
+  const why = readFailure ?? writeFailure;
+  // Refused before any transfer began (a code needed, a busy server): the
+  // connection's failure, said once.
+  if (why !== undefined && !answered) throw why;
+  if (why !== undefined) {
+    for (const job of [...jobs.values()]) fail(job, job.failure?.error ?? why);
+    for (let id = next; id < entries.length; id++) {
+      results[id] = { entry: entries[id], ok: false, error: why };
+      options.onResult?.(results[id]);
+    }
+  }
+  return results;
+}
+
+/** The MD5 of nothing: an empty folder's, as `--update` offers it. */
+const EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e";
+
+/** An entry's name as the user knows it: `FOLDER/path` or the file's name. */
+export function displayName(entry: Entry): string {
+  return entry.parts ? [entry.name, ...entry.parts].join("/") : entry.name;
+}
+
+/** Sends one file. Throws {@link UserError} on any failure. */
+export async function sendFile(options: SendOptions): Promise<SendResult> {
+  const { file, size } = openInput(options.path);
+  closeQuietly(file);
+  const entry: Entry = {
+    source: options.path,
+    name: options.name ?? basename(options.path),
+    size,
+  };
+  const [r] = await sendEntries([entry], {
+    host: options.host,
+    port: options.port,
+    chunkSize: options.chunkSize,
+    code: options.code,
+    update: options.update,
+    resume: options.resume,
+    progress: options.progress ? entry.name : undefined,
+    onToken: options.onToken && ((_, token) => options.onToken!(token)),
+    onChunk: options.onChunk && ((_, index, sent) => options.onChunk!(index, sent)),
+  });
+  if (r.ok) return r.result;
+  // Once accepted, a failure says how to resume.
+  if (r.token && !(r.error instanceof TransferCut)) {
+    throw new TransferCut(describeError(r.error), r.token);
+  }
+  throw r.error;
 }
 
 /** One summary line for a sent file. */
@@ -323,6 +564,45 @@ export function summarize(r: SendResult): string {
     `${formatRate(r.bytes, r.seconds)}, MD5 ${r.md5}, stored as ${r.storedAs}${resumed}${resent}`;
 }
 
+/**
+ * The line for an entry that failed: its name and why, and how to resume
+ * one the server had accepted (a named file by its token, a folder's
+ * entry by sending the folder again with `--update`).
+ */
+export function failureLine(r: EntryResult & { ok: false }): string {
+  const name = displayName(r.entry);
+  let why = describeError(r.error);
+  // Most messages name the file already.
+  if (!why.includes(r.entry.parts ? name : r.entry.name)) why = `${name}: ${why}`;
+  if (r.error instanceof TransferCut || !r.token) return why;
+  return r.entry.parts
+    ? `${why}; to resume, send the folder again with --update`
+    : `${why}; to resume, run again with --resume ${r.token}`;
+}
+
+/** One line for a folder sent: how many files, bytes and seconds, and where it went. */
+export function folderLine(name: string, results: EntryResult[], seconds: number): string {
+  const ok = results.filter((r) => r.ok && !r.entry.kind).map((r) =>
+    (r as { result: SendResult }).result
+  );
+  const folders = results.filter((r) => r.ok && r.entry.kind === "dir").length;
+  const sent = ok.filter((r) => !r.upToDate);
+  const bytes = sent.reduce((n, r) => n + r.bytes, 0);
+  const files = (n: number) => `${n} ${n === 1 ? "file" : "files"}`;
+  const root = ok[0]?.storedAs.split("/")[0];
+  const notes = [
+    folders > 0 ? `${folders} empty ${folders === 1 ? "folder" : "folders"}` : "",
+    ok.length > sent.length ? `${ok.length - sent.length} up to date` : "",
+    sent.some((r) => r.chunksSkipped > 0)
+      ? `${sent.filter((r) => r.chunksSkipped > 0).length} resumed`
+      : "",
+    results.some((r) => !r.ok) ? `${results.filter((r) => !r.ok).length} failed` : "",
+  ].filter((n) => n !== "");
+  return `${name}: ${files(sent.length)} (${formatBytes(bytes)}) in ${seconds.toFixed(2)} s, ` +
+    `${formatRate(bytes, seconds)}${root ? `, stored in ${root}` : ""}` +
+    (notes.length > 0 ? `; ${notes.join(", ")}` : "");
+}
+
 const FLAGS = {
   host: HOST_FLAG,
   port: portFlag(FILE_PORT),
@@ -337,67 +617,104 @@ const FLAGS = {
   update: {
     type: "boolean",
     default: false,
-    help: "skip files the server stores unchanged; replace the ones that changed",
+    help: "skip files the server stores unchanged; replace the ones that changed " +
+      "(and resume a folder's cut file)",
+  },
+  "follow-links": {
+    type: "boolean",
+    default: false,
+    help: "send what symbolic links inside folders point to (else skip them)",
   },
 } as const;
 
 async function main(): Promise<number> {
   const { flags, positionals } = parseFlags(Deno.args, FLAGS, {
     usage: "deno task file-client",
-    summary: "Send files to a file server with an MD5 check on every chunk.",
-    positionals: "[FILE ...] (default chamber.mp4)",
+    summary: "Send files and folders to a file server with an MD5 check on every chunk.",
+    positionals: "[FILE|FOLDER ...] (default chamber.mp4)",
   });
   const port = parsePort(flags.port);
   const chunkSize = parseSizeFlag("chunk-size", flags["chunk-size"]);
   if (chunkSize < 1024 || chunkSize > 1024 * 1024) {
     throw new UsageError("--chunk-size must be from 1K to 1M");
   }
-  const files = positionals.length > 0
+  const paths = positionals.length > 0
     ? positionals.map(resolveUserPath)
     : [new URL("../chamber.mp4", import.meta.url).pathname];
   const resume = flags.resume || undefined;
   if (resume !== undefined && !isResumeToken(resume)) {
     throw new UsageError(`--resume ${JSON.stringify(resume)} is not a token this tool printed`);
   }
-  if (resume !== undefined && files.length !== 1) {
+  const walk = await walkSources(paths, { followLinks: flags["follow-links"] });
+  if (resume !== undefined && (walk.entries.length !== 1 || walk.entries[0].parts)) {
     throw new UsageError("--resume resumes one file; name just that FILE");
   }
+  const seen = new Set<string>();
+  for (const f of walk.folders) {
+    if (seen.has(f.name)) {
+      throw new UsageError(`Two folders are named ${f.name}; send them one at a time`);
+    }
+    seen.add(f.name);
+    if (f.entries === 0) console.error(`${f.name}: empty folder, nothing to send`);
+  }
+  for (const line of walk.skipped) console.error(`skipped ${line}`);
+  for (const line of walk.collisions) console.error(`warning: ${line}`);
   let code = resolveCode(flags.code);
-  let upToDate = 0;
-  let bytesSent = 0;
-  for (const path of files) {
-    const r = await withCodePrompt(code, (c) => {
-      code = c; // a code asked for once serves every FILE
-      return sendFile({
-        host: flags.host,
-        port,
-        path,
-        chunkSize,
-        progress: true,
-        resume,
-        code: c,
-        update: flags.update,
-        // On a terminal, said before any data moves, so that a transfer
-        // interrupted by hand can resume; every failure says it too.
-        onToken: Deno.stderr.isTerminal()
-          ? (token) =>
-            console.error(
-              `${basename(path)}: if this transfer is cut, resume with --resume ${token}`,
-            )
-          : undefined,
-      });
+  const start = performance.now();
+  // A connection that fails fails every entry left with the same error:
+  // said once, with how many.
+  let lastError: unknown;
+  let same = 0;
+  const results = await withCodePrompt(code, (c) => {
+    code = c;
+    return sendEntries(walk.entries, {
+      host: flags.host,
+      port,
+      chunkSize,
+      progress: walk.entries.length === 1 ? walk.entries[0].name : `${walk.entries.length} files`,
+      resume,
+      code: c,
+      update: flags.update,
+      // On a terminal, said before any data moves, so that a transfer
+      // interrupted by hand can resume; every failure says it too.
+      onToken: Deno.stderr.isTerminal()
+        ? (entry, token) => {
+          if (!entry.parts) {
+            console.error(`${entry.name}: if this transfer is cut, resume with --resume ${token}`);
+          }
+        }
+        : undefined,
+      onResult: (r) => {
+        if (r.ok) {
+          if (!r.entry.parts) console.log(summarize(r.result));
+          else if (r.result.chunksSkipped > 0 || r.result.chunksResent > 0) {
+            console.log(summarize(r.result));
+          }
+        } else if (r.error === lastError) same++;
+        else {
+          lastError = r.error;
+          console.error(`error: ${failureLine(r)}`);
+        }
+      },
     });
-    console.log(summarize(r));
-    if (r.upToDate) upToDate++;
-    else bytesSent += r.bytes;
+  });
+  if (same > 0) console.error(`error: ${same} more not sent, for the same reason`);
+  const seconds = (performance.now() - start) / 1000;
+  for (const f of walk.folders) {
+    if (f.entries === 0) continue;
+    const mine = results.filter((r) => r.entry.parts && r.entry.name === f.name);
+    console.log(folderLine(f.name, mine, seconds));
   }
   if (flags.update) {
+    const ok = results.filter((r) => r.ok).map((r) => r.result);
+    const upToDate = ok.filter((r) => r.upToDate).length;
+    const bytesSent = ok.filter((r) => !r.upToDate).reduce((n, r) => n + r.bytes, 0);
     console.log(
       `${bytesSent === 0 ? "0 bytes" : formatBytes(bytesSent)} sent, ` +
         `${upToDate} ${upToDate === 1 ? "file" : "files"} up to date`,
     );
   }
-  return 0;
+  return results.every((r) => r.ok) ? 0 : 1;
 }
 
 if (import.meta.main) runMain(main);

@@ -10,10 +10,17 @@
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import {
   DATA_PREFIX,
+  decodeError,
+  decodeStream,
   encodeError,
+  encodeStream,
   FILE_PORT,
   MAX_CHUNK_SIZE,
+  MAX_OPEN_STREAMS,
+  MsgType,
   type Offer,
+  SERVER_LINK_LIMITS,
+  STREAM_OFFSET,
 } from "../lib/core/file/messages.ts";
 import {
   FileReceiver,
@@ -21,7 +28,7 @@ import {
   type ReceiverEvent,
   WholeFileMismatch,
 } from "../lib/core/file/receiver.ts";
-import { receivedName, safeBaseName } from "../lib/core/file/names.ts";
+import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/names.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -46,13 +53,16 @@ import {
   type PartialFile,
   PartialStore,
   removeStalePartials,
+  TreePlacer,
 } from "./file_store.ts";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { ProtocolError } from "../lib/core/errors.ts";
 import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
-import { HEADER_LENGTH } from "../lib/core/wire/frame.ts";
+import { concatBytes, FrameDecoder, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
 
@@ -68,6 +78,12 @@ export interface FileServerOptions {
   maxSize?: number;
   /** Replace an existing received file instead of keeping both. */
   overwrite?: boolean;
+  /**
+   * Put each file's data on the disk before confirming it (`--fsync`).
+   * Without, a confirmed file is in the kernel's cache, as rsync and scp
+   * leave it: a killed server loses nothing, a power cut may.
+   */
+  fsync?: boolean;
   /**
    * Close a connection that makes no progress (no whole message arrives)
    * for this long, in milliseconds (default 30 s): a byte now and then
@@ -107,13 +123,15 @@ export interface TransferRecord extends ReceiverCounters {
 export interface FileServer extends AsyncDisposable {
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
-  /** Every transfer that ended, in order. */
+  /** Transfers that ended, in order: the last {@link MAX_RECORDS}. */
   readonly records: TransferRecord[];
   /** Stops accepting, closes connections (saving partial state) and waits. */
   close(): Promise<void>;
 }
 
 const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
+/** Transfers a server remembers in {@link FileServer.records}: memory stays bounded. */
+export const MAX_RECORDS = 10_000;
 
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
@@ -132,6 +150,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     dir,
     maxSize: options.maxSize ?? DEFAULT_MAX_SIZE,
     overwrite: options.overwrite ?? false,
+    fsync: options.fsync ?? false,
     idleMs: options.idleMs ?? 30_000,
     code: options.code,
     guesses: new GuessLimiter(),
@@ -166,12 +185,29 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       conn.setNoDelay(true);
       perHost.set(peer.hostname, mine + 1);
       const who = `${peer.hostname}:${peer.port}`;
-      const h = serveConnection(conn, settings, peer.hostname).then((rec) => {
+      // A folder's entries are logged as one line for the folder, when the
+      // connection ends (ten thousand lines would say little); named files
+      // and every failure, a line each.
+      const folders = new Map<string, { stored: number; upToDate: number }>();
+      const h = serveConnection(conn, settings, peer.hostname, (rec) => {
         records.push(rec);
-        if (rec.upToDate) log(`${who}: ${rec.storedAs} is up to date`);
+        if (records.length > MAX_RECORDS) records.splice(0, records.length - MAX_RECORDS);
+        const root = rec.storedAs?.includes("/") ? rec.storedAs.split("/")[0] : undefined;
+        if (root && !rec.error) {
+          const f = folders.get(root) ?? { stored: 0, upToDate: 0 };
+          if (rec.upToDate) f.upToDate++;
+          else f.stored++;
+          folders.set(root, f);
+        } else if (rec.upToDate) log(`${who}: ${rec.storedAs} is up to date`);
         else if (rec.storedAs) log(`${who}: stored ${rec.storedAs}`);
-        else log(`${who}: ${rec.error}`);
+        else log(`${who}: ${rec.name ? `${rec.name}: ` : ""}${rec.error}`);
       }).finally(() => {
+        for (const [root, f] of folders) {
+          log(
+            `${who}: stored ${f.stored} files and folders in ${root}` +
+              (f.upToDate > 0 ? `, ${f.upToDate} up to date` : ""),
+          );
+        }
         conns.delete(conn);
         const n = (perHost.get(peer.hostname) ?? 1) - 1;
         if (n > 0) perHost.set(peer.hostname, n);
@@ -190,6 +226,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       for (const c of conns) closeQuietly(c);
       await acceptLoop;
       await Promise.allSettled([...handlers]);
+      await settings.digests.flush();
     })();
     return closing;
   };
@@ -215,6 +252,7 @@ interface Settings {
   idleMs: number;
   store: PartialStore;
   digests: DigestBook;
+  fsync: boolean;
 }
 
 /**
@@ -231,114 +269,306 @@ function clientMessage(err: unknown, dir: string): string {
   return text.split(dir).join("DIR").replace(/'\/[^']*'/g, "'(a server path)'");
 }
 
-/** Serves one client connection from `host`: one file transfer. Never throws. */
+/**
+ * Serves one client connection from `host`. A connection that opens with a
+ * STREAM frame carries many transfers at once (a folder, or several
+ * files), each on its own stream with its own session; one that opens
+ * with an OFFER carries one. A failed transfer ends with an ERROR on its
+ * stream and the others go on. Never throws; reports each transfer.
+ */
 async function serveConnection(
   conn: Deno.Conn,
   s: Settings,
   host: string,
-): Promise<TransferRecord> {
-  const core = new FileReceiver();
-  const rec: TransferRecord = { name: "", ...core.counters };
-  let partial: PartialFile | undefined;
-  let base = "";
-  let offer: Offer | undefined;
+  report: (rec: TransferRecord) => void,
+): Promise<void> {
   // With a code, the handshake comes first and every frame is sealed.
   let secure: SecureStream | undefined;
-  const send = (bytes: Uint8Array) => writeAll(conn, secure ? secure.seal(bytes) : bytes);
-  // Acts on the core's events strictly in order (a `read` may name a chunk
-  // whose `store` is earlier in the queue); returns once the file is stored.
-  const act = async (queue: ReceiverEvent[]): Promise<boolean> => {
-    for (let e = queue.shift(); e; e = queue.shift()) {
-      switch (e.type) {
-        case "offer": {
-          offer = e.offer;
-          rec.name = e.offer.name;
-          base = safeBaseName(e.offer.name);
-          if (e.offer.size > s.maxSize) {
-            throw new UserError(
-              `File is ${formatBytes(e.offer.size)}, over the server's limit of ${
-                formatBytes(s.maxSize)
-              }`,
-            );
-          }
-          if (e.offer.update) {
-            // --update: the file already stored, unchanged, is not sent again.
-            const stored = receivedName(base);
-            if (await s.digests.holds(stored, e.offer.size, e.offer.update)) {
-              rec.storedAs = stored;
-              rec.upToDate = true;
-              await send(core.upToDate(stored));
-              return true;
-            }
-          }
-          partial = await s.store.open(e.offer.size, e.offer.chunkSize, e.offer.resume, host);
-          await send(core.accept(partial.state, partial.token));
-          queue.push(...core.receive(EMPTY, performance.now()));
-          break;
-        }
-        case "store":
-          await partial!.writeChunk(e.index, e.data);
-          break;
-        case "read":
-          queue.push(...core.hashChunk(e.index, await partial!.readChunk(e.index)));
-          break;
-        case "send":
-          await send(e.bytes);
-          break;
-        case "checkpoint":
-          await partial!.save();
-          break;
-        case "verified":
-          // An update replaces the stored copy (atomically, by rename).
-          rec.storedAs = await partial!.finalize(s.dir, base, s.overwrite || !!offer!.update);
-          await s.digests.record(rec.storedAs, offer!.size, core.md5!);
-          await send(core.stored(rec.storedAs));
-          return true;
+  // What goes to the client is gathered while one read's frames are taken
+  // and written once after them: ten thousand small files answered with a
+  // write each would cost a trip through the runtime each.
+  let outbox: Uint8Array[] = [];
+  let outBytes = 0;
+  const flush = async () => {
+    if (outbox.length === 0) return;
+    const parts = outbox;
+    outbox = [];
+    outBytes = 0;
+    await writeAll(conn, parts.length === 1 ? parts[0] : concatBytes(parts));
+  };
+  const write = (bytes: Uint8Array): Promise<void> => {
+    const b = secure ? secure.seal(bytes) : bytes;
+    outbox.push(b);
+    outBytes += b.length;
+    return outBytes >= OUTBOX_BYTES ? flush() : Promise.resolve();
+  };
+  const place = new TreePlacer(s.dir);
+  const sessions = new Map<number, Session>();
+  /** Streams opened so far: ids grow, so one ended is never opened again. */
+  let lastId = -1;
+  let link: FrameDecoder | undefined;
+  let single: Session | undefined;
+  let progress = 0;
+  /** The first bytes, until they show how the connection is used. */
+  let head = new Uint8Array(0);
+  let handshakeFailed = false;
+  const end = async (session: Session, err?: unknown) => {
+    if (err !== undefined) {
+      if (err instanceof WholeFileMismatch) await session.partial?.discard();
+      session.rec.error = describeError(err);
+      await session.send(encodeError(clientMessage(err, s.dir))).catch(() => {});
+    }
+    Object.assign(session.rec, session.core.counters);
+    await session.partial?.abandon().catch(() => {});
+    report(session.rec);
+  };
+  /** Gives a stream's bytes to its session; ends it when stored or failed. */
+  const feed = async (session: Session, bytes: Uint8Array): Promise<boolean> => {
+    let finished = false;
+    try {
+      finished = await session.act(session.core.receive(bytes, performance.now()));
+    } catch (err) {
+      await end(session, err);
+      return true;
+    }
+    if (finished) await end(session);
+    return finished;
+  };
+  /** Takes one read's worth of the client's bytes; true once a one-transfer connection ended. */
+  const take = async (bytes: Uint8Array): Promise<boolean> => {
+    if (!link && !single) {
+      // The fourth byte of the first frame is its type: wait for it.
+      if (head.length + bytes.length < 4) {
+        head = Uint8Array.from([...head, ...bytes]);
+        return false;
       }
+      if (head.length > 0) bytes = Uint8Array.from([...head, ...bytes]);
+      if (bytes[3] === MsgType.STREAM) link = new FrameDecoder(SERVER_LINK_LIMITS);
+      else single = new Session(s, host, place, write);
+    }
+    if (single) {
+      progress = single.core.frames;
+      const done = await feed(single, bytes);
+      progress = single.core.frames;
+      return done;
+    }
+    link!.push(bytes);
+    for (let f = link!.next(); f !== null; f = link!.next()) {
+      progress++;
+      if (f.type === MsgType.ERROR) {
+        throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
+      }
+      const { id, bytes: inner } = decodeStream(f.payload);
+      let session = sessions.get(id);
+      if (!session) {
+        // A stream that ended (stored or failed) may still have bytes in
+        // flight: they are dropped.
+        if (id <= lastId) continue;
+        if (sessions.size >= MAX_OPEN_STREAMS) {
+          throw new ProtocolError(`Client opened more than ${MAX_OPEN_STREAMS} transfers at once`);
+        }
+        lastId = id;
+        session = new Session(s, host, place, (b) => write(encodeStream(id, b)));
+        sessions.set(id, session);
+      }
+      if (await feed(session, inner)) sessions.delete(id);
     }
     return false;
   };
-  let handshakeFailed = false;
   try {
-    let finished = false;
     if (s.code !== undefined) {
       handshakeFailed = true; // until it succeeds: the client was told why
       const coded = await acceptCoded(conn, host, s.guesses, {
         code: s.code,
         context: FILE_CONTEXT,
-        maxInner: HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
+        maxInner: STREAM_OFFSET + HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
         timeoutMs: HANDSHAKE_MS,
       }, (message) => encodeError(message));
       handshakeFailed = false;
       secure = coded.secure;
       for (const inner of coded.early) {
-        if ((finished = await act(core.receive(inner, performance.now())))) break;
+        if (await take(inner)) return await flush();
+      }
+      await flush();
+    }
+    for await (
+      const bytes of readChunks(conn, {
+        idleMs: s.idleMs,
+        progress: () => progress,
+        readSize: 1024 * 1024,
+      })
+    ) {
+      if (secure) {
+        for (const e of secure.receive(bytes)) {
+          if (e.type === "data" && await take(e.bytes)) return await flush();
+        }
+      } else if (await take(bytes)) return await flush();
+      await flush();
+    }
+    link?.finish();
+    const open = single ? [single] : [...sessions.values()];
+    sessions.clear();
+    for (const session of open) {
+      try {
+        session.core.closed();
+      } catch (err) {
+        session.rec.error = describeError(err);
+        Object.assign(session.rec, session.core.counters);
+        await session.partial?.abandon().catch(() => {});
+        report(session.rec);
       }
     }
-    const progress = () => core.frames;
-    const reading = finished
-      ? []
-      : readChunks(conn, { idleMs: s.idleMs, progress, readSize: 1024 * 1024 });
-    for await (const bytes of reading) {
-      const frames = secure
-        ? secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
-        : [bytes];
-      for (const f of frames) {
-        if ((finished = await act(core.receive(f, performance.now())))) break;
-      }
-      if (finished) break;
-    }
-    if (!finished) core.closed();
-    return rec;
   } catch (err) {
-    if (err instanceof WholeFileMismatch) await partial?.discard();
-    rec.error = describeError(err);
-    if (!handshakeFailed) await send(encodeError(clientMessage(err, s.dir))).catch(() => {});
-    return rec;
+    // The connection failed: every transfer still open ends with it.
+    if (handshakeFailed) {
+      // acceptCoded told the client why.
+      report({ name: "", ...new FileReceiver().counters, error: describeError(err) });
+      return;
+    }
+    await write(encodeError(clientMessage(err, s.dir))).then(flush).catch(() => {});
+    const open = single ? [single] : [...sessions.values()];
+    if (open.length === 0) {
+      report({ name: "", ...new FileReceiver().counters, error: describeError(err) });
+    }
+    for (const session of open) {
+      session.rec.error = describeError(err);
+      Object.assign(session.rec, session.core.counters);
+      await session.partial?.abandon().catch(() => {});
+      report(session.rec);
+    }
   } finally {
-    Object.assign(rec, core.counters);
-    await partial?.abandon().catch(() => {});
+    await flush().catch(() => {});
+    await s.digests.flush();
   }
+}
+
+/** Bytes gathered for the client before they are written without waiting for the read's end. */
+const OUTBOX_BYTES = 256 * 1024;
+
+/** One transfer on a connection: its session core and what the shell holds for it. */
+class Session {
+  readonly core = new FileReceiver();
+  readonly rec: TransferRecord = { name: "", ...this.core.counters };
+  partial: PartialFile | undefined;
+  #s: Settings;
+  #host: string;
+  #place: TreePlacer;
+  #offer: Offer | undefined;
+  #base = "";
+  /** A folder entry's path below DIR, once placed. */
+  #entry: string | undefined;
+  /** Sends bytes to the client on this transfer's stream. */
+  readonly send: (bytes: Uint8Array) => Promise<void>;
+
+  constructor(
+    s: Settings,
+    host: string,
+    place: TreePlacer,
+    send: (bytes: Uint8Array) => Promise<void>,
+  ) {
+    this.#s = s;
+    this.#host = host;
+    this.#place = place;
+    this.send = send;
+  }
+
+  /**
+   * Acts on the core's events strictly in order (a `read` may name a chunk
+   * whose `store` is earlier in the queue); returns true once the file is
+   * stored.
+   */
+  async act(queue: ReceiverEvent[]): Promise<boolean> {
+    const s = this.#s;
+    for (let e = queue.shift(); e; e = queue.shift()) {
+      switch (e.type) {
+        case "offer": {
+          const offer = this.#offer = e.offer;
+          this.rec.name = offer.path ? [offer.name, ...offer.path].join("/") : offer.name;
+          this.#base = safeBaseName(offer.name);
+          if (offer.size > s.maxSize) {
+            throw new UserError(
+              `File is ${formatBytes(offer.size)}, over the server's limit of ${
+                formatBytes(s.maxSize)
+              }`,
+            );
+          }
+          const reuse = s.overwrite || !!offer.update;
+          if (offer.path) {
+            const parts = safeRelativePath(offer.path);
+            this.#entry = await this.#place.place(this.#base, parts, reuse, offer.kind === "dir");
+          }
+          if (offer.update) {
+            // --update: the file already stored, unchanged, is not sent again.
+            const stored = this.#entry ?? receivedName(this.#base);
+            if (await s.digests.holds(stored, offer.size, offer.update)) {
+              if (offer.mode !== undefined) {
+                await Deno.chmod(join(s.dir, stored), offer.mode & 0o777);
+              }
+              this.rec.storedAs = stored;
+              this.rec.upToDate = true;
+              await this.send(this.core.upToDate(stored));
+              return true;
+            }
+          }
+          // A folder entry's partial is named by its path, size and time,
+          // so that a cut one resumes when it is offered again.
+          const named = offer.resume === undefined && offer.mtime !== undefined;
+          const resume = named ? entryToken(offer) : offer.resume;
+          this.partial = s.store.open(offer.size, offer.chunkSize, resume, this.#host, named);
+          await this.send(this.core.accept(this.partial.state, this.partial.token));
+          queue.push(...this.core.receive(EMPTY, performance.now()));
+          break;
+        }
+        case "store":
+          await this.partial!.writeChunk(e.index, e.data);
+          break;
+        case "read":
+          queue.push(...this.core.hashChunk(e.index, await this.partial!.readChunk(e.index)));
+          break;
+        case "send":
+          await this.send(e.bytes);
+          break;
+        case "checkpoint":
+          await this.partial!.save();
+          break;
+        case "verified": {
+          const offer = this.#offer!;
+          if (offer.kind === "dir") {
+            // Made when placed; nothing was stored for it.
+            await this.partial!.discard();
+            this.partial = undefined;
+            if (offer.mode !== undefined) {
+              await Deno.chmod(join(s.dir, this.#entry!), (offer.mode & 0o777) | 0o700);
+            }
+            this.rec.storedAs = this.#entry;
+          } else if (this.#entry) {
+            await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync);
+            this.rec.storedAs = this.#entry;
+          } else {
+            // An update replaces the stored copy (atomically, by rename).
+            this.rec.storedAs = await this.partial!.finalize(
+              s.dir,
+              this.#base,
+              s.overwrite || !!offer.update,
+              s.fsync,
+            );
+          }
+          if (offer.kind !== "dir") {
+            await s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
+          }
+          await this.send(this.core.stored(this.rec.storedAs!));
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+}
+
+/** The token that names a folder entry's partial: its path, size, time and chunk size. */
+function entryToken(offer: Offer): string {
+  const key = JSON.stringify([offer.name, offer.path, offer.size, offer.mtime, offer.chunkSize]);
+  return createHash("sha256").update("file-tcp entry\0" + key).digest("hex").slice(0, 32);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -371,6 +601,11 @@ const FLAGS = {
     value: "N",
     help: "partial transfers kept for resume (8 a host); the oldest unused go first",
   },
+  fsync: {
+    type: "boolean",
+    default: false,
+    help: "put each file on the disk before confirming it (slower: a sync a file)",
+  },
   code: CODE_FLAG,
 } as const;
 
@@ -388,6 +623,7 @@ async function main(): Promise<void> {
     dir,
     maxSize: parseSizeFlag("max-size", flags["max-size"]),
     overwrite: flags.overwrite,
+    fsync: flags.fsync,
     idleMs: parseSecondsFlag("idle-timeout", flags["idle-timeout"]) * 1000,
     keepPartialMs: parseSecondsFlag("keep-partial", flags["keep-partial"], "days") * 86_400_000,
     maxPartials: parseCount("max-partials", flags["max-partials"]),

@@ -89,6 +89,7 @@ export class PartialStore {
   #limits: PartialLimits;
   #active = new Set<string>();
   #owners = new Map<string, string>();
+  #listed: Set<string> | undefined;
 
   /** A store in `dir`'s staging folder. */
   constructor(dir: string, limits: Partial<PartialLimits> = {}) {
@@ -102,18 +103,28 @@ export class PartialStore {
    * exists for this size and chunk size and is not in use, else a fresh
    * one under a new token.
    */
-  async open(
+  open(
     size: number,
     chunkSize: number,
     resume: string | undefined,
     host: string,
-  ): Promise<PartialFile> {
+    named = false,
+  ): PartialFile {
     if (resume !== undefined) {
       const id = partialId(resume);
       if (!this.#active.has(id)) {
-        const state = await readState(join(this.#staging, `${id}.state`), size, chunkSize);
+        // Most offers name no partial on disk: they are told so without a
+        // failed system call (each costs an exception).
+        const present = this.#present.has(id);
+        const state = present && readState(join(this.#staging, `${id}.state`), size, chunkSize);
         const part = state && openExisting(join(this.#staging, `${id}.part`));
         if (state && part) return this.#make(id, resume, state, part, host);
+        // A folder entry's partial is named by the entry itself: a new one
+        // takes that name, so that the entry resumes when offered again.
+        if (named) {
+          if (present) this.#remove(id);
+          return this.#make(id, resume, new TransferState(size, chunkSize), null, host);
+        }
       }
     }
     const token = toHex(crypto.getRandomValues(new Uint8Array(16)));
@@ -135,7 +146,29 @@ export class PartialStore {
       file,
       () => this.#room(host, id),
       () => this.#active.delete(id),
+      () => this.#present.delete(id),
     );
+  }
+
+  /**
+   * Ids of the partials on disk: listed once, then kept up to date as this
+   * server makes and removes them (it alone writes its staging folder).
+   */
+  get #present(): Set<string> {
+    return this.#listed ??= new Set(listPartials(this.#staging));
+  }
+
+  /** Removes a partial's files. */
+  #remove(id: string): void {
+    for (const ext of [".part", ".state"]) {
+      try {
+        Deno.removeSync(join(this.#staging, id + ext));
+      } catch {
+        // Already gone.
+      }
+    }
+    this.#present.delete(id);
+    this.#owners.delete(id);
   }
 
   /** Makes room for a new partial of `host`'s (sync: called as its first chunk is stored). */
@@ -144,10 +177,16 @@ export class PartialStore {
     const held = new Set(all);
     // Finished or removed partials no longer count against their host.
     for (const p of this.#owners.keys()) if (!held.has(p)) this.#owners.delete(p);
-    const mine = [...this.#owners].filter(([, h]) => h === host).map(([p]) => p);
+    // Partials in use are bounded by the connections and the transfers
+    // each may have open; the limits bound what is left behind.
+    const idle = (p: string) => !this.#active.has(p);
+    const mine = [...this.#owners].filter(([p, h]) => h === host && idle(p)).map(([p]) => p);
     if (mine.length >= this.#limits.maxPerHost) this.#evict(new Set(mine));
-    if (listPartials(this.#staging).length >= this.#limits.maxPartials) this.#evict(held);
+    if (listPartials(this.#staging).filter(idle).length >= this.#limits.maxPartials) {
+      this.#evict(held);
+    }
     this.#owners.set(id, host);
+    this.#present.add(id);
   }
 
   /** Removes the least recently touched partial among `ids` not in use. */
@@ -166,14 +205,7 @@ export class PartialStore {
     if (!oldest) {
       throw new UserError("Server holds too many partial transfers in progress; try again later");
     }
-    for (const ext of [".part", ".state"]) {
-      try {
-        Deno.removeSync(join(this.#staging, oldest.id + ext));
-      } catch {
-        // Already gone.
-      }
-    }
-    this.#owners.delete(oldest.id);
+    this.#remove(oldest.id);
   }
 
   /** The directory finished files go to. */
@@ -196,16 +228,16 @@ function listPartials(staging: string): string[] {
   return out;
 }
 
-/** A saved state, if it is a regular file (never through a link) valid for this offer. */
-async function readState(
-  path: string,
-  size: number,
-  chunkSize: number,
-): Promise<TransferState | null> {
+/**
+ * A saved state, if it is a regular file (never through a link) valid for
+ * this offer. Synchronous: a few system calls on a small file, cheaper
+ * than a trip through the thread pool for each of ten thousand offers.
+ */
+function readState(path: string, size: number, chunkSize: number): TransferState | null {
   try {
-    const info = await Deno.lstat(path);
+    const info = Deno.lstatSync(path);
     if (!info.isFile) return null;
-    return TransferState.deserialize(await Deno.readFile(path), size, chunkSize);
+    return TransferState.deserialize(Deno.readFileSync(path), size, chunkSize);
   } catch {
     return null;
   }
@@ -233,6 +265,12 @@ function openExisting(path: string): Deno.FsFile | null {
   return file;
 }
 
+let processUmask: number | undefined;
+/** The process's umask, read once (files are made with `mode & ~umask`). */
+function umask(): number {
+  return processUmask ??= Deno.umask();
+}
+
 /** Bytes gathered before a write: a megabyte, the largest chunk. */
 const WRITE_BATCH = 1024 * 1024;
 /** The longest a batch waits for more chunks before it is written, ms. */
@@ -258,6 +296,7 @@ export class PartialFile {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #makeRoom: () => void;
   #release: () => void;
+  #gone: () => void;
   #closed = false;
 
   /** Use {@link PartialStore.open}. */
@@ -268,6 +307,7 @@ export class PartialFile {
     file: Deno.FsFile | null,
     makeRoom: () => void,
     release: () => void,
+    gone: () => void,
   ) {
     this.state = state;
     this.token = token;
@@ -276,6 +316,7 @@ export class PartialFile {
     this.#statePath = `${stem}.state`;
     this.#makeRoom = makeRoom;
     this.#release = release;
+    this.#gone = gone;
   }
 
   /** The data file, created exclusively the first time it is needed. */
@@ -309,20 +350,27 @@ export class PartialFile {
       await this.#flushBatch();
     }
     if (!this.#batch) {
-      this.#batch = this.#spare.pop() ?? new Uint8Array(WRITE_BATCH);
+      // A small file's batch is its size: a megabyte zeroed for each of
+      // ten thousand small files would cost more than their data.
+      this.#batch = this.#spare.pop() ??
+        new Uint8Array(Math.min(WRITE_BATCH, Math.max(data.length, this.state.size - offset)));
       this.#batchOffset = offset;
       this.#batchLength = 0;
-      // A batch that stops growing (the client stalls or is slow) goes to
-      // disk anyway, within a tenth of a second.
-      this.#timer = setTimeout(() => this.#flushBatch().catch(() => {}), BATCH_MS);
     }
     this.#batch.set(data, this.#batchLength);
     this.#batchLength += data.length;
+    // A batch that stops growing (the client stalls or is slow) goes to
+    // disk anyway, within a tenth of a second; one that ends the file goes
+    // when the file is stored, at once.
+    if (this.#timer === undefined && offset + data.length < this.state.size) {
+      this.#timer = setTimeout(() => this.#flushBatch().catch(() => {}), BATCH_MS);
+    }
   }
 
   /** Hands the batch in hand to the writer; waits while no buffer is spare. */
   async #flushBatch(): Promise<void> {
     clearTimeout(this.#timer);
+    this.#timer = undefined;
     const buf = this.#batch;
     if (!buf || this.#batchLength === 0) return;
     const offset = this.#batchOffset;
@@ -390,11 +438,15 @@ export class PartialFile {
   /**
    * Moves the finished file to `DIR/received-NAME`. Unless `overwrite`, an
    * existing file is kept and the new one gets the next free
-   * `received-STEM-N.EXT`. Returns the name used.
+   * `received-STEM-N.EXT`. Returns the name used. With `sync` the data is
+   * on the disk before it is moved (`--fsync`); without, it is in the
+   * kernel's cache, as with rsync and scp: a killed server loses nothing,
+   * a power cut may.
    */
-  async finalize(dir: string, base: string, overwrite: boolean): Promise<string> {
+  async finalize(dir: string, base: string, overwrite: boolean, sync = false): Promise<string> {
     await this.#flush();
-    await this.#data().syncData(); // an empty file has no chunk: made here
+    const file = this.#data(); // an empty file has no chunk: made here
+    if (sync) await file.syncData();
     this.#close();
     let stored: string;
     if (overwrite) {
@@ -404,8 +456,84 @@ export class PartialFile {
       stored = await linkNoClobber(this.#partPath, dir, base);
       await Deno.remove(this.#partPath);
     }
+    this.#gone();
     await Deno.remove(this.#statePath).catch(() => {});
     return stored;
+  }
+
+  /**
+   * Moves the finished file to `DIR/storedAs` (a folder entry, whose
+   * folders {@link TreePlacer} made and checked), replacing what is there,
+   * with permission bits `mode` if given; `sync` as for {@link finalize}.
+   */
+  async finalizeAs(
+    dir: string,
+    storedAs: string,
+    mode: number | undefined,
+    sync = false,
+  ): Promise<void> {
+    const small = this.#writeAtOnce(sync, mode);
+    if (!small) {
+      await this.#flush();
+      const file = this.#data(); // an empty file has no chunk: made here
+      if (sync) await file.syncData();
+      this.#close();
+    }
+    try {
+      // A small file was made with its mode, unless the umask took bits away.
+      if (mode !== undefined && (!small || (mode & 0o777 & umask()) !== 0)) {
+        Deno.chmodSync(this.#partPath, mode & 0o777);
+      }
+      Deno.renameSync(this.#partPath, join(dir, storedAs));
+    } catch (err) {
+      const there = (() => {
+        try {
+          return Deno.lstatSync(join(dir, storedAs));
+        } catch {
+          return null;
+        }
+      })();
+      if (there?.isDirectory) throw new UserError(`${storedAs} is a folder on the server`);
+      throw err;
+    } finally {
+      if (!small) await Deno.remove(this.#statePath).catch(() => {});
+    }
+    this.#gone();
+  }
+
+  /**
+   * A small file whose data all sits in one batch, never written, nor its
+   * state saved: written, synced and closed here in one go, with
+   * synchronous calls (for ten thousand small files, a trip through the
+   * thread pool for each call costs more than the calls). It leaves
+   * nothing behind to count against the staging limits. Returns false
+   * when the file is not such a one.
+   */
+  #writeAtOnce(sync: boolean, mode?: number): boolean {
+    if (this.#file || this.#closed) return false;
+    const bytes = this.#batch?.subarray(0, this.#batchLength) ?? new Uint8Array(0);
+    if (bytes.length !== this.state.size) return false;
+    clearTimeout(this.#timer);
+    this.#batch = undefined;
+    this.#batchLength = 0;
+    if (sync) {
+      const file = Deno.openSync(this.#partPath, { write: true, createNew: true });
+      try {
+        for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+        file.syncDataSync();
+      } finally {
+        file.close();
+      }
+    } else {
+      // Made exclusively (never through a planted link), written and
+      // closed in one call into the runtime.
+      Deno.writeFileSync(this.#partPath, bytes, {
+        createNew: true,
+        mode: mode === undefined ? undefined : mode & 0o777,
+      });
+    }
+    this.#close();
+    return true;
   }
 
   /** Saves state for a resume and releases the file. */
@@ -422,8 +550,10 @@ export class PartialFile {
   async discard(): Promise<void> {
     await this.#writing; // no write lands after the removal
     this.#close();
+    if (!this.#file) return; // nothing was ever written
     await Deno.remove(this.#partPath).catch(() => {});
     await Deno.remove(this.#statePath).catch(() => {});
+    this.#gone();
   }
 
   #close() {
@@ -492,6 +622,8 @@ export class DigestBook {
   #dir: string;
   #entries: Map<string, Entry> | undefined;
   #saving: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastSave = -Infinity;
 
   /** The book of `dir`. */
   constructor(dir: string) {
@@ -502,19 +634,54 @@ export class DigestBook {
   async holds(name: string, size: number, md5: string): Promise<boolean> {
     const e = (await this.#load()).get(name);
     if (!e || e.size !== size || e.md5 !== md5) return false;
-    const info = await Deno.lstat(join(this.#dir, name)).catch(() => null);
+    let info: Deno.FileInfo | null = null;
+    try {
+      info = Deno.lstatSync(join(this.#dir, name));
+    } catch {
+      // Not stored any more.
+    }
     return info !== null && info.isFile && info.size === size &&
       info.mtime?.getTime() === e.mtimeMs;
   }
 
-  /** Records that `name` was just stored with this size and MD5. */
+  /**
+   * Records that `name` was just stored with this size and MD5. The first
+   * file in a while is saved at once; files that follow within
+   * {@link SAVE_MS} are saved together when it has passed (a folder of ten
+   * thousand files must not write the book ten thousand times) or by
+   * {@link flush}. An entry lost in a crash only makes a file be sent again.
+   */
   async record(name: string, size: number, md5: string): Promise<void> {
     const entries = await this.#load();
-    const info = await Deno.lstat(join(this.#dir, name));
+    const info = Deno.lstatSync(join(this.#dir, name));
     entries.set(name, { size, md5, mtimeMs: info.mtime?.getTime() ?? 0 });
-    const save = this.#saving.then(() => this.#save(entries));
-    this.#saving = save.catch(() => {});
-    await save;
+    if (this.#timer === undefined && performance.now() - this.#lastSave >= SAVE_MS) {
+      // The first file in a while is saved before it is confirmed.
+      this.#lastSave = performance.now();
+      this.#queueSave();
+      return await this.#saving;
+    }
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.#lastSave = performance.now();
+      this.#queueSave();
+    }, SAVE_MS);
+  }
+
+  /** Saves what was recorded and not yet saved. */
+  async flush(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#queueSave();
+    }
+    await this.#saving;
+  }
+
+  #queueSave(): void {
+    const entries = this.#entries;
+    if (!entries) return;
+    this.#saving = this.#saving.then(() => this.#save(entries)).catch(() => {});
   }
 
   async #load(): Promise<Map<string, Entry>> {
@@ -537,5 +704,96 @@ export class DigestBook {
   async #save(entries: Map<string, Entry>): Promise<void> {
     const text = JSON.stringify(Object.fromEntries(entries));
     await writeReplacing(join(this.#dir, DIGEST_BOOK), new TextEncoder().encode(text));
+  }
+}
+
+/** The longest a recorded digest waits to be saved, ms. */
+const SAVE_MS = 1000;
+
+/**
+ * Where a folder's entries go, for one connection: `DIR/received-NAME/`
+ * and the same relative paths below it. Every folder on the way is made
+ * here or checked to be a real folder (never a symbolic link, which is
+ * not followed but refused), so nothing lands outside the directory.
+ */
+export class TreePlacer {
+  #dir: string;
+  #roots = new Map<string, string>();
+  /** Folders made or checked on this connection (bounded by what its entries named). */
+  #folders = new Set<string>();
+
+  /** A placer for folders received into `dir`. */
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+
+  /**
+   * The path (relative to DIR) a folder entry is stored at, its folders
+   * made. The first entry of a folder on this connection decides where
+   * it goes: `received-NAME` when `reuse` (an update) and it is a real
+   * folder or absent, else the first of `received-NAME`,
+   * `received-NAME-1`… that does not exist. For a folder entry (`isDir`)
+   * the last component is made too; for a file, it must not be a folder.
+   * Throws {@link UserError} naming the entry.
+   */
+  async place(base: string, parts: string[], reuse: boolean, isDir: boolean): Promise<string> {
+    const root = await this.#root(base, reuse);
+    const rel = [root, ...parts].join("/");
+    const folders = isDir ? parts.length : parts.length - 1;
+    let at = root;
+    for (let i = 0; i < folders; i++) {
+      at = `${at}/${parts[i]}`;
+      await this.#folder(at, rel);
+    }
+    // A file whose place is a folder fails when it is renamed there.
+    return rel;
+  }
+
+  async #root(base: string, reuse: boolean): Promise<string> {
+    const known = this.#roots.get(base);
+    if (known) return known;
+    for (let copy = 0; copy < 10000; copy++) {
+      const name = receivedName(base, copy);
+      const path = join(this.#dir, name);
+      try {
+        await Deno.mkdir(path);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) {
+          throw new UserError(describeError(err, `Cannot make folder ${name}`));
+        }
+        const info = await Deno.lstat(path).catch(() => null);
+        if (!reuse || !info?.isDirectory) continue;
+      }
+      this.#roots.set(base, name);
+      return name;
+    }
+    throw new UserError(`Too many copies of ${receivedName(base)} already stored`);
+  }
+
+  /** Makes folder `rel` or checks that it is one (a link is refused, never followed). */
+  async #folder(rel: string, entry: string): Promise<void> {
+    if (this.#folders.has(rel)) return;
+    await this.#check(rel, entry);
+    this.#folders.add(rel);
+  }
+
+  async #check(rel: string, entry: string): Promise<void> {
+    const path = join(this.#dir, rel);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const info = await Deno.lstat(path).catch(() => null);
+      if (info?.isSymlink) {
+        throw new UserError(`${entry} goes through ${rel}, a symbolic link on the server`);
+      }
+      if (info?.isDirectory) return;
+      if (info) throw new UserError(`${entry} goes through ${rel}, a file on the server`);
+      try {
+        await Deno.mkdir(path);
+        return;
+      } catch (err) {
+        if (!(err instanceof Deno.errors.AlreadyExists)) {
+          throw new UserError(describeError(err, `Cannot make folder ${rel}`));
+        }
+      }
+    }
   }
 }

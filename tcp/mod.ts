@@ -1,5 +1,6 @@
 /**
- * The TCP tools as a library: File-TCP's server and sender, Audio-TCP's
+ * The TCP tools as a library: File-TCP's server and sender (files and
+ * folders, many transfers on one connection), Audio-TCP's
  * server and client. Each runs on the session cores in `lib/core`.
  *
  * @module
@@ -11,7 +12,19 @@ export {
   startFileServer,
   type TransferRecord,
 } from "./file_server.ts";
-export { sendFile, type SendOptions, type SendResult, summarize } from "./file_client.ts";
+export {
+  displayName,
+  type EntryResult,
+  failureLine,
+  folderLine,
+  sendEntries,
+  type SendEntriesOptions,
+  sendFile,
+  type SendOptions,
+  type SendResult,
+  summarize,
+} from "./file_client.ts";
+export { type Entry, type Walk, type WalkOptions, walkSources } from "./file_tree.ts";
 export {
   type AudioTcpServer,
   type AudioTcpServerOptions,

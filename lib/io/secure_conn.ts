@@ -16,13 +16,7 @@ import {
 import type { GuessLimiter } from "../core/crypto/guess_limiter.ts";
 import { closeQuietly } from "./errors.ts";
 import { writeAll } from "./streams.ts";
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) all.set(p, (at += p.length) - p.length);
-  return all;
-}
+import { concatBytes } from "../core/wire/frame.ts";
 
 /** A connection that has proven the code. */
 export interface CodedConn {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  concatBytes,
   encodeFrame,
   FrameDecoder,
   type FrameLimits,
@@ -19,16 +20,6 @@ function frames(): Uint8Array[] {
   ];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function drain(dec: FrameDecoder): { type: number; payload: number[] }[] {
   const out = [];
   for (let f = dec.next(); f; f = dec.next()) out.push({ type: f.type, payload: [...f.payload] });
@@ -41,7 +32,7 @@ const expected = frames().map((f) => ({
 }));
 
 Deno.test("decoder returns the same frames at every split point", () => {
-  const stream = concat(frames());
+  const stream = concatBytes(frames());
   for (let cut = 0; cut <= stream.length; cut++) {
     const dec = new FrameDecoder(LIMITS);
     dec.push(stream.subarray(0, cut));
@@ -54,7 +45,7 @@ Deno.test("decoder returns the same frames at every split point", () => {
 });
 
 Deno.test("decoder handles one byte at a time", () => {
-  const stream = concat(frames());
+  const stream = concatBytes(frames());
   const dec = new FrameDecoder(LIMITS);
   const got = [];
   for (const b of stream) {

@@ -66,8 +66,8 @@ Deno.test("CLI: missing file, directory and bad flags give one-line errors", asy
     `error: File ${join(src.path, "nope.mp4")} does not exist`,
   );
   assert.equal(
-    oneLineError(await client(["--port", port, src.path])),
-    `error: ${src.path} is a directory, not a file`,
+    oneLineError(await client(["--port", port, "/dev/null"])),
+    `error: /dev/null is not a regular file or a folder`,
   );
   const bad = await client(["--port", "http"]);
   assert.equal(bad.code, 2);

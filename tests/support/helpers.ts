@@ -10,7 +10,13 @@ import {
   HEADER_LENGTH,
   writeHeader,
 } from "../../lib/core/wire/frame.ts";
-import { DATA_PREFIX, MsgType, SERVER_LIMITS } from "../../lib/core/file/messages.ts";
+import {
+  DATA_PREFIX,
+  MsgType,
+  SERVER_LIMITS,
+  SERVER_LINK_LIMITS,
+  STREAM_PREFIX,
+} from "../../lib/core/file/messages.ts";
 import { writeAll } from "../../lib/io/streams.ts";
 import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
 import { ToneGenerator } from "../../lib/core/audio/tone.ts";
@@ -129,7 +135,12 @@ export function startRelay(target: number, options: RelayOptions = {}): Relay {
         );
         tasks.push(
           (async () => {
-            const dec = new FrameDecoder(options.limits ?? SERVER_LIMITS);
+            // A file client's frames come on streams: a STREAM frame that
+            // holds one whole frame is shown to `corrupt` as that frame.
+            const dec = new FrameDecoder(
+              options.limits ??
+                { maxPayload: { ...SERVER_LIMITS.maxPayload, ...SERVER_LINK_LIMITS.maxPayload } },
+            );
             const buf = new Uint8Array(256 * 1024);
             let forwarded = 0;
             while (true) {
@@ -140,7 +151,7 @@ export function startRelay(target: number, options: RelayOptions = {}): Relay {
                 const out = new Uint8Array(HEADER_LENGTH + f.payload.length);
                 writeHeader(out, f.type, f.payload.length);
                 out.set(f.payload, HEADER_LENGTH);
-                const at = options.corrupt?.(f.type, f.payload) ?? null;
+                const at = corruptAt(options, f.type, f.payload);
                 if (at !== null) {
                   out[HEADER_LENGTH + at] ^= 0x20;
                   relay.corrupted++;
@@ -173,6 +184,19 @@ export function startRelay(target: number, options: RelayOptions = {}): Relay {
     })().catch(() => {}),
   );
   return relay;
+}
+
+/** Where `options.corrupt` flips a byte of a frame's payload, looking inside a STREAM frame. */
+function corruptAt(options: RelayOptions, type: number, payload: Uint8Array): number | null {
+  if (!options.corrupt) return null;
+  if (type !== MsgType.STREAM || options.limits) return options.corrupt(type, payload);
+  const at = STREAM_PREFIX + HEADER_LENGTH;
+  if (payload.length < at) return null;
+  const view = new DataView(payload.buffer, payload.byteOffset);
+  const inner = payload.subarray(at);
+  if (view.getUint32(STREAM_PREFIX + 4) !== inner.length) return null;
+  const hit = options.corrupt(view.getUint8(STREAM_PREFIX + 3), inner);
+  return hit === null ? null : at + hit;
 }
 
 /**

@@ -44,6 +44,12 @@ export const MsgType = {
   END: 6,
   DONE: 7,
   ERROR: 8,
+  /**
+   * A link frame: `[u32 stream id][inner frames]`. A connection that opens
+   * with one carries many transfers at once, each an independent session
+   * on its own stream (see {@link encodeStream}).
+   */
+  STREAM: 9,
 } as const;
 
 /**
@@ -77,13 +83,42 @@ const MD5_HEX = /^[0-9a-f]{32}$/;
 /** Bytes before the data in a DATA frame: index (4) and MD5 (16). */
 export const DATA_PREFIX: number = 4 + MD5_LENGTH;
 
+/** Largest OFFER payload: room for a path of {@link MAX_PATH_BYTES} escaped as JSON. */
+export const MAX_OFFER_BYTES = 16 * 1024;
+/** Longest path below a folder's root an offer may name, in UTF-8 bytes. */
+export const MAX_PATH_BYTES = 3800;
+/** Deepest path below a folder's root an offer may name, in components. */
+export const MAX_PATH_DEPTH = 128;
+
 /** Frame limits for what a server accepts from a client. */
 export const SERVER_LIMITS: FrameLimits = {
   maxPayload: {
-    [MsgType.OFFER]: 4096,
+    [MsgType.OFFER]: MAX_OFFER_BYTES,
     [MsgType.DATA]: DATA_PREFIX + MAX_CHUNK_SIZE,
     [MsgType.CHECK]: DATA_PREFIX,
     [MsgType.END]: 1024,
+    [MsgType.ERROR]: 1024,
+  },
+};
+
+/** Bytes before a stream's inner frames in a STREAM frame: the stream id. */
+export const STREAM_PREFIX = 4;
+
+/** Most transfers a client may have open at once on one connection. */
+export const MAX_OPEN_STREAMS = 32;
+
+/** Frame limits of a connection's link frames, as a server reads them. */
+export const SERVER_LINK_LIMITS: FrameLimits = {
+  maxPayload: {
+    [MsgType.STREAM]: STREAM_PREFIX + HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
+    [MsgType.ERROR]: 1024,
+  },
+};
+
+/** Frame limits of a connection's link frames, as a client reads them. */
+export const CLIENT_LINK_LIMITS: FrameLimits = {
+  maxPayload: {
+    [MsgType.STREAM]: STREAM_PREFIX + HEADER_LENGTH + 64 + MAX_HELD_RANGES * 24,
     [MsgType.ERROR]: 1024,
   },
 };
@@ -114,6 +149,23 @@ export interface Offer {
    * the file replaces the stored copy instead of being stored beside it.
    */
   update?: string;
+  /**
+   * A folder's entry: the path below the folder (`name`), one string per
+   * component. The server stores it under `received-NAME/` with the same
+   * components, each checked on its own (see `safeRelativePath`).
+   */
+  path?: string[];
+  /** Permission bits to give the stored file (`mode & 0o777`; owners are not kept). */
+  mode?: number;
+  /** `"dir"`: an empty folder of a tree (size 0, no data); the server makes it. */
+  kind?: "dir";
+  /**
+   * The file's modification time (ms) when offered. With the path and
+   * size it names a folder entry's partial data: a cut entry resumes when
+   * offered again unchanged, with no token to keep (the chunks' checks
+   * still decide what is kept).
+   */
+  mtime?: number;
 }
 
 /** The server's answer to an offer: chunks it already holds verified. */
@@ -280,6 +332,31 @@ export function decodeOffer(payload: Uint8Array): Offer {
   const offer: Offer = { name: o.name, size: o.size, chunkSize: o.chunkSize };
   if (o.resume !== undefined) offer.resume = o.resume;
   if (o.update !== undefined) offer.update = o.update;
+  if (o.path !== undefined) {
+    if (
+      !Array.isArray(o.path) || o.path.length === 0 || o.path.length > MAX_PATH_DEPTH ||
+      !o.path.every((c) => typeof c === "string")
+    ) {
+      throw new ProtocolError("Offer has a path that is not a list of names");
+    }
+    offer.path = o.path as string[];
+  }
+  if (o.mode !== undefined) {
+    if (!isCount(o.mode) || o.mode > 0o7777) throw new ProtocolError("Offer has an invalid mode");
+    offer.mode = o.mode;
+  }
+  if (o.kind !== undefined) {
+    if (o.kind !== "dir" || o.size !== 0 || offer.path === undefined) {
+      throw new ProtocolError("Offer has an invalid kind (a folder is a path of size 0)");
+    }
+    offer.kind = "dir";
+  }
+  if (o.mtime !== undefined) {
+    if (typeof o.mtime !== "number" || !Number.isSafeInteger(o.mtime)) {
+      throw new ProtocolError("Offer has an invalid modification time");
+    }
+    offer.mtime = o.mtime;
+  }
   return offer;
 }
 
@@ -331,10 +408,11 @@ export function decodeDone(payload: Uint8Array): Done {
   ) {
     throw new ProtocolError("Done message is malformed");
   }
-  // A stored name is a plain name, printable: a server's escape codes
-  // never reach the user's terminal.
+  // A stored name is a plain name, or a folder entry's path of plain
+  // names, printable: a server's escape codes never reach the user's terminal.
   if (
-    o.storedAs.length === 0 || o.storedAs.length > 1024 || /[\\/]/.test(o.storedAs) ||
+    o.storedAs.length === 0 || o.storedAs.length > 4096 || o.storedAs.includes("\\") ||
+    o.storedAs.split("/").some((c) => c === "" || c === "." || c === "..") ||
     printable(o.storedAs) !== o.storedAs
   ) {
     throw new ProtocolError("Done message names the stored file with unsafe characters");
@@ -342,4 +420,42 @@ export function decodeDone(payload: Uint8Array): Done {
   const done: Done = { md5: o.md5, storedAs: o.storedAs, bytes: o.bytes };
   if (o.upToDate) done.upToDate = true;
   return done;
+}
+
+/** Where a stream's inner frames start in a STREAM frame. */
+export const STREAM_OFFSET: number = HEADER_LENGTH + STREAM_PREFIX;
+
+/** Wraps inner frames of stream `id` in a STREAM frame (a copy). */
+export function encodeStream(id: number, inner: Uint8Array): Uint8Array {
+  const out = new Uint8Array(STREAM_OFFSET + inner.length);
+  out.set(inner, STREAM_OFFSET);
+  return fillStreamFrame(out, id, inner.length);
+}
+
+/**
+ * Fills in the header of a STREAM frame whose inner bytes are already at
+ * `frame[STREAM_OFFSET ..]` (a DATA frame read straight into place), so
+ * nothing is copied.
+ */
+export function fillStreamFrame(frame: Uint8Array, id: number, innerLength: number): Uint8Array {
+  writeHeader(frame, MsgType.STREAM, STREAM_PREFIX + innerLength);
+  new DataView(frame.buffer, frame.byteOffset).setUint32(HEADER_LENGTH, id);
+  return frame.subarray(0, STREAM_OFFSET + innerLength);
+}
+
+/** A STREAM payload: which stream, and its inner bytes (a view). */
+export interface StreamBytes {
+  /** The stream (one transfer) the bytes belong to. */
+  id: number;
+  /** Inner frames, or part of them: the stream's own decoder frames them. */
+  bytes: Uint8Array;
+}
+
+/** Decodes a STREAM payload. */
+export function decodeStream(payload: Uint8Array): StreamBytes {
+  if (payload.length < STREAM_PREFIX) throw new ProtocolError("Stream frame is too short");
+  return {
+    id: new DataView(payload.buffer, payload.byteOffset).getUint32(0),
+    bytes: payload.subarray(STREAM_PREFIX),
+  };
 }

@@ -6,6 +6,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { UNSAFE_CHARS } from "../wire/text.ts";
+import { MAX_PATH_BYTES, MAX_PATH_DEPTH } from "./messages.ts";
 
 /** Bytes every file system allows in one name. */
 const NAME_BYTES = 255;
@@ -63,4 +64,54 @@ export function receivedName(base: string, copy = 0): string {
   const dot = base.lastIndexOf(".");
   if (dot <= 0) return `received-${base}-${copy}`;
   return `received-${base.slice(0, dot)}-${copy}${base.slice(dot)}`;
+}
+
+const SLASH = /[\\/]/;
+/** {@link UNSAFE_CHARS} without the global flag, whose `test` keeps no state. */
+const UNSAFE_CHAR = new RegExp(UNSAFE_CHARS.source);
+
+/** Bytes every file system allows in one path component. */
+export const MAX_COMPONENT_BYTES: number = NAME_BYTES;
+
+/**
+ * Checks a folder entry's path (one string per component, below the
+ * folder) before anything is made from it. Returns the components, or
+ * throws {@link ProtocolError} saying what is wrong: an empty path or
+ * component, `.` or `..`, a `/` or `\` inside a component (an absolute or
+ * smuggled path), a control or bidirectional character, a component
+ * longer than {@link MAX_COMPONENT_BYTES} bytes, or a path deeper or
+ * longer than an offer may name. Nothing is renamed: a name changed here
+ * could collide with another entry's.
+ */
+export function safeRelativePath(parts: readonly string[]): string[] {
+  if (parts.length === 0) throw new ProtocolError("Path is empty");
+  if (parts.length > MAX_PATH_DEPTH) {
+    throw new ProtocolError(`Path is deeper than ${MAX_PATH_DEPTH} folders`);
+  }
+  let total = 0;
+  for (const part of parts) {
+    const shown = () =>
+      JSON.stringify(part.length > 40 ? part.slice(0, 40) + "…" : part).replace(UNSAFE_CHARS, "?");
+    if (part === "") throw new ProtocolError("Path has an empty component");
+    if (part === "." || part === "..") {
+      throw new ProtocolError(`Path has a ${shown()} component`);
+    }
+    if (SLASH.test(part)) {
+      throw new ProtocolError(`Path component ${shown()} holds a slash`);
+    }
+    if (UNSAFE_CHAR.test(part)) {
+      throw new ProtocolError(`Path component ${shown()} holds a control character`);
+    }
+    const n = byteLength(part);
+    if (n > MAX_COMPONENT_BYTES) {
+      throw new ProtocolError(
+        `Path component ${shown()} is ${n} bytes, over the ${MAX_COMPONENT_BYTES} a file system allows`,
+      );
+    }
+    total += n + 1;
+  }
+  if (total > MAX_PATH_BYTES) {
+    throw new ProtocolError(`Path is over ${MAX_PATH_BYTES} bytes long`);
+  }
+  return [...parts];
 }

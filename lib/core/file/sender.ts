@@ -10,6 +10,7 @@
  * ```text
  * offering ──ACCEPT──▶ sending ──endFrame()──▶ ending ──DONE──▶ done
  *     ├──DONE (upToDate, an `update` offer the server already stores)──▶ done
+ *     ├──endFrame() (an eager file: one chunk, sent with the offer)──▶ ending (ACCEPT, then DONE)
  *     └──ERROR──▶ refused      (NACKs in sending and ending; ERROR anywhere ends it)
  * ```
  *
@@ -114,9 +115,28 @@ export class FileSender {
    * again, in order.
    */
   get next(): number | null {
-    return this.#phase !== "idle" && this.#phase !== "offering" && this.#next < this.chunks
+    return this.#phase !== "idle" && (this.#phase !== "offering" || this.eager) &&
+        this.#next < this.chunks
       ? this.#next
       : null;
+  }
+
+  /**
+   * Whether the file's chunks go with the offer, before the server's
+   * accept: a file of one chunk, not resumed by token nor offered to be
+   * skipped (`update`: its data would go in vain). It costs at most
+   * that chunk again if the server held it, and saves ten thousand small
+   * files a round trip each. The server's receiver takes a DATA for a
+   * chunk it holds as a duplicate.
+   */
+  get eager(): boolean {
+    return this.chunks <= 1 && this.offer.resume === undefined && this.offer.update === undefined;
+  }
+
+  /** Whether the END may go now: every chunk sent, and accepted or eager. */
+  get canEnd(): boolean {
+    return (this.#phase === "sending" || (this.#phase === "offering" && this.eager)) &&
+      this.#next === this.chunks && this.#md5 === undefined;
   }
 
   /** The whole file's MD5 (hexadecimal), once every chunk was hashed. */
@@ -142,8 +162,10 @@ export class FileSender {
     for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
       if (f.type === MsgType.ERROR) {
         const why = decodeError(f.payload);
+        // Before its accept, the server's error refuses the offer (an eager
+        // file's chunk may have gone already).
         throw new UserError(
-          this.#phase === "offering"
+          this.#phase === "offering" || this.#token === undefined
             ? `Server refused ${this.offer.name}: ${why}`
             : `Server failed the transfer: ${why}`,
         );
@@ -157,21 +179,26 @@ export class FileSender {
         this.#md5 = done.md5;
         this.#phase = "done";
         events.push({ type: "done", done });
-      } else if (this.#phase === "offering") {
+      } else if (
+        this.#phase === "offering" || (this.#phase === "ending" && this.eager && !this.#token)
+      ) {
         if (f.type !== MsgType.ACCEPT) {
           throw new ProtocolError(`Expected the server's accept, got frame type ${f.type}`);
         }
         const accept = decodeAccept(f.payload, this.chunks);
-        if (!this.offer.resume && accept.held.length > 0) {
+        // Only a resumed offer, or a folder entry (its partial is named by
+        // its path, size and time), finds chunks already held.
+        if (!this.offer.resume && this.offer.mtime === undefined && accept.held.length > 0) {
           throw new ProtocolError("Server claims to hold chunks of a transfer never started");
         }
         // Chunks are checked by prefix MD5, so a server holds a prefix.
         if (accept.held.length > 1 || (accept.held.length === 1 && accept.held[0][0] !== 0)) {
           throw new ProtocolError("Server claims to hold chunks that do not start the file");
         }
-        this.#heldLimit = accept.held[0]?.[1] ?? 0;
+        // An eager file's chunk went already: as DATA, whatever is held.
+        if (!(this.eager && this.#sent > 0)) this.#heldLimit = accept.held[0]?.[1] ?? 0;
         this.#token = accept.token;
-        this.#phase = "sending";
+        if (this.#phase === "offering") this.#phase = "sending";
         events.push({ type: "accepted", held: accept.held, token: accept.token });
       } else if (
         f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")
@@ -220,7 +247,8 @@ export class FileSender {
    * once, the first time it is sent, into the file's running MD5.
    */
   chunkFrame(index: number, frame: Uint8Array, length: number): Uint8Array {
-    if (this.#phase !== "sending" && this.#phase !== "ending") {
+    const early = this.#phase === "offering" && this.eager;
+    if (this.#phase !== "sending" && this.#phase !== "ending" && !early) {
       throw new Error(`Cannot send a chunk while ${this.#phase}`);
     }
     if (index !== this.next) throw new Error(`Chunk ${index} sent out of order`);
@@ -246,9 +274,7 @@ export class FileSender {
 
   /** The END frame with the whole file's MD5, once every chunk was sent. */
   endFrame(): Uint8Array {
-    if (this.#phase !== "sending" || this.#next !== this.chunks) {
-      throw new Error("END before every chunk was sent");
-    }
+    if (!this.canEnd) throw new Error("END before every chunk was sent");
     this.#phase = "ending";
     this.#md5 = toHex(this.#prefix.digest());
     return encodeJson(MsgType.END, { md5: this.#md5 });

@@ -73,7 +73,9 @@ export class TransferState {
 
   /** Bytes of memory the held chunks' pages take (for tests of the bound). */
   get memoryBytes(): number {
-    return this.#pages.size * PAGE_CHUNKS * (MD5_LENGTH + 1 / 8);
+    let bytes = 0;
+    for (const p of this.#pages.values()) bytes += p.held.length + p.digests.length;
+    return bytes;
   }
 
   /** Number of chunks held verified. */
@@ -278,9 +280,12 @@ export class TransferState {
     const n = Math.floor(index / PAGE_CHUNKS);
     let p = this.#page(index);
     if (!p) {
+      // The last page holds only the chunks the file has: a small file's
+      // state is a few bytes, not 16 KiB (ten thousand small files).
+      const chunks = Math.min(PAGE_CHUNKS, this.chunks - n * PAGE_CHUNKS);
       p = {
         held: new Uint8Array(PAGE_CHUNKS / 8),
-        digests: new Uint8Array(PAGE_CHUNKS * MD5_LENGTH),
+        digests: new Uint8Array(chunks * MD5_LENGTH),
       };
       this.#pages.set(n, p);
     }

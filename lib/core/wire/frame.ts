@@ -58,6 +58,17 @@ export function writeHeader(
   view.setUint32(4, length);
 }
 
+/** The bytes of `parts` one after another, in a new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
 /** Encodes one frame with the given type and payload into a new array. */
 export function encodeFrame(type: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(HEADER_LENGTH + payload.length);
@@ -83,7 +94,10 @@ export class FrameDecoder {
     this.#limits = limits;
     const largest = Math.max(0, ...Object.values(limits.maxPayload));
     this.#maxFrame = HEADER_LENGTH + largest;
-    this.#buf = new Uint8Array(Math.min(this.#maxFrame, 64 * 1024));
+    // Empty at first (a session per small file must not cost 64 KiB, nor
+    // a hundred thousand refused offers 4 KiB each): it grows to what the
+    // peer's bytes need, up to one maximal frame.
+    this.#buf = new Uint8Array(0);
   }
 
   /** Bytes received but not yet returned as frames. */

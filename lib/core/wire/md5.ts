@@ -67,8 +67,18 @@ export interface PrefixTrial {
  * is the whole file's MD5, exactly as `md5sum` prints it.
  */
 export class PrefixMd5 {
-  #hash: Md5State = cryptoProvider().md5();
+  // Made on first use: an offer refused before any data costs no hash state
+  // (a native one, with OpenSSL, which the garbage collector cannot see).
+  #state: Md5State | undefined;
   #length = 0;
+
+  get #hash(): Md5State {
+    return this.#state ??= cryptoProvider().md5();
+  }
+
+  set #hash(state: Md5State) {
+    this.#state = state;
+  }
 
   /** Bytes fed so far. */
   get length(): number {
