@@ -201,7 +201,7 @@ async function ours(
       for await (const e of Deno.readDir(dir)) {
         if (e.name !== ".partial") await Deno.remove(join(dir, e.name), { recursive: true });
       }
-      await Deno.remove(join(dir, ".partial", "digests.json")).catch(() => {});
+      await Deno.remove(join(dir, ".partial", "digests"), { recursive: true }).catch(() => {});
     }
   }
 }

@@ -24,8 +24,8 @@ import {
   FILE_PORT,
   fillStreamFrame,
   isResumeToken,
+  MAX_CHUNK_SIZE,
   MAX_OPEN_STREAMS,
-  MIN_CHUNK_SIZE,
   MsgType,
   STREAM_OFFSET,
 } from "../lib/core/file/messages.ts";
@@ -51,7 +51,7 @@ import {
   runMain,
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
-import { type Entry, walkSources } from "./file_tree.ts";
+import { checkSources, type Entry, walkEntries } from "./file_tree.ts";
 
 /** Options of {@link sendFile}. */
 export interface SendOptions {
@@ -169,13 +169,15 @@ export interface SendEntriesOptions {
   update?: boolean;
   /** Shows progress on stderr, labelled so. */
   progress?: string;
+  /** Bytes in all, for the progress display. */
+  total?: number;
   /** The token of a cut transfer, for the first entry (a named file). */
   resume?: string;
   /** Called with an entry's resume token once the server accepts it. */
   onToken?: (entry: Entry, token: string) => void;
   /** Called after each chunk is handed to the socket (for tests). */
   onChunk?: (entry: Entry, index: number, sent: number) => void;
-  /** Called as each entry ends (for output as it happens). */
+  /** Called as each entry ends, sent (or up to date) or failed. */
   onResult?: (result: EntryResult) => void;
 }
 
@@ -215,28 +217,39 @@ function ready(j: Job): boolean {
   return j.failure === undefined && (j.sender.next !== null || (!j.ended && j.sender.canEnd));
 }
 
+/** How a {@link sendEntries} run ended. */
+export interface SendSummary {
+  /** Entries taken from the list (each reported to `onResult`). */
+  entries: number;
+  /**
+   * Why the run stopped before the list's end, if it did: the connection
+   * failed (its open transfers were reported failed with it), and the
+   * entries after them were not taken.
+   */
+  stopped?: unknown;
+}
+
 /**
  * Sends entries over one connection, many at once: up to
  * {@link MAX_OPEN_STREAMS} transfers are open, each its own session on its
  * own stream, so small files do not wait a round trip each while one
- * file's data flows at full speed. Resolves with one result per entry, in
- * order (a connection that fails fails every entry not yet confirmed).
- * Throws {@link UserError} when no session could start: no server, or the
- * code's handshake failed.
+ * file's data flows at full speed. Entries are taken from the list as
+ * they are needed (a walk of a tree of any size) and each ends in a call
+ * to `onResult`; nothing is kept per entry once it ended. Throws
+ * {@link UserError} when no transfer could start: no server, or the code's
+ * handshake failed, or the server refused the connection before
+ * answering any transfer.
  */
 export async function sendEntries(
-  entries: readonly Entry[],
+  entries: Iterable<Entry> | AsyncIterable<Entry>,
   options: SendEntriesOptions,
-): Promise<EntryResult[]> {
+): Promise<SendSummary> {
   const host = options.host ?? "127.0.0.1";
   useNativeCrypto();
-  const results: EntryResult[] = new Array(entries.length);
   const jobs = new Map<number, Job>();
-  const total = entries.reduce((n, e) => n + e.size, 0);
-  const maxChunk = Math.max(
-    MIN_CHUNK_SIZE,
-    ...entries.map((e) => chooseChunkSize(e.size, options.chunkSize)),
-  );
+  const report = options.onResult ?? (() => {});
+  // Chunks of any size up to the largest (a very large file's are grown).
+  const maxChunk = MAX_CHUNK_SIZE;
   const conn = await connectTo(host, options.port);
   // Small frames (offers, ends) must not wait on a delayed ACK.
   conn.setNoDelay(true);
@@ -254,7 +267,9 @@ export async function sendEntries(
     throw err;
   }
   const secure = coded?.secure;
-  const progress = options.progress ? new ProgressReporter(options.progress, total) : undefined;
+  const progress = options.progress
+    ? new ProgressReporter(options.progress, options.total ?? 0)
+    : undefined;
   let moved = 0; // bytes handed to the socket the first time, all entries
   /** What the server said or did to end the connection, if it did. */
   let readFailure: unknown;
@@ -264,11 +279,10 @@ export async function sendEntries(
   /** Whether the server answered on any stream: before that, a failure is the connection's. */
   let answered = false;
   const finish = (job: Job, result: EntryResult) => {
-    results[job.id] = result;
     jobs.delete(job.id);
     closeQuietly(job.file);
     job.file = undefined;
-    options.onResult?.(result);
+    report(result);
   };
   const fail = (job: Job, error: unknown) =>
     finish(job, { entry: job.entry, ok: false, error, token: job.sender.token });
@@ -287,7 +301,7 @@ export async function sendEntries(
       if (!job) {
         // A stream this client ended (a failed entry) may still get its
         // answer; one never opened is the server's error.
-        if (id >= entries.length || results[id] === undefined) {
+        if (id >= next) {
           throw new ProtocolError(`Server answered on stream ${id}, which was never opened`);
         }
         continue;
@@ -359,10 +373,20 @@ export async function sendEntries(
   const scratch = new Uint8Array(1024 * 1024);
   let turn = 0; // which buffer the next chunk is read into
 
-  let next = 0; // the next entry to open
-  const open = (): Job | undefined => {
+  let next = 0; // the next entry's stream id
+  const iterator = Symbol.asyncIterator in entries
+    ? entries[Symbol.asyncIterator]()
+    : entries[Symbol.iterator]();
+  let more = true;
+  /** Takes the next entry and opens its transfer; undefined when it failed at once or none is left. */
+  const open = async (): Promise<Job | undefined> => {
+    const step = await iterator.next();
+    if (step.done) {
+      more = false;
+      return undefined;
+    }
+    const entry = step.value;
     const id = next++;
-    const entry = entries[id];
     let file: Deno.FsFile | undefined;
     let size = entry.size;
     let update: string | undefined;
@@ -373,8 +397,7 @@ export async function sendEntries(
       } else if (options.update) update = EMPTY_MD5;
     } catch (err) {
       closeQuietly(file);
-      results[id] = { entry, ok: false, error: err };
-      options.onResult?.(results[id]);
+      report({ entry, ok: false, error: err });
       return undefined;
     }
     const sender = new FileSender({
@@ -428,8 +451,8 @@ export async function sendEntries(
         }
       }
       // Open transfers up to the window: their offers go out now.
-      while (jobs.size < WINDOW && next < entries.length) {
-        const job = open();
+      while (jobs.size < WINDOW && more) {
+        const job = await open();
         if (job) await small(job, job.sender.offerFrame());
       }
       if (jobs.size === 0) break;
@@ -504,14 +527,9 @@ export async function sendEntries(
   // Refused before any transfer began (a code needed, a busy server): the
   // connection's failure, said once.
   if (why !== undefined && !answered) throw why;
-  if (why !== undefined) {
-    for (const job of [...jobs.values()]) fail(job, job.failure?.error ?? why);
-    for (let id = next; id < entries.length; id++) {
-      results[id] = { entry: entries[id], ok: false, error: why };
-      options.onResult?.(results[id]);
-    }
-  }
-  return results;
+  if (why === undefined) return { entries: next };
+  for (const job of [...jobs.values()]) fail(job, job.failure?.error ?? why);
+  return { entries: next, stopped: more ? why : undefined };
 }
 
 /** The MD5 of nothing: an empty folder's, as `--update` offers it. */
@@ -531,7 +549,8 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     name: options.name ?? basename(options.path),
     size,
   };
-  const [r] = await sendEntries([entry], {
+  let r: EntryResult | undefined;
+  await sendEntries([entry], {
     host: options.host,
     port: options.port,
     chunkSize: options.chunkSize,
@@ -541,7 +560,10 @@ export async function sendFile(options: SendOptions): Promise<SendResult> {
     progress: options.progress ? entry.name : undefined,
     onToken: options.onToken && ((_, token) => options.onToken!(token)),
     onChunk: options.onChunk && ((_, index, sent) => options.onChunk!(index, sent)),
+    total: size,
+    onResult: (result) => r = result,
   });
+  if (!r) throw new UserError("The file was not sent"); // never: every entry ends in a result
   if (r.ok) return r.result;
   // Once accepted, a failure says how to resume.
   if (r.token && !(r.error instanceof TransferCut)) {
@@ -580,26 +602,50 @@ export function failureLine(r: EntryResult & { ok: false }): string {
     : `${why}; to resume, run again with --resume ${r.token}`;
 }
 
+/** What a folder's entries came to, counted as they end. */
+export interface FolderTally {
+  /** Files sent (not up to date). */
+  files: number;
+  /** Their bytes. */
+  bytes: number;
+  /** Files the server already stored unchanged (`--update`). */
+  upToDate: number;
+  /** Files that resumed from chunks the server held. */
+  resumed: number;
+  /** Empty folders made. */
+  emptyFolders: number;
+  /** Entries that failed. */
+  failed: number;
+  /** The folder the server stored them in. */
+  root?: string;
+}
+
+/** Counts one ended entry into its folder's tally. */
+export function tally(t: FolderTally, r: EntryResult): void {
+  if (!r.ok) t.failed++;
+  else if (r.entry.kind === "dir") t.emptyFolders++;
+  else if (r.result.upToDate) t.upToDate++;
+  else {
+    t.files++;
+    t.bytes += r.result.bytes;
+    if (r.result.chunksSkipped > 0) t.resumed++;
+  }
+  if (r.ok) t.root ??= r.result.storedAs.split("/")[0];
+}
+
 /** One line for a folder sent: how many files, bytes and seconds, and where it went. */
-export function folderLine(name: string, results: EntryResult[], seconds: number): string {
-  const ok = results.filter((r) => r.ok && !r.entry.kind).map((r) =>
-    (r as { result: SendResult }).result
-  );
-  const folders = results.filter((r) => r.ok && r.entry.kind === "dir").length;
-  const sent = ok.filter((r) => !r.upToDate);
-  const bytes = sent.reduce((n, r) => n + r.bytes, 0);
+export function folderLine(name: string, t: FolderTally, seconds: number): string {
   const files = (n: number) => `${n} ${n === 1 ? "file" : "files"}`;
-  const root = ok[0]?.storedAs.split("/")[0];
   const notes = [
-    folders > 0 ? `${folders} empty ${folders === 1 ? "folder" : "folders"}` : "",
-    ok.length > sent.length ? `${ok.length - sent.length} up to date` : "",
-    sent.some((r) => r.chunksSkipped > 0)
-      ? `${sent.filter((r) => r.chunksSkipped > 0).length} resumed`
+    t.emptyFolders > 0
+      ? `${t.emptyFolders} empty ${t.emptyFolders === 1 ? "folder" : "folders"}`
       : "",
-    results.some((r) => !r.ok) ? `${results.filter((r) => !r.ok).length} failed` : "",
+    t.upToDate > 0 ? `${t.upToDate} up to date` : "",
+    t.resumed > 0 ? `${t.resumed} resumed` : "",
+    t.failed > 0 ? `${t.failed} failed` : "",
   ].filter((n) => n !== "");
-  return `${name}: ${files(sent.length)} (${formatBytes(bytes)}) in ${seconds.toFixed(2)} s, ` +
-    `${formatRate(bytes, seconds)}${root ? `, stored in ${root}` : ""}` +
+  return `${name}: ${files(t.files)} (${formatBytes(t.bytes)}) in ${seconds.toFixed(2)} s, ` +
+    `${formatRate(t.bytes, seconds)}${t.root ? `, stored in ${t.root}` : ""}` +
     (notes.length > 0 ? `; ${notes.join(", ")}` : "");
 }
 
@@ -645,33 +691,53 @@ async function main(): Promise<number> {
   if (resume !== undefined && !isResumeToken(resume)) {
     throw new UsageError(`--resume ${JSON.stringify(resume)} is not a token this tool printed`);
   }
-  const walk = await walkSources(paths, { followLinks: flags["follow-links"] });
-  if (resume !== undefined && (walk.entries.length !== 1 || walk.entries[0].parts)) {
+  const sources = await checkSources(paths);
+  if (resume !== undefined && (sources.length !== 1 || sources[0].folder)) {
     throw new UsageError("--resume resumes one file; name just that FILE");
   }
-  const seen = new Set<string>();
-  for (const f of walk.folders) {
-    if (seen.has(f.name)) {
-      throw new UsageError(`Two folders are named ${f.name}; send them one at a time`);
-    }
-    seen.add(f.name);
-    if (f.entries === 0) console.error(`${f.name}: empty folder, nothing to send`);
+  const folders = sources.filter((s) => s.folder).map((s) => s.name);
+  const twice = folders.find((name, i) => folders.indexOf(name) !== i);
+  if (twice !== undefined) {
+    throw new UsageError(`Two folders are named ${twice}; send them one at a time`);
   }
-  for (const line of walk.skipped) console.error(`skipped ${line}`);
-  for (const line of walk.collisions) console.error(`warning: ${line}`);
+  // A first walk counts (for the progress display) and says what will be
+  // skipped; the second feeds the connection. Neither keeps the entries.
+  const followLinks = flags["follow-links"];
+  let total = 0;
+  let count = 0;
+  let first = "";
+  const perFolder = new Map<string, number>(folders.map((name) => [name, 0]));
+  for await (
+    const e of walkEntries(sources, {
+      followLinks,
+      onSkip: (line) => console.error(`skipped ${line}`),
+      onCollision: (line) => console.error(`warning: ${line}`),
+    })
+  ) {
+    total += e.size;
+    if (count++ === 0) first = e.name;
+    if (e.parts) perFolder.set(e.name, perFolder.get(e.name)! + 1);
+  }
+  for (const [name, n] of perFolder) {
+    if (n === 0) console.error(`${name}: empty folder, nothing to send`);
+  }
   let code = resolveCode(flags.code);
   const start = performance.now();
-  // A connection that fails fails every entry left with the same error:
-  // said once, with how many.
-  let lastError: unknown;
+  const tallies = new Map<string, FolderTally>();
+  let upToDate = 0;
+  let bytesSent = 0;
+  let failed = 0;
+  // A failure shared by many entries (the connection's) is said once.
+  let lastError: string | undefined;
   let same = 0;
-  const results = await withCodePrompt(code, (c) => {
+  const summary = await withCodePrompt(code, (c) => {
     code = c;
-    return sendEntries(walk.entries, {
+    return sendEntries(walkEntries(sources, { followLinks }), {
       host: flags.host,
       port,
       chunkSize,
-      progress: walk.entries.length === 1 ? walk.entries[0].name : `${walk.entries.length} files`,
+      progress: count === 1 ? first : `${count} files`,
+      total,
       resume,
       code: c,
       update: flags.update,
@@ -685,36 +751,58 @@ async function main(): Promise<number> {
         }
         : undefined,
       onResult: (r) => {
+        if (r.entry.parts) {
+          const t = tallies.get(r.entry.name) ??
+            { files: 0, bytes: 0, upToDate: 0, resumed: 0, emptyFolders: 0, failed: 0 };
+          tally(t, r);
+          tallies.set(r.entry.name, t);
+        }
         if (r.ok) {
-          if (!r.entry.parts) console.log(summarize(r.result));
-          else if (r.result.chunksSkipped > 0 || r.result.chunksResent > 0) {
+          if (r.result.upToDate) upToDate++;
+          else if (!r.entry.kind) bytesSent += r.result.bytes;
+          // A folder's files are summed up in its line, but for those that
+          // resumed or needed chunks again.
+          if (!r.entry.parts || r.result.chunksSkipped > 0 || r.result.chunksResent > 0) {
             console.log(summarize(r.result));
           }
-        } else if (r.error === lastError) same++;
+          return;
+        }
+        failed++;
+        // The same reason again (the connection's, or a server refusing
+        // every entry) is counted, not repeated.
+        const why = describeError(r.error);
+        if (why === lastError) same++;
         else {
-          lastError = r.error;
+          lastError = why;
           console.error(`error: ${failureLine(r)}`);
         }
       },
     });
   });
-  if (same > 0) console.error(`error: ${same} more not sent, for the same reason`);
+  if (same > 0) console.error(`error: ${same} more failed, for the same reason`);
+  if (summary.stopped !== undefined) {
+    failed++;
+    console.error(
+      `error: stopped after ${summary.entries} of ${count} entries: ${
+        describeError(summary.stopped)
+      }`,
+    );
+  }
   const seconds = (performance.now() - start) / 1000;
-  for (const f of walk.folders) {
-    if (f.entries === 0) continue;
-    const mine = results.filter((r) => r.entry.parts && r.entry.name === f.name);
-    console.log(folderLine(f.name, mine, seconds));
+  for (const [name, n] of perFolder) {
+    if (n > 0) {
+      const t = tallies.get(name) ??
+        { files: 0, bytes: 0, upToDate: 0, resumed: 0, emptyFolders: 0, failed: 0 };
+      console.log(folderLine(name, t, seconds));
+    }
   }
   if (flags.update) {
-    const ok = results.filter((r) => r.ok).map((r) => r.result);
-    const upToDate = ok.filter((r) => r.upToDate).length;
-    const bytesSent = ok.filter((r) => !r.upToDate).reduce((n, r) => n + r.bytes, 0);
     console.log(
       `${bytesSent === 0 ? "0 bytes" : formatBytes(bytesSent)} sent, ` +
         `${upToDate} ${upToDate === 1 ? "file" : "files"} up to date`,
     );
   }
-  return results.every((r) => r.ok) ? 0 : 1;
+  return failed === 0 ? 0 : 1;
 }
 
 if (import.meta.main) runMain(main);

@@ -123,7 +123,7 @@ export interface TransferRecord extends ReceiverCounters {
 export interface FileServer extends AsyncDisposable {
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;
-  /** Transfers that ended, in order: the last {@link MAX_RECORDS}. */
+  /** Transfers that ended, in order: the last {@link MAX_RECORDS} or a few more. */
   readonly records: TransferRecord[];
   /** Stops accepting, closes connections (saving partial state) and waits. */
   close(): Promise<void>;
@@ -191,7 +191,8 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       const folders = new Map<string, { stored: number; upToDate: number }>();
       const h = serveConnection(conn, settings, peer.hostname, (rec) => {
         records.push(rec);
-        if (records.length > MAX_RECORDS) records.splice(0, records.length - MAX_RECORDS);
+        // Trimmed now and then, not at every record (each trim moves them all).
+        if (records.length >= MAX_RECORDS + 1000) records.splice(0, records.length - MAX_RECORDS);
         const root = rec.storedAs?.includes("/") ? rec.storedAs.split("/")[0] : undefined;
         if (root && !rec.error) {
           const f = folders.get(root) ?? { stored: 0, upToDate: 0 };
@@ -500,7 +501,7 @@ class Session {
           if (offer.update) {
             // --update: the file already stored, unchanged, is not sent again.
             const stored = this.#entry ?? receivedName(this.#base);
-            if (await s.digests.holds(stored, offer.size, offer.update)) {
+            if (s.digests.holds(stored, offer.size, offer.update)) {
               if (offer.mode !== undefined) {
                 await Deno.chmod(join(s.dir, stored), offer.mode & 0o777);
               }

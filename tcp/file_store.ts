@@ -34,7 +34,9 @@ export async function checkDirectory(dir: string): Promise<void> {
   const probe = join(staging, `.probe-${crypto.randomUUID()}`);
   try {
     await Deno.mkdir(staging, { recursive: true });
-    await Deno.writeFile(probe, new Uint8Array(1));
+    // Made with every permission bit: what is left shows the umask.
+    await Deno.writeFile(probe, new Uint8Array(1), { mode: 0o777 });
+    processUmask ??= 0o777 & ~((await Deno.lstat(probe)).mode ?? 0o755);
     await Deno.remove(probe);
   } catch (err) {
     throw new UserError(`Directory ${dir} is not writable: ${(err as Error).message}`);
@@ -265,10 +267,13 @@ function openExisting(path: string): Deno.FsFile | null {
   return file;
 }
 
+/**
+ * The process's umask, as {@link checkDirectory} found it (files are made
+ * with `mode & ~umask`); read so, no permission is needed to ask for it.
+ */
 let processUmask: number | undefined;
-/** The process's umask, read once (files are made with `mode & ~umask`). */
 function umask(): number {
-  return processUmask ??= Deno.umask();
+  return processUmask ?? 0o777; // unknown: every mode is set by chmod
 }
 
 /** Bytes gathered before a write: a megabyte, the largest chunk. */
@@ -599,8 +604,11 @@ async function linkNoClobber(src: string, dir: string, base: string): Promise<st
   throw new UserError(`Too many copies of ${receivedName(base)} already stored`);
 }
 
-/** Where a server keeps the digests of the files it stored: its own staging folder. */
-export const DIGEST_BOOK: string = join(PARTIAL_DIR, "digests.json");
+/**
+ * Where a server keeps the digests of the files it stored: a folder in its
+ * own staging folder, one file per stored folder.
+ */
+export const DIGEST_BOOK: string = join(PARTIAL_DIR, "digests");
 
 /** What the book says of one stored file. */
 interface Entry {
@@ -610,20 +618,35 @@ interface Entry {
   mtimeMs: number;
 }
 
+/** One stored folder's page of the book: its files' entries, by name. */
+interface Page {
+  entries: Map<string, Entry>;
+  dirty: boolean;
+}
+
+/** Pages kept in memory at once; more are saved (if changed) and dropped, oldest first. */
+const MAX_PAGES = 64;
+
 /**
- * The digests of stored files (`--update`): written when a file is
+ * The digests of stored files (`--update`): recorded when a file is
  * stored, read to answer an update offer without reading the file again.
  * An entry counts only while the stored file still has the size and
- * modification time it had when stored. Saved by a temporary file and a
- * rename, one save at a time; a book that cannot be read starts empty (the
- * files are then sent again, never wrongly skipped).
+ * modification time it had when stored.
+ *
+ * The book has a page per stored folder (`DIGEST_BOOK/HASH.json`, HASH
+ * naming the folder), loaded when a file of that folder is asked about
+ * and kept among the last {@link MAX_PAGES} used: memory stays bounded by
+ * the largest folder, however many files a tree has. Pages are saved by a
+ * temporary file and a rename; a page that cannot be read starts empty
+ * (its files are then sent again, never wrongly skipped).
  */
 export class DigestBook {
   #dir: string;
-  #entries: Map<string, Entry> | undefined;
+  #pages = new Map<string, Page>();
   #saving: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastSave = -Infinity;
+  #made = false;
 
   /** The book of `dir`. */
   constructor(dir: string) {
@@ -631,8 +654,9 @@ export class DigestBook {
   }
 
   /** Whether `name` is stored with this size and MD5 (and unchanged since). */
-  async holds(name: string, size: number, md5: string): Promise<boolean> {
-    const e = (await this.#load()).get(name);
+  holds(name: string, size: number, md5: string): boolean {
+    const [folder, base] = split(name);
+    const e = this.#page(folder).entries.get(base);
     if (!e || e.size !== size || e.md5 !== md5) return false;
     let info: Deno.FileInfo | null = null;
     try {
@@ -648,15 +672,16 @@ export class DigestBook {
    * Records that `name` was just stored with this size and MD5. The first
    * file in a while is saved at once; files that follow within
    * {@link SAVE_MS} are saved together when it has passed (a folder of ten
-   * thousand files must not write the book ten thousand times) or by
+   * thousand files must not write its page ten thousand times) or by
    * {@link flush}. An entry lost in a crash only makes a file be sent again.
    */
   async record(name: string, size: number, md5: string): Promise<void> {
-    const entries = await this.#load();
+    const [folder, base] = split(name);
+    const page = this.#page(folder);
     const info = Deno.lstatSync(join(this.#dir, name));
-    entries.set(name, { size, md5, mtimeMs: info.mtime?.getTime() ?? 0 });
+    page.entries.set(base, { size, md5, mtimeMs: info.mtime?.getTime() ?? 0 });
+    page.dirty = true;
     if (this.#timer === undefined && performance.now() - this.#lastSave >= SAVE_MS) {
-      // The first file in a while is saved before it is confirmed.
       this.#lastSave = performance.now();
       this.#queueSave();
       return await this.#saving;
@@ -673,38 +698,75 @@ export class DigestBook {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
-      this.#queueSave();
     }
+    this.#queueSave();
     await this.#saving;
   }
 
-  #queueSave(): void {
-    const entries = this.#entries;
-    if (!entries) return;
-    this.#saving = this.#saving.then(() => this.#save(entries)).catch(() => {});
+  /** The page of `folder`, loaded if need be; the least recently used goes past the bound. */
+  #page(folder: string): Page {
+    let page = this.#pages.get(folder);
+    if (page) {
+      this.#pages.delete(folder); // to the end: most recently used
+      this.#pages.set(folder, page);
+      return page;
+    }
+    page = { entries: this.#read(folder), dirty: false };
+    this.#pages.set(folder, page);
+    if (this.#pages.size > MAX_PAGES) {
+      const [oldest, old] = this.#pages.entries().next().value!;
+      this.#pages.delete(oldest);
+      if (old.dirty) this.#queueSave([[oldest, old]]);
+    }
+    return page;
   }
 
-  async #load(): Promise<Map<string, Entry>> {
-    if (this.#entries) return this.#entries;
+  #read(folder: string): Map<string, Entry> {
     const entries = new Map<string, Entry>();
     try {
-      const o = JSON.parse(await Deno.readTextFile(join(this.#dir, DIGEST_BOOK)));
-      for (const [name, e] of Object.entries(o as Record<string, Entry>)) {
+      const o = JSON.parse(Deno.readTextFileSync(this.#pathOf(folder)));
+      if (o?.folder !== folder) return entries; // another folder's page: never trusted
+      for (const [name, e] of Object.entries(o.entries as Record<string, Entry>)) {
         if (
           typeof e?.md5 === "string" && Number.isInteger(e.size) && typeof e.mtimeMs === "number"
         ) entries.set(name, { size: e.size, md5: e.md5, mtimeMs: e.mtimeMs });
       }
     } catch {
-      // No book yet, or an unreadable one: nothing is skipped.
+      // No page yet, or an unreadable one: nothing is skipped.
     }
-    this.#entries ??= entries;
-    return this.#entries;
+    return entries;
   }
 
-  async #save(entries: Map<string, Entry>): Promise<void> {
-    const text = JSON.stringify(Object.fromEntries(entries));
-    await writeReplacing(join(this.#dir, DIGEST_BOOK), new TextEncoder().encode(text));
+  #pathOf(folder: string): string {
+    const id = createHash("sha256").update(folder).digest("hex").slice(0, 32);
+    return join(this.#dir, DIGEST_BOOK, `${id}.json`);
   }
+
+  /** Saves the dirty pages (or those given), one save after another. */
+  #queueSave(pages: [string, Page][] = [...this.#pages]): void {
+    const dirty = pages.filter(([, p]) => p.dirty);
+    if (dirty.length === 0) return;
+    const texts = dirty.map(([folder, p]) => {
+      p.dirty = false;
+      const text = JSON.stringify({ folder, entries: Object.fromEntries(p.entries) });
+      return [folder, text] as const;
+    });
+    this.#saving = this.#saving.then(async () => {
+      if (!this.#made) {
+        await Deno.mkdir(join(this.#dir, DIGEST_BOOK), { recursive: true });
+        this.#made = true;
+      }
+      for (const [folder, text] of texts) {
+        await writeReplacing(this.#pathOf(folder), new TextEncoder().encode(text));
+      }
+    }).catch(() => {});
+  }
+}
+
+/** A stored path's folder (`.` at the top) and base name. */
+function split(name: string): [string, string] {
+  const at = name.lastIndexOf("/");
+  return at < 0 ? [".", name] : [name.slice(0, at), name.slice(at + 1)];
 }
 
 /** The longest a recorded digest waits to be saved, ms. */

@@ -30,32 +30,32 @@ export interface Entry {
   mtime?: number;
 }
 
-/** A walk's result. */
-export interface Walk {
-  /** What to send, folders' entries in a stable order (sorted by name). */
-  entries: Entry[];
-  /** One line for each thing not sent: links, special files, unreadable folders. */
-  skipped: string[];
-  /** One line for each pair of names that differ only in case. */
-  collisions: string[];
-  /** Folders walked, by the name they are sent under, with how many entries each gave. */
-  folders: { name: string; entries: number }[];
-}
-
-/** Options of {@link walkSources}. */
+/** What a walk tells besides its entries. */
 export interface WalkOptions {
   /** Send what links inside folders point to (else skip and report them). */
   followLinks?: boolean;
+  /** Called with one line for each thing not sent: links, special files, unreadable folders. */
+  onSkip?: (line: string) => void;
+  /** Called with one line for each pair of names that differ only in case. */
+  onCollision?: (line: string) => void;
+}
+
+/** A path named on the command line, checked: a file or a folder. */
+export interface Source {
+  /** The path as given (resolved). */
+  path: string;
+  /** Whether it is a folder (else a file). */
+  folder: boolean;
+  /** The name it is sent under: the file's, or the folder's. */
+  name: string;
 }
 
 /**
- * Walks the paths named on the command line: files become entries of
- * their own, folders one entry per file below them and one per empty
- * folder. Throws {@link UserError} for a named path that is missing or
- * not a file or folder.
+ * Checks the paths named on the command line before anything is sent.
+ * Throws {@link UserError} for one that is missing or not a file or folder.
  */
-export async function walkSources(paths: string[], options: WalkOptions = {}): Promise<Walk> {
-  const walk: Walk = { entries: [], skipped: [], collisions: [], folders: [] };
+export async function checkSources(paths: string[]): Promise<Source[]> {
+  const out: Source[] = [];
   for (const path of paths) {
     let info: Deno.FileInfo;
     try {
@@ -64,18 +64,40 @@ export async function walkSources(paths: string[], options: WalkOptions = {}): P
       if (err instanceof Deno.errors.NotFound) throw new UserError(`File ${path} does not exist`);
       throw new UserError(describeError(err, `Cannot read ${path}`));
     }
-    if (info.isFile) {
-      walk.entries.push({ source: path, name: basename(path), size: info.size });
-    } else if (info.isDirectory) {
-      const name = basename(path.replace(/\/+$/, "")) || "root";
-      const before = walk.entries.length;
-      await walkFolder(walk, path, name, [], options, new Set([key(info)]));
-      walk.folders.push({ name, entries: walk.entries.length - before });
-    } else {
+    if (!info.isFile && !info.isDirectory) {
       throw new UserError(`${path} is not a regular file or a folder`);
     }
+    const name = info.isDirectory ? basename(path.replace(/\/+$/, "")) || "root" : basename(path);
+    out.push({ path, folder: info.isDirectory, name });
   }
-  return walk;
+  return out;
+}
+
+/**
+ * The entries to send, one at a time, as the walk finds them: a named
+ * file is an entry of its own, a folder gives one entry per file below it
+ * (sorted by name, folder by folder) and one per empty folder. Memory
+ * stays bounded by the largest folder's list of names, however large the
+ * tree: nothing keeps the entries.
+ */
+export async function* walkEntries(
+  sources: readonly Source[],
+  options: WalkOptions = {},
+): AsyncGenerator<Entry> {
+  for (const source of sources) {
+    if (!source.folder) {
+      let size = 0;
+      try {
+        size = Deno.statSync(source.path).size;
+      } catch {
+        // Gone since it was checked: the send says so.
+      }
+      yield { source: source.path, name: source.name, size };
+      continue;
+    }
+    const info = Deno.statSync(source.path);
+    yield* walkFolder(source.path, source.name, [], options, new Set([key(info)]));
+  }
 }
 
 /** A file's identity, to stop a followed link from looping. */
@@ -83,14 +105,14 @@ function key(info: Deno.FileInfo): string {
   return `${info.dev}:${info.ino}`;
 }
 
-async function walkFolder(
-  walk: Walk,
+/** Yields a folder's entries; returns how many it yielded. */
+async function* walkFolder(
   dir: string,
   root: string,
   parts: string[],
   options: WalkOptions,
   ancestors: Set<string>,
-): Promise<void> {
+): AsyncGenerator<Entry, number> {
   const shown = (name: string) => [root, ...parts, name].join("/");
   // Synchronous calls: a walk of ten thousand files is a few milliseconds
   // of system calls, and a trip through the thread pool for each costs more.
@@ -99,17 +121,17 @@ async function walkFolder(
     names = [];
     for (const e of Deno.readDirSync(dir)) names.push(e.name);
   } catch (err) {
-    walk.skipped.push(`${[root, ...parts].join("/")}: ${describeError(err, "cannot read folder")}`);
-    return;
+    options.onSkip?.(`${[root, ...parts].join("/")}: ${describeError(err, "cannot read folder")}`);
+    return 0;
   }
   names.sort();
-  const before = walk.entries.length;
+  let yielded = 0;
   const folded = new Map<string, string>();
   for (const name of names) {
     const fold = name.normalize("NFC").toLowerCase();
     const other = folded.get(fold);
     if (other !== undefined) {
-      walk.collisions.push(
+      options.onCollision?.(
         `${shown(other)} and ${shown(name)} differ only in case: ` +
           "a case-insensitive file system keeps one",
       );
@@ -120,7 +142,7 @@ async function walkFolder(
       info = Deno.lstatSync(path);
       if (info.isSymlink) {
         if (!options.followLinks) {
-          walk.skipped.push(
+          options.onSkip?.(
             `${shown(name)}: symbolic link, skipped (--follow-links sends what it points to)`,
           );
           continue;
@@ -128,25 +150,25 @@ async function walkFolder(
         info = Deno.statSync(path);
       }
     } catch (err) {
-      walk.skipped.push(`${shown(name)}: ${describeError(err, "cannot read it")}`);
+      options.onSkip?.(`${shown(name)}: ${describeError(err, "cannot read it")}`);
       continue;
     }
     if (info.isFile) {
-      walk.entries.push({
+      yielded++;
+      yield {
         source: path,
         name: root,
         parts: [...parts, name],
         size: info.size,
         mode: (info.mode ?? 0o644) & 0o777,
         mtime: Math.trunc(info.mtime?.getTime() ?? 0),
-      });
+      };
     } else if (info.isDirectory) {
       if (ancestors.has(key(info))) {
-        walk.skipped.push(`${shown(name)}: a link back to a folder above it, skipped`);
+        options.onSkip?.(`${shown(name)}: a link back to a folder above it, skipped`);
         continue;
       }
-      await walkFolder(
-        walk,
+      yielded += yield* walkFolder(
         path,
         root,
         [...parts, name],
@@ -154,11 +176,13 @@ async function walkFolder(
         new Set([...ancestors, key(info)]),
       );
     } else {
-      walk.skipped.push(`${shown(name)}: not a regular file or folder, skipped`);
+      options.onSkip?.(`${shown(name)}: not a regular file or folder, skipped`);
     }
   }
   // An empty folder arrives too (the folder named itself always does).
-  if (walk.entries.length === before && parts.length > 0) {
-    walk.entries.push({ name: root, parts, kind: "dir", size: 0 });
+  if (yielded === 0 && parts.length > 0) {
+    yielded++;
+    yield { name: root, parts, kind: "dir", size: 0 };
   }
+  return yielded;
 }

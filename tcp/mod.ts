@@ -17,14 +17,23 @@ export {
   type EntryResult,
   failureLine,
   folderLine,
+  type FolderTally,
   sendEntries,
   type SendEntriesOptions,
   sendFile,
   type SendOptions,
   type SendResult,
+  type SendSummary,
   summarize,
+  tally,
 } from "./file_client.ts";
-export { type Entry, type Walk, type WalkOptions, walkSources } from "./file_tree.ts";
+export {
+  checkSources,
+  type Entry,
+  type Source,
+  walkEntries,
+  type WalkOptions,
+} from "./file_tree.ts";
 export {
   type AudioTcpServer,
   type AudioTcpServerOptions,
