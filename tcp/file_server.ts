@@ -290,12 +290,15 @@ async function serveConnection(
   // write each would cost a trip through the runtime each.
   let outbox: Uint8Array[] = [];
   let outBytes = 0;
-  const flush = async () => {
-    if (outbox.length === 0) return;
+  // One write at a time, in order: files stored in the background flush too.
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = (): Promise<void> => {
+    if (outbox.length === 0) return flushing;
     const parts = outbox;
     outbox = [];
     outBytes = 0;
-    await writeAll(conn, parts.length === 1 ? parts[0] : concatBytes(parts));
+    const bytes = parts.length === 1 ? parts[0] : concatBytes(parts);
+    return flushing = flushing.catch(() => {}).then(() => writeAll(conn, bytes));
   };
   const write = (bytes: Uint8Array): Promise<void> => {
     const b = secure ? secure.seal(bytes) : bytes;
@@ -311,7 +314,7 @@ async function serveConnection(
   let single: Session | undefined;
   let progress = 0;
   /** The first bytes, until they show how the connection is used. */
-  let head = new Uint8Array(0);
+  let head: Uint8Array = new Uint8Array(0);
   let handshakeFailed = false;
   const end = async (session: Session, err?: unknown) => {
     if (err !== undefined) {
@@ -323,7 +326,12 @@ async function serveConnection(
     await session.partial?.abandon().catch(() => {});
     report(session.rec);
   };
-  /** Gives a stream's bytes to its session; ends it when stored or failed. */
+  /** Files being stored while the connection goes on. */
+  const storing = new Set<Promise<void>>();
+  /**
+   * Gives a stream's bytes to its session; true once the session is over
+   * (its end reported, or, for a file being stored, reported when stored).
+   */
   const feed = async (session: Session, bytes: Uint8Array): Promise<boolean> => {
     let finished = false;
     try {
@@ -332,7 +340,15 @@ async function serveConnection(
       await end(session, err);
       return true;
     }
-    if (finished) await end(session);
+    if (finished && session.finishing) {
+      const task: Promise<void> = session.finishing
+        .then(() => end(session), (err) => end(session, err))
+        .then(flush)
+        .catch(() => {})
+        .finally(() => storing.delete(task));
+      storing.add(task);
+      if (single) await task; // one transfer: the connection ends with it
+    } else if (finished) await end(session);
     return finished;
   };
   /** Takes one read's worth of the client's bytes; true once a one-transfer connection ended. */
@@ -340,10 +356,10 @@ async function serveConnection(
     if (!link && !single) {
       // The fourth byte of the first frame is its type: wait for it.
       if (head.length + bytes.length < 4) {
-        head = Uint8Array.from([...head, ...bytes]);
+        head = concatBytes([head, bytes]);
         return false;
       }
-      if (head.length > 0) bytes = Uint8Array.from([...head, ...bytes]);
+      if (head.length > 0) bytes = concatBytes([head, bytes]);
       if (bytes[3] === MsgType.STREAM) link = new FrameDecoder(SERVER_LINK_LIMITS);
       else single = new Session(s, host, place, write);
     }
@@ -365,7 +381,7 @@ async function serveConnection(
         // A stream that ended (stored or failed) may still have bytes in
         // flight: they are dropped.
         if (id <= lastId) continue;
-        if (sessions.size >= MAX_OPEN_STREAMS) {
+        if (sessions.size + storing.size >= MAX_OPEN_STREAMS) {
           throw new ProtocolError(`Client opened more than ${MAX_OPEN_STREAMS} transfers at once`);
         }
         lastId = id;
@@ -438,6 +454,7 @@ async function serveConnection(
       report(session.rec);
     }
   } finally {
+    await Promise.allSettled([...storing]);
     await flush().catch(() => {});
     await s.digests.flush();
   }
@@ -460,6 +477,8 @@ class Session {
   #entry: string | undefined;
   /** Sends bytes to the client on this transfer's stream. */
   readonly send: (bytes: Uint8Array) => Promise<void>;
+  /** The verified file being stored, once it is. */
+  finishing: Promise<void> | undefined;
 
   constructor(
     s: Settings,
@@ -475,8 +494,9 @@ class Session {
 
   /**
    * Acts on the core's events strictly in order (a `read` may name a chunk
-   * whose `store` is earlier in the queue); returns true once the file is
-   * stored.
+   * whose `store` is earlier in the queue); returns true once the session
+   * is over: the file up to date, or verified and being stored
+   * ({@link finishing}).
    */
   async act(queue: ReceiverEvent[]): Promise<boolean> {
     const s = this.#s;
@@ -532,37 +552,45 @@ class Session {
         case "checkpoint":
           await this.partial!.save();
           break;
-        case "verified": {
-          const offer = this.#offer!;
-          if (offer.kind === "dir") {
-            // Made when placed; nothing was stored for it.
-            await this.partial!.discard();
-            this.partial = undefined;
-            if (offer.mode !== undefined) {
-              await Deno.chmod(join(s.dir, this.#entry!), (offer.mode & 0o777) | 0o700);
-            }
-            this.rec.storedAs = this.#entry;
-          } else if (this.#entry) {
-            await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync);
-            this.rec.storedAs = this.#entry;
-          } else {
-            // An update replaces the stored copy (atomically, by rename).
-            this.rec.storedAs = await this.partial!.finalize(
-              s.dir,
-              this.#base,
-              s.overwrite || !!offer.update,
-              s.fsync,
-            );
-          }
-          if (offer.kind !== "dir") {
-            await s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
-          }
-          await this.send(this.core.stored(this.rec.storedAs!));
+        case "verified":
+          // Stored while the connection goes on with other transfers: a
+          // folder's files reach the disk side by side, on Deno's file
+          // threads, while this one takes the next file's frames.
+          this.finishing = this.#store();
           return true;
-        }
       }
     }
     return false;
+  }
+
+  /** Once the file is verified: stores it, records its digest, and says DONE. */
+  async #store(): Promise<void> {
+    const s = this.#s;
+    const offer = this.#offer!;
+    if (offer.kind === "dir") {
+      // Made when placed; nothing was stored for it.
+      await this.partial!.discard();
+      this.partial = undefined;
+      if (offer.mode !== undefined) {
+        await Deno.chmod(join(s.dir, this.#entry!), (offer.mode & 0o777) | 0o700);
+      }
+      this.rec.storedAs = this.#entry;
+    } else if (this.#entry) {
+      await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync);
+      this.rec.storedAs = this.#entry;
+    } else {
+      // An update replaces the stored copy (atomically, by rename).
+      this.rec.storedAs = await this.partial!.finalize(
+        s.dir,
+        this.#base,
+        s.overwrite || !!offer.update,
+        s.fsync,
+      );
+    }
+    if (offer.kind !== "dir") {
+      await s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
+    }
+    await this.send(this.core.stored(this.rec.storedAs!));
   }
 }
 

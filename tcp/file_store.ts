@@ -477,7 +477,27 @@ export class PartialFile {
     mode: number | undefined,
     sync = false,
   ): Promise<void> {
-    const small = this.#writeAtOnce(sync, mode);
+    const small = await this.#writeAtOnce(sync, mode);
+    if (small && !sync) {
+      // All synchronous (see #writeAtOnce).
+      try {
+        if (mode !== undefined && (mode & 0o777 & umask()) !== 0) {
+          Deno.chmodSync(this.#partPath, mode & 0o777);
+        }
+        Deno.renameSync(this.#partPath, join(dir, storedAs));
+      } catch (err) {
+        let there: Deno.FileInfo | null = null;
+        try {
+          there = Deno.lstatSync(join(dir, storedAs));
+        } catch {
+          // Not there.
+        }
+        if (there?.isDirectory) throw new UserError(`${storedAs} is a folder on the server`);
+        throw err;
+      }
+      this.#gone();
+      return;
+    }
     if (!small) {
       await this.#flush();
       const file = this.#data(); // an empty file has no chunk: made here
@@ -487,17 +507,11 @@ export class PartialFile {
     try {
       // A small file was made with its mode, unless the umask took bits away.
       if (mode !== undefined && (!small || (mode & 0o777 & umask()) !== 0)) {
-        Deno.chmodSync(this.#partPath, mode & 0o777);
+        await Deno.chmod(this.#partPath, mode & 0o777);
       }
-      Deno.renameSync(this.#partPath, join(dir, storedAs));
+      await Deno.rename(this.#partPath, join(dir, storedAs));
     } catch (err) {
-      const there = (() => {
-        try {
-          return Deno.lstatSync(join(dir, storedAs));
-        } catch {
-          return null;
-        }
-      })();
+      const there = await Deno.lstat(join(dir, storedAs)).catch(() => null);
       if (there?.isDirectory) throw new UserError(`${storedAs} is a folder on the server`);
       throw err;
     } finally {
@@ -508,36 +522,32 @@ export class PartialFile {
 
   /**
    * A small file whose data all sits in one batch, never written, nor its
-   * state saved: written, synced and closed here in one go, with
-   * synchronous calls (for ten thousand small files, a trip through the
-   * thread pool for each call costs more than the calls). It leaves
-   * nothing behind to count against the staging limits. Returns false
-   * when the file is not such a one.
+   * state saved: made exclusively (never through a planted link), written
+   * and closed in one call. Synchronous unless synced to disk: for ten
+   * thousand small files, a trip through Deno's file threads for each
+   * call cost more CPU than the calls (measured: the server's CPU rose from
+   * about 1.8 s to 2.3 s for 10,000 files, and the wall time did not fall).
+   * It leaves nothing behind to count against the staging limits. Resolves
+   * false when the file is not such a one.
    */
-  #writeAtOnce(sync: boolean, mode?: number): boolean {
+  async #writeAtOnce(sync: boolean, mode?: number): Promise<boolean> {
     if (this.#file || this.#closed) return false;
     const bytes = this.#batch?.subarray(0, this.#batchLength) ?? new Uint8Array(0);
     if (bytes.length !== this.state.size) return false;
     clearTimeout(this.#timer);
     this.#batch = undefined;
     this.#batchLength = 0;
+    this.#close();
     if (sync) {
-      const file = Deno.openSync(this.#partPath, { write: true, createNew: true });
-      try {
-        for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
-        file.syncDataSync();
-      } finally {
-        file.close();
-      }
+      using file = await Deno.open(this.#partPath, { write: true, createNew: true });
+      await writeAll(file, bytes);
+      await file.syncData();
     } else {
-      // Made exclusively (never through a planted link), written and
-      // closed in one call into the runtime.
       Deno.writeFileSync(this.#partPath, bytes, {
         createNew: true,
         mode: mode === undefined ? undefined : mode & 0o777,
       });
     }
-    this.#close();
     return true;
   }
 

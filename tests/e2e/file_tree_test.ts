@@ -337,3 +337,17 @@ Deno.test("attack: 100,000 tiny entries on one connection: the server's memory s
   const r = await rawLink(srv.port, flood);
   assert.match(r.refused ?? "", new RegExp(`more than ${MAX_OPEN_STREAMS} transfers at once`));
 });
+
+Deno.test("tree --fsync: a server that syncs each file before confirming stores small and large files intact", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {}, fsync: true });
+  const root = join(src.path, "synced");
+  await makeTree(root);
+  await randomFile(join(root, "large.bin"), 3 * 1024 * 1024 + 5, 8);
+  const r = await client(["--port", String(srv.addr.port), root]);
+  assert.equal(r.code, 0, r.stderr);
+  const sent = await tree(root);
+  sent.delete("link-to-top");
+  assert.deepEqual(await tree(join(dst.path, "received-synced")), sent);
+});
