@@ -539,7 +539,11 @@ export class PartialFile {
     this.#batchLength = 0;
     this.#close();
     if (sync) {
-      using file = await Deno.open(this.#partPath, { write: true, createNew: true });
+      using file = await Deno.open(this.#partPath, {
+        write: true,
+        createNew: true,
+        mode: mode === undefined ? undefined : mode & 0o777,
+      });
       await writeAll(file, bytes);
       await file.syncData();
     } else {
