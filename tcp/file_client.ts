@@ -36,7 +36,7 @@ import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
-import { Md5Stream } from "../lib/core/wire/md5.ts";
+import { md5, Md5Stream, toHex } from "../lib/core/wire/md5.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
@@ -169,7 +169,7 @@ export interface SendEntriesOptions {
   update?: boolean;
   /** Shows progress on stderr, labelled so. */
   progress?: string;
-  /** Bytes in all, for the progress display. */
+  /** Bytes in all, for the progress display (unknown: it says what moved). */
   total?: number;
   /** The token of a cut transfer, for the first entry (a named file). */
   resume?: string;
@@ -198,6 +198,8 @@ interface Job {
   id: number;
   sender: FileSender;
   file: Deno.FsFile | undefined;
+  /** A small file's bytes, read whole when it was opened (no handle kept). */
+  data: Uint8Array | undefined;
   /** The file offset the next sequential read starts at. */
   position: number;
   /** Bytes of the file handed to the socket, the furthest so far. */
@@ -268,7 +270,7 @@ export async function sendEntries(
   }
   const secure = coded?.secure;
   const progress = options.progress
-    ? new ProgressReporter(options.progress, options.total ?? 0)
+    ? new ProgressReporter(options.progress, options.total)
     : undefined;
   let moved = 0; // bytes handed to the socket the first time, all entries
   /** What the server said or did to end the connection, if it did. */
@@ -278,10 +280,13 @@ export async function sendEntries(
   let wake: (() => void) | undefined;
   /** Whether the server answered on any stream: before that, a failure is the connection's. */
   let answered = false;
+  /** Transfers that ended (confirmed or failed) and are yet to be settled. */
+  const ended: Job[] = [];
   const finish = (job: Job, result: EntryResult) => {
     jobs.delete(job.id);
-    closeQuietly(job.file);
+    if (job.file) closeQuietly(job.file);
     job.file = undefined;
+    job.data = undefined;
     report(result);
   };
   const fail = (job: Job, error: unknown) =>
@@ -310,11 +315,15 @@ export async function sendEntries(
       try {
         for (const e of job.sender.receive(inner)) {
           if (e.type === "accepted") options.onToken?.(job.entry, e.token);
-          else if (e.type === "done") job.done = e.done;
+          else if (e.type === "done") {
+            job.done = e.done;
+            ended.push(job);
+          }
         }
       } catch (err) {
         // The server's own refusal needs no answer; a malformed stream does.
         job.failure = { error: err, tell: err instanceof ProtocolError };
+        ended.push(job);
       }
     }
   };
@@ -388,10 +397,17 @@ export async function sendEntries(
     const entry = step.value;
     const id = next++;
     let file: Deno.FsFile | undefined;
+    let data: Uint8Array | undefined;
     let size = entry.size;
     let update: string | undefined;
     try {
-      if (entry.source !== undefined) {
+      if (entry.source !== undefined && entry.size <= SMALL_FILE) {
+        // A small file (as walked) is read whole in one call, its size
+        // what was read: no handle, no seek, no second stat.
+        data = readSmall(entry.source);
+        size = data.length;
+        if (options.update) update = toHex(md5(data));
+      } else if (entry.source !== undefined) {
         ({ file, size } = openInput(entry.source));
         if (options.update) update = fileMd5(file, entry.source, scratch);
       } else if (options.update) update = EMPTY_MD5;
@@ -416,6 +432,7 @@ export async function sendEntries(
       id,
       sender,
       file,
+      data,
       position: 0,
       sent: 0,
       ended: false,
@@ -428,7 +445,8 @@ export async function sendEntries(
   try {
     while (!readFailure && !writeFailure) {
       // Settle what ended.
-      for (const job of [...jobs.values()]) {
+      for (let job = ended.shift(); job; job = ended.shift()) {
+        if (!jobs.has(job.id)) continue;
         if (job.failure) {
           // Tell the server why, on this stream only; the others go on.
           if (job.failure.tell) await small(job, encodeError(describeError(job.failure.error)));
@@ -457,14 +475,23 @@ export async function sendEntries(
       }
       if (jobs.size === 0) break;
       // The first open transfer with something to send sends it.
-      const job = [...jobs.values()].find(ready);
+      let job: Job | undefined;
+      for (const j of jobs.values()) {
+        if (ready(j)) {
+          job = j;
+          break;
+        }
+      }
       if (!job) {
         await flush(); // the server answers what it has been sent
         await settle();
         const woken = Promise.withResolvers<void>();
         wake = woken.resolve;
-        const waiting = [...jobs.values()].every((j) => !j.failure && !j.done && !ready(j));
-        if (waiting && !readFailure && !writeFailure) await woken.promise;
+        if (ended.length === 0 && !readFailure && !writeFailure) {
+          let idle = true;
+          for (const j of jobs.values()) if (ready(j)) idle = false;
+          if (idle) await woken.promise;
+        }
         wake = undefined;
         continue;
       }
@@ -480,15 +507,20 @@ export async function sendEntries(
       const offset = i * chunkSize;
       const len = Math.min(chunkSize, size - offset);
       try {
-        if (job.position !== offset) job.file!.seekSync(offset, Deno.SeekMode.Start);
-        if (readFullSync(job.file!, inner.subarray(DATA_OFFSET, DATA_OFFSET + len)) !== len) {
-          throw new UserError(`${job.entry.source} shrank while it was being sent`);
+        if (job.data) {
+          inner.set(job.data.subarray(offset, offset + len), DATA_OFFSET);
+        } else {
+          if (job.position !== offset) job.file!.seekSync(offset, Deno.SeekMode.Start);
+          if (readFullSync(job.file!, inner.subarray(DATA_OFFSET, DATA_OFFSET + len)) !== len) {
+            throw new UserError(`${job.entry.source} shrank while it was being sent`);
+          }
         }
       } catch (err) {
         const error = err instanceof UserError
           ? err
           : new UserError(describeError(err, `Cannot read ${job.entry.source}`));
         job.failure = { error, tell: true };
+        ended.push(job);
         continue;
       }
       job.position = offset + len;
@@ -530,6 +562,22 @@ export async function sendEntries(
   if (why === undefined) return { entries: next };
   for (const job of [...jobs.values()]) fail(job, job.failure?.error ?? why);
   return { entries: next, stopped: more ? why : undefined };
+}
+
+/** Files up to this size (as walked) are read whole in one call: most of a folder's. */
+const SMALL_FILE = 64 * 1024;
+
+/** A small file's bytes, with errors a user can act on. */
+function readSmall(path: string): Uint8Array {
+  try {
+    return Deno.readFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new UserError(`File ${path} does not exist`);
+    if (err instanceof Deno.errors.IsADirectory) {
+      throw new UserError(`${path} is a directory, not a file`);
+    }
+    throw new UserError(describeError(err, `Cannot read ${path}`));
+  }
 }
 
 /** The MD5 of nothing: an empty folder's, as `--update` offers it. */
@@ -700,27 +748,24 @@ async function main(): Promise<number> {
   if (twice !== undefined) {
     throw new UsageError(`Two folders are named ${twice}; send them one at a time`);
   }
-  // A first walk counts (for the progress display) and says what will be
-  // skipped; the second feeds the connection. Neither keeps the entries.
+  // On a terminal a first walk counts what will move, for the progress
+  // bar's share and ETA; elsewhere progress says what moved (a walk of a
+  // large folder is not free). Neither walk keeps the entries.
   const followLinks = flags["follow-links"];
-  let total = 0;
-  let count = 0;
+  let total: number | undefined;
+  let count: number | undefined;
   let first = "";
-  const perFolder = new Map<string, number>(folders.map((name) => [name, 0]));
-  for await (
-    const e of walkEntries(sources, {
-      followLinks,
-      onSkip: (line) => console.error(`skipped ${line}`),
-      onCollision: (line) => console.error(`warning: ${line}`),
-    })
-  ) {
-    total += e.size;
-    if (count++ === 0) first = e.name;
-    if (e.parts) perFolder.set(e.name, perFolder.get(e.name)! + 1);
+  if (Deno.stderr.isTerminal()) {
+    total = 0;
+    count = 0;
+    for await (const e of walkEntries(sources, { followLinks })) {
+      total += e.size;
+      if (count++ === 0) first = e.name;
+    }
   }
-  for (const [name, n] of perFolder) {
-    if (n === 0) console.error(`${name}: empty folder, nothing to send`);
-  }
+  // Said once each, as the sending walk finds them.
+  const onSkip = (line: string) => console.error(`skipped ${line}`);
+  const onCollision = (line: string) => console.error(`warning: ${line}`);
   let code = resolveCode(flags.code);
   const start = performance.now();
   const tallies = new Map<string, FolderTally>();
@@ -732,11 +777,17 @@ async function main(): Promise<number> {
   let same = 0;
   const summary = await withCodePrompt(code, (c) => {
     code = c;
-    return sendEntries(walkEntries(sources, { followLinks }), {
+    return sendEntries(walkEntries(sources, { followLinks, onSkip, onCollision }), {
       host: flags.host,
       port,
       chunkSize,
-      progress: count === 1 ? first : `${count} files`,
+      progress: count === 1
+        ? first
+        : count !== undefined
+        ? `${count} files`
+        : sources.length === 1
+        ? sources[0].name
+        : "sent",
       total,
       resume,
       code: c,
@@ -783,18 +834,14 @@ async function main(): Promise<number> {
   if (summary.stopped !== undefined) {
     failed++;
     console.error(
-      `error: stopped after ${summary.entries} of ${count} entries: ${
-        describeError(summary.stopped)
-      }`,
+      `error: stopped after ${summary.entries} entries: ${describeError(summary.stopped)}`,
     );
   }
   const seconds = (performance.now() - start) / 1000;
-  for (const [name, n] of perFolder) {
-    if (n > 0) {
-      const t = tallies.get(name) ??
-        { files: 0, bytes: 0, upToDate: 0, resumed: 0, emptyFolders: 0, failed: 0 };
-      console.log(folderLine(name, t, seconds));
-    }
+  for (const name of folders) {
+    const t = tallies.get(name);
+    if (t) console.log(folderLine(name, t, seconds));
+    else if (summary.stopped === undefined) console.error(`${name}: empty folder, nothing sent`);
   }
   if (flags.update) {
     console.log(

@@ -205,7 +205,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       }).finally(() => {
         for (const [root, f] of folders) {
           log(
-            `${who}: stored ${f.stored} files and folders in ${root}` +
+            `${who}: stored ${f.stored} ${f.stored === 1 ? "entry" : "entries"} in ${root}` +
               (f.upToDate > 0 ? `, ${f.upToDate} up to date` : ""),
           );
         }

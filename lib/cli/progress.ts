@@ -6,14 +6,18 @@
  */
 import { formatBytes, formatDuration, formatRate } from "../core/report/format.ts";
 
-/** Renders one progress line (pure; no I/O). */
+/**
+ * Renders one progress line (pure; no I/O). With no `total` (not counted
+ * beforehand) it says how much moved and how fast.
+ */
 export function renderProgress(
   label: string,
   done: number,
-  total: number,
+  total: number | undefined,
   seconds: number,
   width = 24,
 ): string {
+  if (total === undefined) return `${label}: ${formatBytes(done)} ${formatRate(done, seconds)}`;
   const frac = total > 0 ? Math.min(1, done / total) : 1;
   const filled = Math.round(frac * width);
   const bar = "#".repeat(filled) + "-".repeat(width - filled);
@@ -28,7 +32,7 @@ export function renderProgress(
 /** Writes progress to stderr: a redrawn line on a terminal, else plain lines. */
 export class ProgressReporter {
   #label: string;
-  #total: number;
+  #total: number | undefined;
   #start = performance.now();
   #last = performance.now();
   #tty: boolean;
@@ -39,10 +43,10 @@ export class ProgressReporter {
    * Starts the clock for a transfer of `total` bytes.
    *
    * @param label What is moving (a file name).
-   * @param total Bytes expected.
+   * @param total Bytes expected (unknown when not counted beforehand).
    * @param tty Whether to redraw one line (default: stderr is a terminal).
    */
-  constructor(label: string, total: number, tty = Deno.stderr.isTerminal()) {
+  constructor(label: string, total: number | undefined, tty = Deno.stderr.isTerminal()) {
     this.#label = label;
     this.#total = total;
     this.#tty = tty;

@@ -82,12 +82,20 @@ Deno.test("tree: a folder arrives whole: nested and empty folders, odd names, mo
   await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {} });
   const root = join(src.path, "photos");
   await makeTree(root);
+  // Two names a case-insensitive file system would take for one: both are
+  // sent, with a warning.
+  await Deno.writeTextFile(join(root, "a/b/Case.txt"), "upper");
+  await Deno.writeTextFile(join(root, "a/b/case.txt"), "lower");
   const r = await client(["--port", String(srv.addr.port), root]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^skipped photos\/link-to-top: symbolic link, skipped \(--follow-links/m);
   assert.match(
+    r.stderr,
+    /^warning: photos\/a\/b\/Case\.txt and photos\/a\/b\/case\.txt differ only in case/m,
+  );
+  assert.match(
     r.stdout,
-    /^photos: 6 files \(264\.8 KiB\) in [\d.]+ s, [\d.]+ [kMG]?B\/s, stored in received-photos; 2 empty folders\n$/,
+    /^photos: 8 files \(264\.8 KiB\) in [\d.]+ s, [\d.]+ [kMG]?B\/s, stored in received-photos; 2 empty folders\n$/,
   );
   const sent = await tree(root);
   sent.delete("link-to-top");
