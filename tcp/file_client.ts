@@ -105,7 +105,7 @@ export interface SendResult {
   name: string;
   /** File size. */
   bytes: number;
-  /** Seconds from connecting to the server's confirmation. */
+  /** Seconds from its offer to the server's confirmation. */
   seconds: number;
   /** Whole-file MD5 (hexadecimal), confirmed by the server. */
   md5: string;
