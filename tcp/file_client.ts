@@ -52,6 +52,7 @@ import {
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
 import { checkSources, type Entry, walkEntries } from "./file_tree.ts";
+import { encodePack, PACK_FILE_BYTES, type PackFile } from "../lib/core/file/pack.ts";
 
 /** Options of {@link sendFile}. */
 export interface SendOptions {
@@ -198,8 +199,10 @@ interface Job {
   id: number;
   sender: FileSender;
   file: Deno.FsFile | undefined;
-  /** A small file's bytes, read whole when it was opened (no handle kept). */
+  /** A small file's bytes, read whole when it was opened (no handle kept), or a pack's. */
   data: Uint8Array | undefined;
+  /** A pack's files as sent, with each one's size and MD5 (hexadecimal). */
+  pack?: { members: Entry[]; sizes: number[]; md5s: string[] };
   /** The file offset the next sequential read starts at. */
   position: number;
   /** Bytes of the file handed to the socket, the furthest so far. */
@@ -287,7 +290,39 @@ export async function sendEntries(
     if (job.file) closeQuietly(job.file);
     job.file = undefined;
     job.data = undefined;
-    report(result);
+    if (!job.pack) return report(result);
+    // A pack reports each of its files: stored, or failed with the reason.
+    const { members, sizes, md5s } = job.pack;
+    const done = result.ok ? job.done : undefined;
+    const failed = new Map(done?.failed ?? []);
+    members.forEach((m, i) => {
+      const why = failed.get(i);
+      if (!result.ok) report({ entry: m, ok: false, error: result.error });
+      else if (why !== undefined) {
+        report({
+          entry: m,
+          ok: false,
+          error: new UserError(`Server refused ${displayName(m)}: ${why}`),
+        });
+      } else {
+        report({
+          entry: m,
+          ok: true,
+          result: {
+            name: displayName(m),
+            bytes: sizes[i],
+            seconds: result.result.seconds,
+            md5: md5s[i],
+            storedAs: `${done!.storedAs}/${m.parts!.join("/")}`,
+            chunks: 1,
+            chunksSent: 1,
+            chunksSkipped: 0,
+            chunksResent: 0,
+            upToDate: false,
+          },
+        });
+      }
+    });
   };
   const fail = (job: Job, error: unknown) =>
     finish(job, { entry: job.entry, ok: false, error, token: job.sender.token });
@@ -383,9 +418,12 @@ export async function sendEntries(
   let turn = 0; // which buffer the next chunk is read into
 
   let next = 0; // the next entry's stream id
-  const iterator = Symbol.asyncIterator in entries
-    ? entries[Symbol.asyncIterator]()
-    : entries[Symbol.iterator]();
+  // Small files of a folder go in packs, but with --update (each is
+  // offered with its MD5, to be skipped if stored) or a resume.
+  const source = options.update || options.resume ? entries : packSmallFiles(entries);
+  const iterator = Symbol.asyncIterator in source
+    ? source[Symbol.asyncIterator]()
+    : source[Symbol.iterator]();
   let more = true;
   /** Takes the next entry and opens its transfer; undefined when it failed at once or none is left. */
   const open = async (): Promise<Job | undefined> => {
@@ -400,8 +438,30 @@ export async function sendEntries(
     let data: Uint8Array | undefined;
     let size = entry.size;
     let update: string | undefined;
+    let pack: Job["pack"];
+    if (entry.kind === "pack") {
+      // Each file read whole; one that cannot be read fails on its own.
+      const files: PackFile[] = [];
+      pack = { members: [], sizes: [], md5s: [] };
+      for (const m of entry.members!) {
+        try {
+          const bytes = readSmall(m.source!);
+          files.push({ path: m.parts!, mode: m.mode, mtime: m.mtime, data: bytes });
+          pack.members.push(m);
+          pack.sizes.push(bytes.length);
+          pack.md5s.push(toHex(md5(bytes)));
+        } catch (err) {
+          report({ entry: m, ok: false, error: err });
+        }
+      }
+      if (files.length === 0) return undefined;
+      data = encodePack(files);
+      size = data.length;
+    }
     try {
-      if (entry.source !== undefined && entry.size <= SMALL_FILE) {
+      if (pack) {
+        // Read above.
+      } else if (entry.source !== undefined && entry.size <= SMALL_FILE) {
         // A small file (as walked) is read whole in one call, its size
         // what was read: no handle, no seek, no second stat.
         data = readSmall(entry.source);
@@ -427,6 +487,22 @@ export async function sendEntries(
       kind: entry.kind,
       mtime: entry.mtime,
     });
+    if (pack) {
+      const job: Job = {
+        entry,
+        id,
+        sender,
+        file: undefined,
+        data,
+        pack,
+        position: 0,
+        sent: 0,
+        ended: false,
+        start: performance.now(),
+      };
+      jobs.set(id, job);
+      return job;
+    }
     const job: Job = {
       entry,
       id,
@@ -562,6 +638,46 @@ export async function sendEntries(
   if (why === undefined) return { entries: next };
   for (const job of [...jobs.values()]) fail(job, job.failure?.error ?? why);
   return { entries: next, stopped: more ? why : undefined };
+}
+
+/** Files in one pack, at most. */
+const PACK_FILES = 256;
+/** Bytes in one pack's files, at most (as walked). */
+const PACK_BYTES = 1024 * 1024;
+
+/**
+ * Groups consecutive small files of one folder into packs (`kind:
+ * "pack"`): up to {@link PACK_FILES} files or {@link PACK_BYTES} bytes,
+ * each at most {@link PACK_FILE_BYTES}. Anything else passes as it is.
+ */
+async function* packSmallFiles(
+  entries: Iterable<Entry> | AsyncIterable<Entry>,
+): AsyncGenerator<Entry> {
+  let group: Entry[] = [];
+  let bytes = 0;
+  const out = (): Entry => {
+    const members = group;
+    group = [];
+    const size = bytes;
+    bytes = 0;
+    return members.length === 1
+      ? members[0]
+      : { name: members[0].name, kind: "pack", members, size };
+  };
+  for await (const e of entries) {
+    const small = e.parts !== undefined && e.kind === undefined && e.source !== undefined &&
+      e.size <= PACK_FILE_BYTES;
+    if (
+      group.length > 0 &&
+      (!small || e.name !== group[0].name || group.length >= PACK_FILES ||
+        bytes + e.size > PACK_BYTES)
+    ) yield out();
+    if (small) {
+      group.push(e);
+      bytes += e.size;
+    } else yield e;
+  }
+  if (group.length > 0) yield out();
 }
 
 /** Files up to this size (as walked) are read whole in one call: most of a folder's. */

@@ -29,6 +29,8 @@ import {
   WholeFileMismatch,
 } from "../lib/core/file/receiver.ts";
 import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/names.ts";
+import { decodePack } from "../lib/core/file/pack.ts";
+import { md5, toHex } from "../lib/core/wire/md5.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -50,9 +52,11 @@ import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import {
   checkDirectory,
   DigestBook,
+  PARTIAL_DIR,
   type PartialFile,
   PartialStore,
   removeStalePartials,
+  storeBytes,
   TreePlacer,
 } from "./file_store.ts";
 import { createHash } from "node:crypto";
@@ -117,6 +121,10 @@ export interface TransferRecord extends ReceiverCounters {
   upToDate?: boolean;
   /** Error message, if it failed. */
   error?: string;
+  /** A pack: how many of its files were stored (in the folder `storedAs`). */
+  packed?: number;
+  /** A pack: its files that could not be stored, each `path: why`. */
+  failures?: string[];
 }
 
 /** A running file server; `await using` closes it. */
@@ -193,11 +201,16 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
         records.push(rec);
         // Trimmed now and then, not at every record (each trim moves them all).
         if (records.length >= MAX_RECORDS + 1000) records.splice(0, records.length - MAX_RECORDS);
-        const root = rec.storedAs?.includes("/") ? rec.storedAs.split("/")[0] : undefined;
+        for (const line of rec.failures ?? []) log(`${who}: ${line}`);
+        const root = rec.packed !== undefined
+          ? rec.storedAs
+          : rec.storedAs?.includes("/")
+          ? rec.storedAs.split("/")[0]
+          : undefined;
         if (root && !rec.error) {
           const f = folders.get(root) ?? { stored: 0, upToDate: 0 };
           if (rec.upToDate) f.upToDate++;
-          else f.stored++;
+          else f.stored += rec.packed ?? 1;
           folders.set(root, f);
         } else if (rec.upToDate) log(`${who}: ${rec.storedAs} is up to date`);
         else if (rec.storedAs) log(`${who}: stored ${rec.storedAs}`);
@@ -504,7 +517,11 @@ class Session {
       switch (e.type) {
         case "offer": {
           const offer = this.#offer = e.offer;
-          this.rec.name = offer.path ? [offer.name, ...offer.path].join("/") : offer.name;
+          this.rec.name = offer.path
+            ? [offer.name, ...offer.path].join("/")
+            : offer.kind === "pack"
+            ? `${offer.name} (a pack of small files)`
+            : offer.name;
           this.#base = safeBaseName(offer.name);
           if (offer.size > s.maxSize) {
             throw new UserError(
@@ -563,9 +580,50 @@ class Session {
     return false;
   }
 
+  /**
+   * A verified pack: each of its files stored as a folder entry would be,
+   * each path checked on its own (a bad one fails only its file, listed in
+   * the DONE), and each file's digest recorded.
+   */
+  async #unpack(): Promise<void> {
+    const s = this.#s;
+    const data = await this.partial!.readAll();
+    this.partial = undefined;
+    const files = decodePack(data);
+    const root = await this.#place.root(this.#base, s.overwrite);
+    const failed: [number, string][] = [];
+    for (let i = 0; i < files.length; i++) {
+      const f = files[i];
+      try {
+        const rel = await this.#place.place(
+          this.#base,
+          safeRelativePath(f.path),
+          s.overwrite,
+          false,
+        );
+        const tmp = join(s.dir, PARTIAL_DIR, `${crypto.randomUUID()}.tmp`);
+        storeBytes(tmp, s.dir, rel, f.data, f.mode, s.fsync);
+        await s.digests.record(rel, f.data.length, toHex(md5(f.data)));
+      } catch (err) {
+        const why = clientMessage(err, s.dir);
+        failed.push([
+          i,
+          why.length > PACK_REASON_CHARS ? why.slice(0, PACK_REASON_CHARS) + "…" : why,
+        ]);
+        (this.rec.failures ??= []).push(
+          `${[this.#offer!.name, ...f.path].join("/")}: ${describeError(err)}`,
+        );
+      }
+    }
+    this.rec.storedAs = root;
+    this.rec.packed = files.length - failed.length;
+    await this.send(this.core.stored(root, failed));
+  }
+
   /** Once the file is verified: stores it, records its digest, and says DONE. */
   async #store(): Promise<void> {
     const s = this.#s;
+    if (this.#offer!.kind === "pack") return await this.#unpack();
     const offer = this.#offer!;
     if (offer.kind === "dir") {
       // Made when placed; nothing was stored for it.
@@ -593,6 +651,9 @@ class Session {
     await this.send(this.core.stored(this.rec.storedAs!));
   }
 }
+
+/** A pack's failure message, cut to what a DONE has room for. */
+const PACK_REASON_CHARS = 200;
 
 /** The token that names a folder entry's partial: its path, size, time and chunk size. */
 function entryToken(offer: Offer): string {

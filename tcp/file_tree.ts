@@ -20,8 +20,13 @@ export interface Entry {
   name: string;
   /** A tree entry's path below its folder, one string per component. */
   parts?: string[];
-  /** `"dir"` for an empty folder of a tree. */
-  kind?: "dir";
+  /**
+   * `"dir"` for an empty folder of a tree; `"pack"` for small files of one
+   * folder sent together (`members`), made by the sender, never by a walk.
+   */
+  kind?: "dir" | "pack";
+  /** A pack's files, each an entry of the folder `name`. */
+  members?: Entry[];
   /** Size in bytes when walked. */
   size: number;
   /** Permission bits. */

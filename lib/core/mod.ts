@@ -260,9 +260,11 @@ export {
   MAX_CHUNK_RETRIES,
   MAX_CHUNK_SIZE,
   MAX_CHUNKS,
+  MAX_DONE_BYTES,
   MAX_HELD_RANGES,
   MAX_OFFER_BYTES,
   MAX_OPEN_STREAMS,
+  MAX_PACK_BYTES,
   MAX_PATH_BYTES,
   MAX_PATH_DEPTH,
   MIN_CHUNK_SIZE,
@@ -274,6 +276,13 @@ export {
   STREAM_PREFIX,
   type StreamBytes,
 } from "./file/messages.ts";
+export {
+  decodePack,
+  encodePack,
+  MAX_PACK_FILES,
+  PACK_FILE_BYTES,
+  type PackFile,
+} from "./file/pack.ts";
 export {
   MAX_BASE_BYTES,
   MAX_COMPONENT_BYTES,

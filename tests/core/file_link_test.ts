@@ -17,12 +17,14 @@ import {
   encodeJson,
   encodeStream,
   fillStreamFrame,
+  MAX_PACK_BYTES,
   MAX_PATH_DEPTH,
   MsgType,
   SERVER_LINK_LIMITS,
   STREAM_OFFSET,
 } from "../../lib/core/file/messages.ts";
 import { MAX_COMPONENT_BYTES, safeRelativePath } from "../../lib/core/file/names.ts";
+import { decodePack, encodePack, MAX_PACK_FILES } from "../../lib/core/file/pack.ts";
 import { FrameDecoder } from "../../lib/core/wire/frame.ts";
 import { jsonBytes } from "../../lib/core/wire/json.ts";
 import { md5, toHex } from "../../lib/core/wire/md5.ts";
@@ -255,4 +257,82 @@ Deno.test("folder entries: the sender takes held chunks for an entry (its partia
   const plain = new FileSender({ name: "t", size: data.length, chunkSize: CHUNK });
   plain.offerFrame();
   assert.throws(() => plain.receive(accept), /never started/);
+});
+
+Deno.test("packs: small files round-trip; a malformed manifest is a protocol error, never a wrong file", () => {
+  const files = [
+    { path: ["a", "x.txt"], mode: 0o640, mtime: 5, data: payload(100, 3) },
+    { path: ["empty"], data: new Uint8Array(0) },
+    { path: ["b", "c", "y.bin"], data: payload(3000, 7) },
+  ];
+  const bytes = encodePack(files);
+  const back = decodePack(bytes);
+  assert.deepEqual(
+    back.map((f) => [f.path, f.mode, f.mtime, [...f.data]]),
+    files.map((f) => [f.path, f.mode, f.mtime, [...f.data]]),
+  );
+  const withManifest = (manifest: unknown, tail = new Uint8Array(0)) => {
+    const m = jsonBytes(manifest);
+    const out = new Uint8Array(4 + m.length + tail.length);
+    new DataView(out.buffer).setUint32(0, m.length);
+    out.set(m, 4);
+    out.set(tail, 4 + m.length);
+    return out;
+  };
+  const bad: [Uint8Array, RegExp][] = [
+    [new Uint8Array(3), /too short/],
+    [Uint8Array.of(0, 0, 1, 0, 123), /runs past its end/],
+    [withManifest([]), /not a JSON object/],
+    [withManifest({ files: [] }), /1 to 1024 files/],
+    [
+      withManifest({ files: Array(MAX_PACK_FILES + 1).fill({ path: ["a"], size: 0 }) }),
+      /1 to 1024 files/,
+    ],
+    [withManifest({ files: [{ path: "a", size: 0 }] }), /malformed file/],
+    [withManifest({ files: [{ path: ["a"], size: -1 }] }), /malformed file/],
+    [
+      withManifest({ files: [{ path: ["a"], size: 1, mode: 0o10000 }] }, new Uint8Array(1)),
+      /malformed file/,
+    ],
+    [withManifest({ files: [{ path: ["a"], size: 5 }] }, new Uint8Array(4)), /run past its end/],
+    [withManifest({ files: [{ path: ["a"], size: 3 }] }, new Uint8Array(4)), /does not list/],
+  ];
+  for (const [b, why] of bad) {
+    assert.throws(
+      () => decodePack(b),
+      (e: Error) => e instanceof ProtocolError && why.test(e.message),
+      String(why),
+    );
+  }
+  // Every truncation of a good pack is refused.
+  for (let n = 0; n < bytes.length; n += 97) {
+    assert.throws(() => decodePack(bytes.subarray(0, n)), ProtocolError);
+  }
+});
+
+Deno.test("packs: an offer of a pack names no path and no update and stays under the limit; its DONE lists failures cleanly", () => {
+  const base = { name: "tree", chunkSize: CHUNK, check: CHUNK_CHECK, kind: "pack" };
+  assert.equal(decodeOffer(jsonBytes({ ...base, size: 1000 })).kind, "pack");
+  for (
+    const bad of [{ size: MAX_PACK_BYTES + 1 }, { size: 10, path: ["a"] }, {
+      size: 10,
+      update: "0".repeat(32),
+    }]
+  ) {
+    assert.throws(
+      () => decodeOffer(jsonBytes({ ...base, ...bad })),
+      ProtocolError,
+      JSON.stringify(bad),
+    );
+  }
+  const done = { md5: "0".repeat(32), bytes: 1, storedAs: "received-tree" };
+  const d = decodeDone(jsonBytes({ ...done, failed: [[3, "bad \u001b[2J name"]] }));
+  assert.deepEqual(d.failed, [[3, "bad ?[2J name"]], "escape codes never reach the terminal");
+  for (const failed of [[[-1, "x"]], [[1]], "x", [[1, "y".repeat(2000)]]]) {
+    assert.throws(
+      () => decodeDone(jsonBytes({ ...done, failed })),
+      ProtocolError,
+      JSON.stringify(failed).slice(0, 40),
+    );
+  }
 });

@@ -21,6 +21,7 @@ import {
   MsgType,
 } from "../../lib/core/file/messages.ts";
 import { FrameDecoder } from "../../lib/core/wire/frame.ts";
+import { encodePack } from "../../lib/core/file/pack.ts";
 import { readChunks } from "../../lib/io/conn.ts";
 import { writeAll } from "../../lib/io/streams.ts";
 import {
@@ -153,7 +154,6 @@ Deno.test("tree: a client killed in the middle of a tree runs again with --updat
     stderr: "null",
   }).spawn();
   // Killed once the big file is partly stored on the server.
-  await waitFor(() => srv.records.length >= 5, 20_000);
   const partial = join(dst.path, ".partial");
   await waitFor(() => {
     for (const e of Deno.readDirSync(partial)) {
@@ -217,14 +217,13 @@ async function rawLink(port: number, frames: Uint8Array[]) {
 function entryFrames(id: number, name: string, path: string[], data: Uint8Array): Uint8Array[] {
   const md5 = createHash("md5").update(data).digest();
   // An update, so that the folder already in DIR (with what was planted in it) is used.
-  const offer = {
-    name,
-    path,
-    size: data.length,
-    chunkSize: 1024,
-    check: CHUNK_CHECK,
-    update: md5.toString("hex"),
-  };
+  return oneChunkFrames(id, { name, path, update: md5.toString("hex") }, data);
+}
+
+/** The frames of a transfer of one chunk (at most 1 MiB) on stream `id`. */
+function oneChunkFrames(id: number, fields: object, data: Uint8Array): Uint8Array[] {
+  const md5 = createHash("md5").update(data).digest();
+  const offer = { ...fields, size: data.length, chunkSize: 1024 * 1024, check: CHUNK_CHECK };
   const chunk = new Uint8Array(8 + 20 + data.length);
   const v = new DataView(chunk.buffer);
   v.setUint16(0, 0x534b);
@@ -358,4 +357,42 @@ Deno.test("tree --fsync: a server that syncs each file before confirming stores 
   const sent = await tree(root);
   sent.delete("link-to-top");
   assert.deepEqual(await tree(join(dst.path, "received-synced")), sent);
+});
+
+Deno.test("attack: a pack's hostile files fail one by one in its DONE; its good files arrive; nothing lands outside", async () => {
+  await using dst = await tempDir();
+  await using outside = await tempDir();
+  await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {} });
+  const good = new TextEncoder().encode("good");
+  const pack = encodePack([
+    { path: ["..", "escape"], data: good },
+    { path: ["ok", "one.txt"], mode: 0o640, data: good },
+    { path: ["x".repeat(300)], data: good },
+    { path: ["ok", "two.txt"], data: new Uint8Array(0) },
+    { path: ["nul\u0000"], data: good },
+  ]);
+  const { answers } = await rawLink(
+    srv.addr.port,
+    oneChunkFrames(0, { name: "p", kind: "pack" }, pack),
+  );
+  const done = answers.get(0)!.at(-1)!;
+  assert.equal(done.type, MsgType.DONE, done.text);
+  const failed = JSON.parse(done.text).failed as [number, string][];
+  assert.deepEqual(failed.map(([i]) => i), [0, 2, 4]);
+  assert.match(failed[0][1], /"\.\." component/);
+  assert.match(failed[1][1], /300 bytes/);
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-p/ok/one.txt")), good);
+  assert.equal((await Deno.stat(join(dst.path, "received-p/ok/one.txt"))).mode! & 0o777, 0o640);
+  assert.equal((await Deno.readFile(join(dst.path, "received-p/ok/two.txt"))).length, 0);
+  assert.deepEqual([...(await tree(dst.path)).keys()].filter((k) => /escape|nul/.test(k)), []);
+  const left = [];
+  for await (const e of Deno.readDir(outside.path)) left.push(e.name);
+  assert.deepEqual(left, []);
+  // A pack whose manifest lies about its sizes fails whole: nothing is stored from it.
+  const lying = encodePack([{ path: ["liar.txt"], data: good }]);
+  new DataView(lying.buffer).setUint32(0, 2);
+  const r = await rawLink(srv.addr.port, oneChunkFrames(0, { name: "q", kind: "pack" }, lying));
+  assert.equal(r.answers.get(0)!.at(-1)!.type, MsgType.ERROR);
+  assert.match(r.answers.get(0)!.at(-1)!.text, /manifest/);
+  await assert.rejects(Deno.stat(join(dst.path, "received-q/liar.txt")), Deno.errors.NotFound);
 });

@@ -89,6 +89,13 @@ export const MAX_OFFER_BYTES = 16 * 1024;
 export const MAX_PATH_BYTES = 3800;
 /** Deepest path below a folder's root an offer may name, in components. */
 export const MAX_PATH_DEPTH = 128;
+/**
+ * Largest DONE payload: room for a pack's failed files, each message cut to
+ * 200 characters by the server.
+ */
+export const MAX_DONE_BYTES: number = 4096 + 256 * 1024;
+/** Largest pack of small files (`kind: "pack"`) an offer may make. */
+export const MAX_PACK_BYTES: number = 4 * 1024 * 1024;
 
 /** Frame limits for what a server accepts from a client. */
 export const SERVER_LIMITS: FrameLimits = {
@@ -118,7 +125,7 @@ export const SERVER_LINK_LIMITS: FrameLimits = {
 /** Frame limits of a connection's link frames, as a client reads them. */
 export const CLIENT_LINK_LIMITS: FrameLimits = {
   maxPayload: {
-    [MsgType.STREAM]: STREAM_PREFIX + HEADER_LENGTH + 64 + MAX_HELD_RANGES * 24,
+    [MsgType.STREAM]: STREAM_PREFIX + HEADER_LENGTH + MAX_DONE_BYTES,
     [MsgType.ERROR]: 1024,
   },
 };
@@ -128,7 +135,7 @@ export const CLIENT_LIMITS: FrameLimits = {
   maxPayload: {
     [MsgType.ACCEPT]: 64 + MAX_HELD_RANGES * 24,
     [MsgType.NACK]: 4,
-    [MsgType.DONE]: 4096,
+    [MsgType.DONE]: MAX_DONE_BYTES,
     [MsgType.ERROR]: 1024,
   },
 };
@@ -157,8 +164,12 @@ export interface Offer {
   path?: string[];
   /** Permission bits to give the stored file (`mode & 0o777`; owners are not kept). */
   mode?: number;
-  /** `"dir"`: an empty folder of a tree (size 0, no data); the server makes it. */
-  kind?: "dir";
+  /**
+   * `"dir"`: an empty folder of a tree (size 0, no data); the server makes
+   * it. `"pack"`: many small files of the folder `name`, their manifest and
+   * bytes as the transfer's data (`pack.ts`), at most {@link MAX_PACK_BYTES}.
+   */
+  kind?: "dir" | "pack";
   /**
    * The file's modification time (ms) when offered. With the path and
    * size it names a folder entry's partial data: a cut entry resumes when
@@ -192,6 +203,11 @@ export interface Done {
   bytes: number;
   /** The server already stored this file (`--update`): nothing was sent. */
   upToDate?: boolean;
+  /**
+   * A pack's files the server could not store (the others are stored):
+   * each its index in the pack and why, in one line.
+   */
+  failed?: [number, string][];
 }
 
 /** Encodes a frame whose payload is JSON. */
@@ -345,7 +361,14 @@ export function decodeOffer(payload: Uint8Array): Offer {
     if (!isCount(o.mode) || o.mode > 0o7777) throw new ProtocolError("Offer has an invalid mode");
     offer.mode = o.mode;
   }
-  if (o.kind !== undefined) {
+  if (o.kind === "pack") {
+    if (offer.path !== undefined || offer.update !== undefined || o.size > MAX_PACK_BYTES) {
+      throw new ProtocolError(
+        `Offer has an invalid pack (no path, no update, at most ${MAX_PACK_BYTES} bytes)`,
+      );
+    }
+    offer.kind = "pack";
+  } else if (o.kind !== undefined) {
     if (o.kind !== "dir" || o.size !== 0 || offer.path === undefined) {
       throw new ProtocolError("Offer has an invalid kind (a folder is a path of size 0)");
     }
@@ -419,6 +442,19 @@ export function decodeDone(payload: Uint8Array): Done {
   }
   const done: Done = { md5: o.md5, storedAs: o.storedAs, bytes: o.bytes };
   if (o.upToDate) done.upToDate = true;
+  if (o.failed !== undefined) {
+    if (
+      !Array.isArray(o.failed) || o.failed.length > 1024 ||
+      !o.failed.every((f) =>
+        Array.isArray(f) && f.length === 2 && isCount(f[0]) && typeof f[1] === "string" &&
+        f[1].length <= 1024
+      )
+    ) {
+      throw new ProtocolError("Done message lists its failed files wrongly");
+    }
+    // Shown to the user: control and bidirectional characters become `?`.
+    done.failed = (o.failed as [number, string][]).map(([i, why]) => [i, printable(why)]);
+  }
   return done;
 }
 

@@ -182,13 +182,17 @@ export class FileReceiver {
     return this.#verified ? this.#expected : undefined;
   }
 
-  /** The DONE frame once the shell stored the verified file as `storedAs`. */
-  stored(storedAs: string): Uint8Array {
+  /**
+   * The DONE frame once the shell stored the verified file as `storedAs`
+   * (for a pack, its folder, with the files it could not store).
+   */
+  stored(storedAs: string, failed?: [number, string][]): Uint8Array {
     if (!this.#verified) throw new Error("The file is not verified");
     return encodeJson(MsgType.DONE, {
       md5: this.#expected,
       storedAs,
       bytes: this.#offer!.size,
+      failed: failed && failed.length > 0 ? failed : undefined,
     });
   }
 
