@@ -487,28 +487,13 @@ export async function sendEntries(
       kind: entry.kind,
       mtime: entry.mtime,
     });
-    if (pack) {
-      const job: Job = {
-        entry,
-        id,
-        sender,
-        file: undefined,
-        data,
-        pack,
-        position: 0,
-        sent: 0,
-        ended: false,
-        start: performance.now(),
-      };
-      jobs.set(id, job);
-      return job;
-    }
     const job: Job = {
       entry,
       id,
       sender,
       file,
       data,
+      pack,
       position: 0,
       sent: 0,
       ended: false,
