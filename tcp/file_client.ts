@@ -33,7 +33,7 @@ import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
 import { formatBytes, formatRate } from "../lib/core/report/format.ts";
 import { FrameDecoder } from "../lib/core/wire/frame.ts";
 import { readChunks } from "../lib/io/conn.ts";
-import { closeQuietly, describeError } from "../lib/io/errors.ts";
+import { closeQuietly, describeError, readError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { md5, Md5Stream, toHex } from "../lib/core/wire/md5.ts";
@@ -124,19 +124,24 @@ export interface SendResult {
   upToDate: boolean;
 }
 
-/** Opens `path` for reading, with errors a user can act on. */
-function openInput(path: string): { file: Deno.FsFile; size: number } {
+/** The size of the regular file at `path`, with errors a user can act on. */
+function inputSize(path: string): number {
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`File ${path} does not exist`);
-    throw new UserError(describeError(err, `Cannot read ${path}`));
+    throw readError(err, path);
   }
   if (info.isDirectory) throw new UserError(`${path} is a directory, not a file`);
   if (!info.isFile) throw new UserError(`${path} is not a regular file`);
+  return info.size;
+}
+
+/** Opens `path` for reading, with errors a user can act on. */
+function openInput(path: string): { file: Deno.FsFile; size: number } {
+  const size = inputSize(path);
   try {
-    return { file: Deno.openSync(path, { read: true }), size: info.size };
+    return { file: Deno.openSync(path, { read: true }), size };
   } catch (err) {
     throw new UserError(describeError(err, `Cannot read ${path}`));
   }
@@ -440,41 +445,27 @@ export async function sendEntries(
     let update: string | undefined;
     let pack: Job["pack"];
     if (entry.kind === "pack") {
-      // Each file read whole; one that cannot be read fails on its own.
-      const files: PackFile[] = [];
-      pack = { members: [], sizes: [], md5s: [] };
-      for (const m of entry.members!) {
-        try {
-          const bytes = readSmall(m.source!);
-          files.push({ path: m.parts!, mode: m.mode, mtime: m.mtime, data: bytes });
-          pack.members.push(m);
-          pack.sizes.push(bytes.length);
-          pack.md5s.push(toHex(md5(bytes)));
-        } catch (err) {
-          report({ entry: m, ok: false, error: err });
-        }
-      }
-      if (files.length === 0) return undefined;
-      data = encodePack(files);
+      const packed = readPack(entry.members!, report);
+      if (!packed) return undefined;
+      ({ data, pack } = packed);
       size = data.length;
-    }
-    try {
-      if (pack) {
-        // Read above.
-      } else if (entry.source !== undefined && entry.size <= SMALL_FILE) {
-        // A small file (as walked) is read whole in one call, its size
-        // what was read: no handle, no seek, no second stat.
-        data = readSmall(entry.source);
-        size = data.length;
-        if (options.update) update = toHex(md5(data));
-      } else if (entry.source !== undefined) {
-        ({ file, size } = openInput(entry.source));
-        if (options.update) update = fileMd5(file, entry.source, scratch);
-      } else if (options.update) update = EMPTY_MD5;
-    } catch (err) {
-      closeQuietly(file);
-      report({ entry, ok: false, error: err });
-      return undefined;
+    } else {
+      try {
+        if (entry.source !== undefined && entry.size <= SMALL_FILE) {
+          // A small file (as walked) is read whole in one call, its size
+          // what was read: no handle, no seek, no second stat.
+          data = readSmall(entry.source);
+          size = data.length;
+          if (options.update) update = toHex(md5(data));
+        } else if (entry.source !== undefined) {
+          ({ file, size } = openInput(entry.source));
+          if (options.update) update = fileMd5(file, entry.source, scratch);
+        } else if (options.update) update = EMPTY_MD5;
+      } catch (err) {
+        closeQuietly(file);
+        report({ entry, ok: false, error: err });
+        return undefined;
+      }
     }
     const sender = new FileSender({
       name: entry.name,
@@ -673,12 +664,36 @@ function readSmall(path: string): Uint8Array {
   try {
     return Deno.readFileSync(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`File ${path} does not exist`);
     if (err instanceof Deno.errors.IsADirectory) {
       throw new UserError(`${path} is a directory, not a file`);
     }
-    throw new UserError(describeError(err, `Cannot read ${path}`));
+    throw readError(err, path);
   }
+}
+
+/**
+ * A pack's files, each read whole (one that cannot be read is reported
+ * failed on its own), and the pack made of them; undefined when none
+ * could be read.
+ */
+function readPack(
+  members: readonly Entry[],
+  report: (result: EntryResult) => void,
+): { data: Uint8Array; pack: NonNullable<Job["pack"]> } | undefined {
+  const files: PackFile[] = [];
+  const pack: NonNullable<Job["pack"]> = { members: [], sizes: [], md5s: [] };
+  for (const m of members) {
+    try {
+      const bytes = readSmall(m.source!);
+      files.push({ path: m.parts!, mode: m.mode, mtime: m.mtime, data: bytes });
+      pack.members.push(m);
+      pack.sizes.push(bytes.length);
+      pack.md5s.push(toHex(md5(bytes)));
+    } catch (err) {
+      report({ entry: m, ok: false, error: err });
+    }
+  }
+  return files.length === 0 ? undefined : { data: encodePack(files), pack };
 }
 
 /** The MD5 of nothing: an empty folder's, as `--update` offers it. */
@@ -691,8 +706,7 @@ export function displayName(entry: Entry): string {
 
 /** Sends one file. Throws {@link UserError} on any failure. */
 export async function sendFile(options: SendOptions): Promise<SendResult> {
-  const { file, size } = openInput(options.path);
-  closeQuietly(file);
+  const size = inputSize(options.path);
   const entry: Entry = {
     source: options.path,
     name: options.name ?? basename(options.path),

@@ -329,16 +329,24 @@ async function serveConnection(
   /** The first bytes, until they show how the connection is used. */
   let head: Uint8Array = new Uint8Array(0);
   let handshakeFailed = false;
-  const end = async (session: Session, err?: unknown) => {
+  /**
+   * Ends a session and reports it: stored, or failed with `err` (told to
+   * the client on its stream when `tell`; not when the connection itself
+   * ended). A partial left is saved for a resume.
+   */
+  const end = async (session: Session, err?: unknown, tell = true) => {
     if (err !== undefined) {
       if (err instanceof WholeFileMismatch) await session.partial?.discard();
       session.rec.error = describeError(err);
-      await session.send(encodeError(clientMessage(err, s.dir))).catch(() => {});
+      if (tell) await session.send(encodeError(clientMessage(err, s.dir))).catch(() => {});
     }
     Object.assign(session.rec, session.core.counters);
     await session.partial?.abandon().catch(() => {});
     report(session.rec);
   };
+  /** Reports a connection that failed with no transfer open. */
+  const reportConnection = (err: unknown) =>
+    report({ name: "", ...new FileReceiver().counters, error: describeError(err) });
   /** Files being stored while the connection goes on. */
   const storing = new Set<Promise<void>>();
   /**
@@ -442,30 +450,16 @@ async function serveConnection(
       try {
         session.core.closed();
       } catch (err) {
-        session.rec.error = describeError(err);
-        Object.assign(session.rec, session.core.counters);
-        await session.partial?.abandon().catch(() => {});
-        report(session.rec);
+        await end(session, err, false);
       }
     }
   } catch (err) {
     // The connection failed: every transfer still open ends with it.
-    if (handshakeFailed) {
-      // acceptCoded told the client why.
-      report({ name: "", ...new FileReceiver().counters, error: describeError(err) });
-      return;
-    }
+    if (handshakeFailed) return reportConnection(err); // acceptCoded told the client why
     await write(encodeError(clientMessage(err, s.dir))).then(flush).catch(() => {});
     const open = single ? [single] : [...sessions.values()];
-    if (open.length === 0) {
-      report({ name: "", ...new FileReceiver().counters, error: describeError(err) });
-    }
-    for (const session of open) {
-      session.rec.error = describeError(err);
-      Object.assign(session.rec, session.core.counters);
-      await session.partial?.abandon().catch(() => {});
-      report(session.rec);
-    }
+    if (open.length === 0) reportConnection(err);
+    for (const session of open) await end(session, err, false);
   } finally {
     await Promise.allSettled([...storing]);
     await flush().catch(() => {});
@@ -570,9 +564,9 @@ class Session {
           await this.partial!.save();
           break;
         case "verified":
-          // Stored while the connection goes on with other transfers: a
-          // folder's files reach the disk side by side, on Deno's file
-          // threads, while this one takes the next file's frames.
+          // Stored while the connection goes on taking other transfers'
+          // frames (a large file's last writes and, with --fsync, its sync
+          // run on Deno's file threads meanwhile).
           this.finishing = this.#store();
           return true;
       }

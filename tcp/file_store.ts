@@ -175,8 +175,9 @@ export class PartialStore {
 
   /** Makes room for a new partial of `host`'s (sync: called as its first chunk is stored). */
   #room(host: string, id: string): void {
-    const all = listPartials(this.#staging);
-    const held = new Set(all);
+    // The partials on disk, as this server keeps track of them (no listing
+    // of the staging folder per partial made).
+    const held = new Set(this.#present);
     // Finished or removed partials no longer count against their host.
     for (const p of this.#owners.keys()) if (!held.has(p)) this.#owners.delete(p);
     // Partials in use are bounded by the connections and the transfers
@@ -184,9 +185,7 @@ export class PartialStore {
     const idle = (p: string) => !this.#active.has(p);
     const mine = [...this.#owners].filter(([p, h]) => h === host && idle(p)).map(([p]) => p);
     if (mine.length >= this.#limits.maxPerHost) this.#evict(new Set(mine));
-    if (listPartials(this.#staging).filter(idle).length >= this.#limits.maxPartials) {
-      this.#evict(held);
-    }
+    if ([...this.#present].filter(idle).length >= this.#limits.maxPartials) this.#evict(held);
     this.#owners.set(id, host);
     this.#present.add(id);
   }
@@ -331,6 +330,7 @@ export class PartialFile {
     try {
       this.#file = Deno.openSync(this.#partPath, { read: true, write: true, createNew: true });
     } catch (err) {
+      this.#gone(); // counted when room was made; never made
       throw new UserError(describeError(err, "Server could not create the partial file"));
     }
     return this.#file;
@@ -491,7 +491,7 @@ export class PartialFile {
       if (mode !== undefined) await Deno.chmod(this.#partPath, mode & 0o777);
       await Deno.rename(this.#partPath, join(dir, storedAs));
     } catch (err) {
-      throw await placeError(err, dir, storedAs);
+      throw placeError(err, dir, storedAs);
     } finally {
       await Deno.remove(this.#statePath).catch(() => {});
     }
@@ -593,21 +593,24 @@ export function storeBytes(
     } catch {
       // Never made, or renamed.
     }
-    let there: Deno.FileInfo | null = null;
-    try {
-      there = Deno.lstatSync(join(dir, storedAs));
-    } catch {
-      // Not there.
-    }
-    if (there?.isDirectory) throw new UserError(`${storedAs} is a folder on the server`);
-    throw err;
+    throw placeError(err, dir, storedAs);
   }
 }
 
-/** The error for a file that could not be moved to `DIR/storedAs`. */
-async function placeError(err: unknown, dir: string, storedAs: string): Promise<unknown> {
-  const there = await Deno.lstat(join(dir, storedAs)).catch(() => null);
-  return there?.isDirectory ? new UserError(`${storedAs} is a folder on the server`) : err;
+/** The error for a file that could not be moved to `DIR/storedAs`: a folder in its place is named. */
+function placeError(err: unknown, dir: string, storedAs: string): unknown {
+  return lstatOrNull(join(dir, storedAs))?.isDirectory
+    ? new UserError(`${storedAs} is a folder on the server`)
+    : err;
+}
+
+/** What `path` itself is (a link is not followed), or null when nothing is there. */
+function lstatOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(path);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -694,12 +697,7 @@ export class DigestBook {
     const [folder, base] = split(name);
     const e = this.#page(folder).entries.get(base);
     if (!e || e.size !== size || e.md5 !== md5) return false;
-    let info: Deno.FileInfo | null = null;
-    try {
-      info = Deno.lstatSync(join(this.#dir, name));
-    } catch {
-      // Not stored any more.
-    }
+    const info = lstatOrNull(join(this.#dir, name));
     return info !== null && info.isFile && info.size === size &&
       info.mtime?.getTime() === e.mtimeMs;
   }

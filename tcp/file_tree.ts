@@ -10,7 +10,7 @@
  */
 import { basename, join } from "node:path";
 import { UserError } from "../lib/core/errors.ts";
-import { describeError } from "../lib/io/errors.ts";
+import { describeError, readError } from "../lib/io/errors.ts";
 
 /** One thing to send: a file, or an empty folder of a tree. */
 export interface Entry {
@@ -53,6 +53,10 @@ export interface Source {
   folder: boolean;
   /** The name it is sent under: the file's, or the folder's. */
   name: string;
+  /** Size in bytes when checked (a file's). */
+  size: number;
+  /** Its identity on disk (device and inode), so that a followed link never loops back to it. */
+  key: string;
 }
 
 /**
@@ -66,14 +70,13 @@ export async function checkSources(paths: string[]): Promise<Source[]> {
     try {
       info = await Deno.stat(path); // a link named by the user is followed
     } catch (err) {
-      if (err instanceof Deno.errors.NotFound) throw new UserError(`File ${path} does not exist`);
-      throw new UserError(describeError(err, `Cannot read ${path}`));
+      throw readError(err, path);
     }
     if (!info.isFile && !info.isDirectory) {
       throw new UserError(`${path} is not a regular file or a folder`);
     }
     const name = info.isDirectory ? basename(path.replace(/\/+$/, "")) || "root" : basename(path);
-    out.push({ path, folder: info.isDirectory, name });
+    out.push({ path, folder: info.isDirectory, name, size: info.size, key: key(info) });
   }
   return out;
 }
@@ -90,18 +93,9 @@ export async function* walkEntries(
   options: WalkOptions = {},
 ): AsyncGenerator<Entry> {
   for (const source of sources) {
-    if (!source.folder) {
-      let size = 0;
-      try {
-        size = Deno.statSync(source.path).size;
-      } catch {
-        // Gone since it was checked: the send says so.
-      }
-      yield { source: source.path, name: source.name, size };
-      continue;
-    }
-    const info = Deno.statSync(source.path);
-    yield* walkFolder(source.path, source.name, [], options, new Set([key(info)]));
+    if (source.folder) {
+      yield* walkFolder(source.path, source.name, [], options, new Set([source.key]));
+    } else yield { source: source.path, name: source.name, size: source.size };
   }
 }
 

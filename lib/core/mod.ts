@@ -256,6 +256,8 @@ export {
   FILE_PORT,
   fillDataFrame,
   fillStreamFrame,
+  isMode,
+  isPathList,
   isResumeToken,
   MAX_CHUNK_RETRIES,
   MAX_CHUNK_SIZE,

@@ -9,7 +9,7 @@ import { now } from "./clock.ts";
 import { type AudioEndpoint, parseEndpoint, selectDevice } from "../core/audio/endpoint.ts";
 import { type AudioSpec, blockMs, validateSpec } from "../core/audio/spec.ts";
 import { UsageError, UserError } from "../core/errors.ts";
-import { describeError } from "../io/errors.ts";
+import { describeError, readError } from "../io/errors.ts";
 import { ToneGenerator } from "../core/audio/tone.ts";
 import { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH } from "../core/audio/wav.ts";
 import { resolveUserPath } from "./paths.ts";
@@ -143,8 +143,7 @@ async function wavSource(path: string, block: number): Promise<AudioSource> {
   try {
     file = await Deno.open(path, { read: true });
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new UserError(`WAV file ${path} does not exist`);
-    throw new UserError(describeError(err, `Cannot read ${path}`));
+    throw readError(err, path, "WAV file");
   }
   try {
     const head = new Uint8Array(4096);

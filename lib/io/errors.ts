@@ -53,6 +53,15 @@ export function describeError(err: unknown, context?: string): string {
   return `${prefix}${String(err)}`;
 }
 
+/**
+ * The error for a file that could not be opened or read: `WHAT PATH does
+ * not exist` when it is missing, else what went wrong, naming the path.
+ */
+export function readError(err: unknown, path: string, what = "File"): UserError {
+  if (err instanceof Deno.errors.NotFound) return new UserError(`${what} ${path} does not exist`);
+  return new UserError(describeError(err, `Cannot read ${path}`));
+}
+
 function firstLine(err: Error): string {
   return err.message.split("\n")[0];
 }

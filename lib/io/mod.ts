@@ -15,7 +15,7 @@ export { type Capture, newStreamId, startCapture } from "./capture.ts";
 export { now } from "./clock.ts";
 export { readChunks, type ReadChunksOptions } from "./conn.ts";
 export { grantedEnv } from "./env.ts";
-export { closeQuietly, describeError } from "./errors.ts";
+export { closeQuietly, describeError, readError } from "./errors.ts";
 export { OPENSSL_CRYPTO, useNativeCrypto } from "./native_crypto.ts";
 export {
   connectTo,

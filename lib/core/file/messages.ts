@@ -316,6 +316,17 @@ export function chooseChunkSize(size: number, requested = DEFAULT_CHUNK_SIZE): n
   return Math.min(MAX_CHUNK_SIZE, Math.max(requested, least, MIN_CHUNK_SIZE));
 }
 
+/** Whether `v` is a path below a folder as offers and packs carry it: 1 to {@link MAX_PATH_DEPTH} strings. */
+export function isPathList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.length > 0 && v.length <= MAX_PATH_DEPTH &&
+    v.every((c) => typeof c === "string");
+}
+
+/** Whether `v` is a file mode as offers and packs carry it: a count up to 0o7777. */
+export function isMode(v: unknown): v is number {
+  return isCount(v) && v <= 0o7777;
+}
+
 /** Decodes and validates an OFFER payload. */
 export function decodeOffer(payload: Uint8Array): Offer {
   const o = parseJson(payload, "Offer");
@@ -349,16 +360,13 @@ export function decodeOffer(payload: Uint8Array): Offer {
   if (o.resume !== undefined) offer.resume = o.resume;
   if (o.update !== undefined) offer.update = o.update;
   if (o.path !== undefined) {
-    if (
-      !Array.isArray(o.path) || o.path.length === 0 || o.path.length > MAX_PATH_DEPTH ||
-      !o.path.every((c) => typeof c === "string")
-    ) {
+    if (!isPathList(o.path)) {
       throw new ProtocolError("Offer has a path that is not a list of names");
     }
-    offer.path = o.path as string[];
+    offer.path = o.path;
   }
   if (o.mode !== undefined) {
-    if (!isCount(o.mode) || o.mode > 0o7777) throw new ProtocolError("Offer has an invalid mode");
+    if (!isMode(o.mode)) throw new ProtocolError("Offer has an invalid mode");
     offer.mode = o.mode;
   }
   if (o.kind === "pack") {
@@ -375,10 +383,10 @@ export function decodeOffer(payload: Uint8Array): Offer {
     offer.kind = "dir";
   }
   if (o.mtime !== undefined) {
-    if (typeof o.mtime !== "number" || !Number.isSafeInteger(o.mtime)) {
+    if (!Number.isSafeInteger(o.mtime)) {
       throw new ProtocolError("Offer has an invalid modification time");
     }
-    offer.mtime = o.mtime;
+    offer.mtime = o.mtime as number;
   }
   return offer;
 }

@@ -15,7 +15,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { isCount, jsonBytes, parseJsonObject } from "../wire/json.ts";
-import { MAX_PATH_DEPTH } from "./messages.ts";
+import { isMode, isPathList } from "./messages.ts";
 
 /** Most files in one pack. */
 export const MAX_PACK_FILES = 1024;
@@ -71,10 +71,8 @@ export function decodePack(bytes: Uint8Array): PackFile[] {
   let at = 4 + length;
   for (const f of list) {
     if (
-      typeof f !== "object" || f === null || !isCount(f.size) ||
-      !Array.isArray(f.path) || f.path.length === 0 || f.path.length > MAX_PATH_DEPTH ||
-      !f.path.every((c: unknown) => typeof c === "string") ||
-      (f.mode !== undefined && (!isCount(f.mode) || f.mode > 0o7777)) ||
+      typeof f !== "object" || f === null || !isCount(f.size) || !isPathList(f.path) ||
+      (f.mode !== undefined && !isMode(f.mode)) ||
       (f.mtime !== undefined && !Number.isSafeInteger(f.mtime))
     ) {
       throw new ProtocolError("Pack's manifest has a malformed file");
