@@ -198,6 +198,33 @@ const GATHER_BYTES = 256 * 1024;
 /** Transfers open at once: offers go ahead while earlier files' data flows. */
 const WINDOW = MAX_OPEN_STREAMS;
 
+/**
+ * Bytes of files read whole (small files, packs) that are not yet handed
+ * to the socket: no more is read while this much waits, so that the first
+ * bytes go at once.
+ */
+const READ_AHEAD = 1024 * 1024;
+
+/**
+ * Bytes of files read whole that the server has not yet confirmed (kept
+ * to send again what it asks for): no more is read while this much is
+ * held, so that a folder of small files holds a few packs, not a window
+ * of them.
+ */
+const HOLD = 8 * 1024 * 1024;
+
+/** Whether another file may be read whole now: see {@link READ_AHEAD} and {@link HOLD}. */
+function mayRead(jobs: Map<number, Job>): boolean {
+  let unsent = 0;
+  let held = 0;
+  for (const j of jobs.values()) {
+    if (!j.data) continue;
+    held += j.data.length;
+    if (!j.ended) unsent += j.data.length - j.sent;
+  }
+  return unsent < READ_AHEAD && held < HOLD;
+}
+
 /** One entry being sent, on its own stream. */
 interface Job {
   entry: Entry;
@@ -520,8 +547,9 @@ export async function sendEntries(
           });
         }
       }
-      // Open transfers up to the window: their offers go out now.
-      while (jobs.size < WINDOW && more) {
+      // Open transfers up to the window: their offers go out now (but
+      // files read whole, only while few wait: see mayRead).
+      while (jobs.size < WINDOW && more && mayRead(jobs)) {
         const job = await open();
         if (job) await small(job, job.sender.offerFrame());
       }

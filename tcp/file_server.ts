@@ -30,7 +30,6 @@ import {
 } from "../lib/core/file/receiver.ts";
 import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/names.ts";
 import { decodePack } from "../lib/core/file/pack.ts";
-import { md5, toHex } from "../lib/core/wire/md5.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -51,12 +50,13 @@ import { resolveUserPath } from "../lib/io/paths.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import {
   checkDirectory,
+  clientMessage,
   DigestBook,
-  PARTIAL_DIR,
+  type PackPlacement,
+  PackStorer,
   type PartialFile,
   PartialStore,
   removeStalePartials,
-  storeBytes,
   TreePlacer,
 } from "./file_store.ts";
 import { createHash } from "node:crypto";
@@ -163,6 +163,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     code: options.code,
     guesses: new GuessLimiter(),
     digests: new DigestBook(dir),
+    packs: new PackStorer(dir, options.fsync ?? false),
     store: new PartialStore(dir, {
       maxPartials: options.maxPartials ?? 64,
       maxPerHost: Math.min(8, options.maxPartials ?? 64),
@@ -240,6 +241,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       for (const c of conns) closeQuietly(c);
       await acceptLoop;
       await Promise.allSettled([...handlers]);
+      settings.packs.close();
       await settings.digests.flush();
     })();
     return closing;
@@ -266,21 +268,9 @@ interface Settings {
   idleMs: number;
   store: PartialStore;
   digests: DigestBook;
+  /** Stores verified packs' files, on a thread of its own. */
+  packs: PackStorer;
   fsync: boolean;
-}
-
-/**
- * The message a client gets for a failed transfer: the tool's own errors
- * as they are, anything else (a file system error naming the server's
- * directory) in general terms, and no server path in either; the server's
- * log has the whole message.
- */
-function clientMessage(err: unknown, dir: string): string {
-  const text = err instanceof UserError || err instanceof ProtocolError
-    ? err.message
-    : "Server could not store the file (its log says why)";
-  // And should one of ours quote a path after all, it goes too.
-  return text.split(dir).join("DIR").replace(/'\/[^']*'/g, "'(a server path)'");
 }
 
 /**
@@ -586,29 +576,41 @@ class Session {
     const files = decodePack(data);
     const root = await this.#place.root(this.#base, s.overwrite);
     const failed: [number, string][] = [];
+    const fail = (i: number, why: string, log: string) => {
+      failed.push([
+        i,
+        why.length > PACK_REASON_CHARS ? why.slice(0, PACK_REASON_CHARS) + "…" : why,
+      ]);
+      (this.rec.failures ??= []).push(`${[this.#offer!.name, ...files[i].path].join("/")}: ${log}`);
+    };
+    // Placed here (folders made and checked, one connection's choices in
+    // one place); written, hashed and renamed on the store worker.
+    const placed: PackPlacement[] = [];
+    const index: number[] = [];
     for (let i = 0; i < files.length; i++) {
       const f = files[i];
       try {
-        const rel = await this.#place.place(
+        const storedAs = await this.#place.place(
           this.#base,
           safeRelativePath(f.path),
           s.overwrite,
           false,
         );
-        const tmp = join(s.dir, PARTIAL_DIR, `${crypto.randomUUID()}.tmp`);
-        storeBytes(tmp, s.dir, rel, f.data, f.mode, s.fsync);
-        await s.digests.record(rel, f.data.length, toHex(md5(f.data)));
+        const start = f.data.byteOffset - data.byteOffset;
+        placed.push({ storedAs, mode: f.mode, start, end: start + f.data.length });
+        index.push(i);
       } catch (err) {
-        const why = clientMessage(err, s.dir);
-        failed.push([
-          i,
-          why.length > PACK_REASON_CHARS ? why.slice(0, PACK_REASON_CHARS) + "…" : why,
-        ]);
-        (this.rec.failures ??= []).push(
-          `${[this.#offer!.name, ...f.path].join("/")}: ${describeError(err)}`,
-        );
+        fail(i, clientMessage(err, s.dir), describeError(err));
       }
     }
+    const outcomes = placed.length > 0 ? await s.packs.store(placed, data) : [];
+    for (let k = 0; k < outcomes.length; k++) {
+      const o = outcomes[k];
+      const p = placed[k];
+      if ("error" in o) fail(index[k], o.error, o.log);
+      else await s.digests.record(p.storedAs, p.end - p.start, o.md5, o.mtimeMs);
+    }
+    failed.sort((a, b) => a[0] - b[0]);
     this.rec.storedAs = root;
     this.rec.packed = files.length - failed.length;
     await this.send(this.core.stored(root, failed));

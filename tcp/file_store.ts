@@ -7,10 +7,10 @@
  * @module
  */
 import { join } from "node:path";
-import { UserError } from "../lib/core/errors.ts";
+import { ProtocolError, UserError } from "../lib/core/errors.ts";
 import { describeError } from "../lib/io/errors.ts";
 import { createHash } from "node:crypto";
-import { toHex } from "../lib/core/wire/md5.ts";
+import { md5, toHex } from "../lib/core/wire/md5.ts";
 import { receivedName } from "../lib/core/file/names.ts";
 import { TransferState } from "../lib/core/file/transfer_state.ts";
 import { readAt, writeAll } from "../lib/io/streams.ts";
@@ -703,17 +703,18 @@ export class DigestBook {
   }
 
   /**
-   * Records that `name` was just stored with this size and MD5. The first
+   * Records that `name` was just stored with this size and MD5 (and
+   * modification time, when the caller knows it). The first
    * file in a while is saved at once; files that follow within
    * {@link SAVE_MS} are saved together when it has passed (a folder of ten
    * thousand files must not write its page ten thousand times) or by
    * {@link flush}. An entry lost in a crash only makes a file be sent again.
    */
-  async record(name: string, size: number, md5: string): Promise<void> {
+  async record(name: string, size: number, md5: string, mtimeMs?: number): Promise<void> {
     const [folder, base] = split(name);
     const page = this.#page(folder);
-    const info = Deno.lstatSync(join(this.#dir, name));
-    page.entries.set(base, { size, md5, mtimeMs: info.mtime?.getTime() ?? 0 });
+    mtimeMs ??= Deno.lstatSync(join(this.#dir, name)).mtime?.getTime() ?? 0;
+    page.entries.set(base, { size, md5, mtimeMs });
     page.dirty = true;
     if (this.#timer === undefined && performance.now() - this.#lastSave >= SAVE_MS) {
       this.#lastSave = performance.now();
@@ -908,5 +909,160 @@ export class TreePlacer {
         }
       }
     }
+  }
+}
+
+/** One file of a verified pack, as the store worker is given it. */
+export interface PackPlacement {
+  /** Where it goes, relative to DIR (its folders made by {@link TreePlacer}). */
+  storedAs: string;
+  /** Permission bits, if sent. */
+  mode?: number;
+  /** Where its bytes lie in the pack's data. */
+  start: number;
+  end: number;
+}
+
+/** How one file of a pack was stored: its MD5 and modification time, or why it failed. */
+export type PackOutcome =
+  | { md5: string; mtimeMs: number }
+  | {
+    /** For the client (no server path in it). */
+    error: string;
+    /** For the server's log. */
+    log: string;
+  };
+
+/** A request to the store worker. */
+export interface PackJob {
+  id: number;
+  dir: string;
+  umask: number | undefined;
+  sync: boolean;
+  files: PackPlacement[];
+  data: Uint8Array;
+}
+
+/** The store worker's answer to a {@link PackJob}: an outcome per file, or why none was stored. */
+export interface PackDone {
+  id: number;
+  outcomes?: PackOutcome[];
+  failure?: string;
+}
+
+/**
+ * Stores a pack's files (each as {@link storeBytes} does, then its MD5 and
+ * modification time taken for the digest book). The store worker runs
+ * this; it is exported for it alone.
+ */
+export function storePackFiles(job: PackJob): PackOutcome[] {
+  processUmask ??= job.umask;
+  const staging = join(job.dir, PARTIAL_DIR);
+  const stem = crypto.randomUUID();
+  return job.files.map((f, i) => {
+    const bytes = job.data.subarray(f.start, f.end);
+    try {
+      storeBytes(join(staging, `${stem}-${i}.tmp`), job.dir, f.storedAs, bytes, f.mode, job.sync);
+      const mtimeMs = Deno.lstatSync(join(job.dir, f.storedAs)).mtime?.getTime() ?? 0;
+      return { md5: toHex(md5(bytes)), mtimeMs };
+    } catch (err) {
+      return { error: clientMessage(err, job.dir), log: describeError(err) };
+    }
+  });
+}
+
+/**
+ * The message a client gets for a failed transfer: the tool's own errors
+ * as they are, anything else (a file system error naming the server's
+ * directory) in general terms, and no server path in either; the server's
+ * log has the whole message.
+ */
+export function clientMessage(err: unknown, dir: string): string {
+  const text = err instanceof UserError || err instanceof ProtocolError
+    ? err.message
+    : "Server could not store the file (its log says why)";
+  // And should one of ours quote a path after all, it goes too.
+  return text.split(dir).join("DIR").replace(/'\/[^']*'/g, "'(a server path)'");
+}
+
+/**
+ * Stores verified packs' files on a worker thread of its own
+ * (`file_store_worker.ts`), started at the first pack and kept until
+ * {@link close}: ten thousand small files cost the file system a create,
+ * a write and a rename each, and their MD5s, which would otherwise hold
+ * up the thread that takes every connection's bytes. Packs are stored
+ * one after another, in the order given.
+ */
+export class PackStorer {
+  #dir: string;
+  #sync: boolean;
+  #worker: Worker | undefined;
+  #pending = new Map<number, PromiseWithResolvers<PackOutcome[]>>();
+  #next = 0;
+  #closed = false;
+
+  /** A storer for files received into `dir`; `sync` as the server's `--fsync`. */
+  constructor(dir: string, sync: boolean) {
+    this.#dir = dir;
+    this.#sync = sync;
+  }
+
+  /**
+   * Stores `files`, whose bytes lie in `data` (handed over: `data` cannot
+   * be used after). Resolves with each file's outcome, in order; rejects
+   * only when the worker itself failed.
+   */
+  store(files: PackPlacement[], data: Uint8Array): Promise<PackOutcome[]> {
+    if (this.#closed) return Promise.reject(new UserError("Server is stopping"));
+    const id = this.#next++;
+    const done = Promise.withResolvers<PackOutcome[]>();
+    this.#pending.set(id, done);
+    const job: PackJob = {
+      id,
+      dir: this.#dir,
+      umask: processUmask,
+      sync: this.#sync,
+      files,
+      data,
+    };
+    const { buffer } = data;
+    const whole = buffer instanceof ArrayBuffer && data.byteOffset === 0 &&
+      data.byteLength === buffer.byteLength;
+    this.#started().postMessage(job, whole ? [buffer] : []);
+    return done.promise;
+  }
+
+  #started(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(new URL("./file_store_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    worker.onmessage = (e: MessageEvent<PackDone>) => {
+      const done = this.#pending.get(e.data.id);
+      if (!done) return;
+      this.#pending.delete(e.data.id);
+      if (e.data.outcomes) done.resolve(e.data.outcomes);
+      else done.reject(new UserError(`Server could not store the files: ${e.data.failure}`));
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      // A worker that failed is replaced at the next pack; these fail.
+      this.#stop(new UserError(`Server could not store the files: ${e.message}`));
+    };
+    return this.#worker = worker;
+  }
+
+  #stop(why: Error): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+    for (const done of this.#pending.values()) done.reject(why);
+    this.#pending.clear();
+  }
+
+  /** Stops the worker (packs still being stored fail); idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stop(new UserError("Server is stopping"));
   }
 }

@@ -140,6 +140,24 @@ Deno.test("tree --update: an unchanged tree sends nothing; one changed file is a
   assert.deepEqual(names.filter((n) => n.startsWith("received-")), ["received-docs"]);
 });
 
+Deno.test("tree: files sent in packs are recorded: --update after a plain send finds them all up to date", async () => {
+  await using src = await tempDir();
+  await using dst = await tempDir();
+  await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {} });
+  const root = join(src.path, "many");
+  for (let i = 0; i < 3; i++) await Deno.mkdir(join(root, `d${i}`), { recursive: true });
+  for (let i = 0; i < 300; i++) {
+    await randomFile(join(root, `d${i % 3}`, `f${i}.bin`), 1 + (i * 37) % 3000, i);
+  }
+  const first = await client(["--port", String(srv.addr.port), root]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^many: 300 files .* stored in received-many$/m);
+  assert.deepEqual(await tree(join(dst.path, "received-many")), await tree(root));
+  const again = await client(["--port", String(srv.addr.port), "--update", root]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /\n0 bytes sent, 300 files up to date\n$/);
+});
+
 Deno.test("tree: a client killed in the middle of a tree runs again with --update: finished files are skipped, the cut one resumes", async () => {
   await using src = await tempDir();
   await using dst = await tempDir();
@@ -362,7 +380,12 @@ Deno.test("tree --fsync: a server that syncs each file before confirming stores 
 Deno.test("attack: a pack's hostile files fail one by one in its DONE; its good files arrive; nothing lands outside", async () => {
   await using dst = await tempDir();
   await using outside = await tempDir();
-  await using srv = await startFileServer({ port: 0, dir: dst.path, log: () => {} });
+  const logged: string[] = [];
+  await using srv = await startFileServer({
+    port: 0,
+    dir: dst.path,
+    log: (line) => logged.push(line),
+  });
   const good = new TextEncoder().encode("good");
   const pack = encodePack([
     { path: ["..", "escape"], data: good },
@@ -370,6 +393,10 @@ Deno.test("attack: a pack's hostile files fail one by one in its DONE; its good 
     { path: ["x".repeat(300)], data: good },
     { path: ["ok", "two.txt"], data: new Uint8Array(0) },
     { path: ["nul\u0000"], data: good },
+    // Its folders are made for the next file; the file itself then cannot
+    // take a folder's place.
+    { path: ["ok", "sub", "inner.txt"], data: good },
+    { path: ["ok", "sub"], data: good },
   ]);
   const { answers } = await rawLink(
     srv.addr.port,
@@ -378,9 +405,12 @@ Deno.test("attack: a pack's hostile files fail one by one in its DONE; its good 
   const done = answers.get(0)!.at(-1)!;
   assert.equal(done.type, MsgType.DONE, done.text);
   const failed = JSON.parse(done.text).failed as [number, string][];
-  assert.deepEqual(failed.map(([i]) => i), [0, 2, 4]);
+  assert.deepEqual(failed.map(([i]) => i), [0, 2, 4, 6]);
   assert.match(failed[0][1], /"\.\." component/);
   assert.match(failed[1][1], /300 bytes/);
+  assert.equal(failed[3][1], "received-p/ok/sub is a folder on the server");
+  assert.deepEqual(await Deno.readFile(join(dst.path, "received-p/ok/sub/inner.txt")), good);
+  assert.equal(logged.filter((l) => l.includes("p/ok/sub: ")).length, 1, logged.join("\n"));
   assert.deepEqual(await Deno.readFile(join(dst.path, "received-p/ok/one.txt")), good);
   assert.equal((await Deno.stat(join(dst.path, "received-p/ok/one.txt"))).mode! & 0o777, 0o640);
   assert.equal((await Deno.readFile(join(dst.path, "received-p/ok/two.txt"))).length, 0);

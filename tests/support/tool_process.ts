@@ -159,12 +159,8 @@ export function requireHere(missing: string | null): void {
   if (missing !== null) throw new Error(`Cannot run under CI: ${missing}`);
 }
 
-/**
- * V8 told to keep the heap small: the file tools make much short-lived
- * garbage per file, and by default a folder of ten thousand files grew
- * either tool past 150 MB of which under 20 MB was live (the tasks pass it).
- */
-const FILE_TOOL_V8 = "--v8-flags=--optimize-for-size";
+/** The V8 flags of the file tasks (deno.json; the README's protocol section says why). */
+const FILE_TOOL_V8 = "--v8-flags=--single-threaded-gc,--max-semi-space-size=2";
 
 /** The file server task's flags and permissions (deno.json), for tests and benches that run it. */
 export const FILE_SERVER_PERMS: string[] = [
