@@ -233,8 +233,8 @@ interface Job {
   file: Deno.FsFile | undefined;
   /** A small file's bytes, read whole when it was opened (no handle kept), or a pack's. */
   data: Uint8Array | undefined;
-  /** A pack's files as sent, with each one's size and MD5 (hexadecimal). */
-  pack?: { members: Entry[]; sizes: number[]; md5s: string[] };
+  /** A pack's files as sent, with each one's size. */
+  pack?: { members: Entry[]; sizes: number[] };
   /** The file offset the next sequential read starts at. */
   position: number;
   /** Bytes of the file handed to the socket, the furthest so far. */
@@ -324,7 +324,7 @@ export async function sendEntries(
     job.data = undefined;
     if (!job.pack) return report(result);
     // A pack reports each of its files: stored, or failed with the reason.
-    const { members, sizes, md5s } = job.pack;
+    const { members, sizes } = job.pack;
     const done = result.ok ? job.done : undefined;
     const failed = new Map(done?.failed ?? []);
     members.forEach((m, i) => {
@@ -344,7 +344,7 @@ export async function sendEntries(
             name: displayName(m),
             bytes: sizes[i],
             seconds: result.result.seconds,
-            md5: md5s[i],
+            md5: done!.md5s![i],
             storedAs: `${done!.storedAs}/${m.parts!.join("/")}`,
             chunks: 1,
             chunksSent: 1,
@@ -383,6 +383,12 @@ export async function sendEntries(
         for (const e of job.sender.receive(inner)) {
           if (e.type === "accepted") options.onToken?.(job.entry, e.token);
           else if (e.type === "done") {
+            const files = job.pack?.members.length;
+            if (files !== undefined && e.done.md5s?.length !== files) {
+              throw new ProtocolError(
+                `Server confirmed a pack of ${files} files without each one's MD5`,
+              );
+            }
             job.done = e.done;
             ended.push(job);
           }
@@ -728,14 +734,13 @@ function readPack(
   report: (result: EntryResult) => void,
 ): { data: Uint8Array; pack: NonNullable<Job["pack"]> } | undefined {
   const files: PackFile[] = [];
-  const pack: NonNullable<Job["pack"]> = { members: [], sizes: [], md5s: [] };
+  const pack: NonNullable<Job["pack"]> = { members: [], sizes: [] };
   for (const m of members) {
     try {
       const bytes = readSmall(m.source!);
       files.push({ path: m.parts!, mode: m.mode, mtime: m.mtime, data: bytes });
       pack.members.push(m);
       pack.sizes.push(bytes.length);
-      pack.md5s.push(toHex(md5(bytes)));
     } catch (err) {
       report({ entry: m, ok: false, error: err });
     }

@@ -604,16 +604,20 @@ class Session {
       }
     }
     const outcomes = placed.length > 0 ? await s.packs.store(placed, data) : [];
+    const md5s = files.map(() => "");
     for (let k = 0; k < outcomes.length; k++) {
       const o = outcomes[k];
       const p = placed[k];
       if ("error" in o) fail(index[k], o.error, o.log);
-      else await s.digests.record(p.storedAs, p.end - p.start, o.md5, o.mtimeMs);
+      else {
+        md5s[index[k]] = o.md5;
+        await s.digests.record(p.storedAs, p.end - p.start, o.md5, o.mtimeMs);
+      }
     }
     failed.sort((a, b) => a[0] - b[0]);
     this.rec.storedAs = root;
     this.rec.packed = files.length - failed.length;
-    await this.send(this.core.stored(root, failed));
+    await this.send(this.core.stored(root, failed, md5s));
   }
 
   /** Once the file is verified: stores it, records its digest, and says DONE. */

@@ -335,4 +335,16 @@ Deno.test("packs: an offer of a pack names no path and no update and stays under
       JSON.stringify(failed).slice(0, 40),
     );
   }
+  // A pack's files' MD5s: each one's, or empty for a file not stored.
+  const md5s = ["", "0123456789abcdef0123456789abcdef"];
+  assert.deepEqual(decodeDone(jsonBytes({ ...done, md5s })).md5s, md5s);
+  for (
+    const bad of ["x", [1], ["0".repeat(31)], ["G".repeat(32)], ["\u001b"], Array(1025).fill("")]
+  ) {
+    assert.throws(
+      () => decodeDone(jsonBytes({ ...done, md5s: bad })),
+      /lists its files' MD5s wrongly/,
+      JSON.stringify(bad).slice(0, 40),
+    );
+  }
 });

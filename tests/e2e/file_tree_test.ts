@@ -13,14 +13,20 @@ import {
   CHUNK_CHECK,
   CLIENT_LIMITS,
   CLIENT_LINK_LIMITS,
+  decodeEnd,
   decodeError,
+  decodeOffer,
   decodeStream,
   encodeJson,
   encodeStream,
   MAX_OPEN_STREAMS,
   MsgType,
+  SERVER_LIMITS,
+  SERVER_LINK_LIMITS,
 } from "../../lib/core/file/messages.ts";
-import { FrameDecoder } from "../../lib/core/wire/frame.ts";
+import { concatBytes, FrameDecoder } from "../../lib/core/wire/frame.ts";
+import { type EntryResult, sendEntries } from "../../tcp/file_client.ts";
+import { checkSources, walkEntries } from "../../tcp/file_tree.ts";
 import { encodePack } from "../../lib/core/file/pack.ts";
 import { readChunks } from "../../lib/io/conn.ts";
 import { writeAll } from "../../lib/io/streams.ts";
@@ -156,6 +162,73 @@ Deno.test("tree: files sent in packs are recorded: --update after a plain send f
   const again = await client(["--port", String(srv.addr.port), "--update", root]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /\n0 bytes sent, 300 files up to date\n$/);
+  // Each file of a pack is reported with the MD5 of what the server stored: the file's.
+  const results: EntryResult[] = [];
+  await sendEntries(walkEntries(await checkSources([root])), {
+    port: srv.addr.port,
+    onResult: (r) => results.push(r),
+  });
+  assert.equal(results.length, 300);
+  for (const r of results) {
+    assert.ok(r.ok, String(!r.ok && r.error));
+    const name = r.entry.parts!.join("/");
+    assert.equal(r.result.md5, await md5Of(join(root, name)), name);
+    assert.equal(r.result.storedAs, `received-many-1/${name}`);
+  }
+});
+
+Deno.test("attack: a server that confirms a pack without its files' MD5s fails each of them", async () => {
+  await using src = await tempDir();
+  const root = join(src.path, "few");
+  await Deno.mkdir(root);
+  for (const name of ["a", "b", "c"]) await Deno.writeTextFile(join(root, name), name);
+  // A server that answers every transfer's END with an ACCEPT and a DONE
+  // that is right in all but the pack's MD5s.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    const conn = await listener.accept();
+    const link = new FrameDecoder(SERVER_LINK_LIMITS);
+    const streams = new Map<number, { decoder: FrameDecoder; size: number }>();
+    try {
+      for await (const bytes of readChunks(conn)) {
+        link.push(bytes);
+        for (let f = link.next(); f; f = link.next()) {
+          const { id, bytes: inner } = decodeStream(f.payload);
+          if (!streams.has(id)) {
+            streams.set(id, { decoder: new FrameDecoder(SERVER_LIMITS), size: 0 });
+          }
+          const s = streams.get(id)!;
+          s.decoder.push(inner);
+          for (let g = s.decoder.next(); g; g = s.decoder.next()) {
+            if (g.type === MsgType.OFFER) s.size = decodeOffer(g.payload).size;
+            if (g.type !== MsgType.END) continue;
+            const accept = encodeJson(MsgType.ACCEPT, { token: "1".repeat(32), held: [] });
+            const done = encodeJson(MsgType.DONE, {
+              md5: decodeEnd(g.payload).md5,
+              storedAs: "received-few",
+              bytes: s.size,
+            });
+            await writeAll(conn, concatBytes([encodeStream(id, accept), encodeStream(id, done)]));
+          }
+        }
+      }
+    } finally {
+      conn.close();
+    }
+  })();
+  try {
+    const port = (listener.addr as Deno.NetAddr).port;
+    const r = await client(["--port", String(port), root]);
+    assert.equal(r.code, 1, r.stdout);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("error:"));
+    assert.deepEqual(lines, [
+      "error: few/a: Server confirmed a pack of 3 files without each one's MD5",
+      "error: 2 more failed, for the same reason",
+    ]);
+  } finally {
+    listener.close();
+    await serving.catch(() => {});
+  }
 });
 
 Deno.test("tree: a client killed in the middle of a tree runs again with --update: finished files are skipped, the cut one resumes", async () => {

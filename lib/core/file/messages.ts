@@ -208,6 +208,12 @@ export interface Done {
    * each its index in the pack and why, in one line.
    */
   failed?: [number, string][];
+  /**
+   * A pack's files' MD5s, hexadecimal, each computed by the server from
+   * the bytes it stored, in the pack's order; empty for a file it could
+   * not store.
+   */
+  md5s?: string[];
 }
 
 /** Encodes a frame whose payload is JSON. */
@@ -462,6 +468,15 @@ export function decodeDone(payload: Uint8Array): Done {
     }
     // Shown to the user: control and bidirectional characters become `?`.
     done.failed = (o.failed as [number, string][]).map(([i, why]) => [i, printable(why)]);
+  }
+  if (o.md5s !== undefined) {
+    if (
+      !Array.isArray(o.md5s) || o.md5s.length > 1024 ||
+      !o.md5s.every((m) => m === "" || (typeof m === "string" && MD5_HEX.test(m)))
+    ) {
+      throw new ProtocolError("Done message lists its files' MD5s wrongly");
+    }
+    done.md5s = o.md5s as string[];
   }
   return done;
 }

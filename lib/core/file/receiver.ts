@@ -184,15 +184,17 @@ export class FileReceiver {
 
   /**
    * The DONE frame once the shell stored the verified file as `storedAs`
-   * (for a pack, its folder, with the files it could not store).
+   * (for a pack, its folder, with the files it could not store and each
+   * stored file's MD5).
    */
-  stored(storedAs: string, failed?: [number, string][]): Uint8Array {
+  stored(storedAs: string, failed?: [number, string][], md5s?: string[]): Uint8Array {
     if (!this.#verified) throw new Error("The file is not verified");
     return encodeJson(MsgType.DONE, {
       md5: this.#expected,
       storedAs,
       bytes: this.#offer!.size,
       failed: failed && failed.length > 0 ? failed : undefined,
+      md5s,
     });
   }
 
