@@ -175,11 +175,21 @@ export class Playout implements AsyncDisposable {
   #push(entry: Pending) {
     if (this.#queue.length >= this.#maxQueue) {
       // The sink is far behind: the oldest entry can no longer be on time.
-      const old = this.#queue.shift()!;
-      if (old.samples) this.stats.sinkLate++;
+      this.#skipped(this.#queue.shift()!);
     }
     this.#queue.push(entry);
     this.#wake?.();
+  }
+
+  /**
+   * Counts an entry the sink side skipped because it fell behind: its slot
+   * is not heard, so it counts as concealed (every slot is played as
+   * received or concealed), and a block that was there counts late too.
+   */
+  #skipped(e: Pending): void {
+    if (e.stretch) return; // a wait filled, not a slot
+    this.stats.concealed++;
+    if (e.samples) this.stats.sinkLate++;
   }
 
   /** The sink side: plays queued entries in order, skipping late ones. */
@@ -206,10 +216,8 @@ export class Playout implements AsyncDisposable {
         // behind it: skip down to a cushion of the newest (half the latency
         // bound), so the session is live again at once and the sink does
         // not run dry, which makes some devices restart and stall again.
-        if (e.samples) st.sinkLate++;
-        while (this.#queue.length > this.#cushion) {
-          if (this.#queue.shift()!.samples) st.sinkLate++;
-        }
+        this.#skipped(e);
+        while (this.#queue.length > this.#cushion) this.#skipped(this.#queue.shift()!);
         continue;
       }
       let block: Int16Array;

@@ -18,6 +18,10 @@ import {
   writeNoiseWav,
 } from "../support/helpers.ts";
 import { micToSpeaker, soundTest } from "../support/pulse.ts";
+import { Playout } from "../../lib/io/playout.ts";
+import { now } from "../../lib/io/clock.ts";
+import { DEFAULT_SPEC } from "../../lib/core/audio/spec.ts";
+import { newOrderCounters } from "../../lib/core/audio/jitter_buffer.ts";
 
 const BLOCK = 1024;
 const quiet = { log: () => {}, status: false };
@@ -326,4 +330,25 @@ soundTest("UDP: microphone to speaker through PortAudio", async (pulse) => {
   const bound = highest + 2 * (1024 / 44.1);
   assert.ok(report.latency_ms.p99 <= bound, `p99 ${report.latency_ms.p99} ms`);
   assert.ok(Math.abs(heardHz - 1000) < 10, `heard ${heardHz} Hz`);
+});
+
+Deno.test("play-out: slots the sink is too late for are skipped, each counted once as concealed (and late, if the block was there)", async () => {
+  const order = newOrderCounters();
+  await using playout = new Playout("udp", order, { output: "null", lateMs: 50, status: false });
+  await playout.begin(DEFAULT_SPEC);
+  const block = new Int16Array(DEFAULT_SPEC.block);
+  // Captured a second ago: too late to play, whatever they hold.
+  const old = now() - 1000;
+  playout.decide({ kind: "play", seq: 0, captured: old, samples: block });
+  playout.decide({ kind: "conceal", seq: 1, captured: old, reason: "missing" });
+  playout.decide({ kind: "play", seq: 2, captured: old, samples: block });
+  // On time.
+  playout.decide({ kind: "play", seq: 3, captured: now(), samples: block });
+  playout.decide({ kind: "conceal", seq: 4, captured: now(), reason: "missing" });
+  await playout.close();
+  const r = playout.report();
+  assert.equal(r.blocks_received, 1, JSON.stringify(r));
+  assert.equal(r.blocks_concealed, 4, "every slot not played as received");
+  assert.equal(r.blocks_late, 2, "the skipped blocks that were there");
+  assert.equal(r.blocks_received + r.blocks_concealed, 5, "each slot counted once");
 });

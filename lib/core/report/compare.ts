@@ -187,9 +187,10 @@ export function sanityProblems(row: CompareRow, rate = 44100): string[] {
     out.push(`${accounted} blocks accounted for, but only about ${Math.round(captured)} captured`);
   }
   if (r.blocks_received === 0) out.push("no block was played");
-  const concealedFor = r.transport === "udp"
-    ? r.blocks_lost + r.blocks_late + r.blocks_corrupted
-    : r.blocks_lost + r.blocks_corrupted;
+  // Every slot not played as received is concealed: a missing, late or
+  // corrupted block's (over TCP a lost block may fall in a reconnection,
+  // with no slot to conceal).
+  const concealedFor = r.blocks_lost + r.blocks_late + r.blocks_corrupted;
   if (
     r.transport === "udp" ? r.blocks_concealed !== concealedFor : r.blocks_concealed > concealedFor
   ) {

@@ -30,7 +30,11 @@ export interface StreamReportFields {
   blocks_lost: number;
   /** Blocks that failed their MD5 (concealed, never played). */
   blocks_corrupted: number;
-  /** Concealments handed to the sink in place of missing or corrupted blocks. */
+  /**
+   * Slots not played as received: concealed in place of a missing, late or
+   * corrupted block, or skipped when the sink fell behind (such a block
+   * counts late too).
+   */
   blocks_concealed: number;
   /** Blocks that arrived too late to play (skipped). */
   blocks_late: number;
@@ -118,7 +122,7 @@ export class StreamStats {
   readonly order: OrderCounters;
   /** Intact blocks handed to the sink. */
   received = 0;
-  /** Concealments handed to the sink. */
+  /** Slots not played as received (concealed, or skipped by a sink that fell behind). */
   concealed = 0;
   /** Blocks the sink side skipped as late (the sink fell behind). */
   sinkLate = 0;
