@@ -522,9 +522,12 @@ class Session {
           if (offer.update) {
             // --update: the file already stored, unchanged, is not sent again.
             const stored = this.#entry ?? receivedName(this.#base);
-            if (s.digests.holds(stored, offer.size, offer.update)) {
-              if (offer.mode !== undefined) {
-                await Deno.chmod(join(s.dir, stored), offer.mode & 0o777);
+            const held = s.digests.holds(stored, offer.size, offer.update);
+            if (held) {
+              // Its mode follows the sender's (a chmod only if it changed).
+              const mode = offer.mode === undefined ? undefined : offer.mode & 0o777;
+              if (mode !== undefined && ((held.mode ?? 0) & 0o777) !== mode) {
+                await Deno.chmod(join(s.dir, stored), mode);
               }
               this.rec.storedAs = stored;
               this.rec.upToDate = true;

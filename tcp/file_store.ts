@@ -692,14 +692,19 @@ export class DigestBook {
     this.#dir = dir;
   }
 
-  /** Whether `name` is stored with this size and MD5 (and unchanged since). */
-  holds(name: string, size: number, md5: string): boolean {
+  /**
+   * The stored file `name` if it is stored with this size and MD5 (and
+   * unchanged since), else null.
+   */
+  holds(name: string, size: number, md5: string): Deno.FileInfo | null {
     const [folder, base] = split(name);
     const e = this.#page(folder).entries.get(base);
-    if (!e || e.size !== size || e.md5 !== md5) return false;
+    if (!e || e.size !== size || e.md5 !== md5) return null;
     const info = lstatOrNull(join(this.#dir, name));
     return info !== null && info.isFile && info.size === size &&
-      info.mtime?.getTime() === e.mtimeMs;
+        info.mtime?.getTime() === e.mtimeMs
+      ? info
+      : null;
   }
 
   /**

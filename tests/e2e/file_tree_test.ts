@@ -133,9 +133,12 @@ Deno.test("tree --update: an unchanged tree sends nothing; one changed file is a
   assert.match(second.stdout, /^docs: 0 files \(0 B\) .*; 2 empty folders, 6 up to date$/m);
   assert.match(second.stdout, /\n0 bytes sent, 6 files up to date\n$/);
   const changed = await randomFile(join(root, "a/b/ünïcødé 名前.dat"), 71_000, 9);
+  // An unchanged file whose mode changed stays up to date and takes the new mode.
+  await Deno.chmod(join(root, "run.sh"), 0o700);
   const third = await run();
   assert.equal(third.code, 0, third.stderr);
   assert.match(third.stdout, /^docs: 1 file \(69\.3 KiB\) .*, 5 up to date$/m);
+  assert.equal((await Deno.stat(join(dst.path, "received-docs/run.sh"))).mode! & 0o777, 0o700);
   assert.match(third.stdout, /\n69\.3 KiB sent, 5 files up to date\n$/);
   assert.deepEqual(
     await Deno.readFile(join(dst.path, "received-docs/a/b/ünïcødé 名前.dat")),
