@@ -987,8 +987,10 @@ async function main(): Promise<number> {
         }
         failed++;
         // The same reason again (the connection's, or a server refusing
-        // every entry) is counted, not repeated.
-        const why = describeError(r.error);
+        // every entry, a full disk) is counted, not repeated: the reason
+        // apart from the entry's own name.
+        let why = describeError(r.error).split(displayName(r.entry)).join("");
+        if (r.entry.source) why = why.split(r.entry.source).join("");
         if (why === lastError) same++;
         else {
           lastError = why;

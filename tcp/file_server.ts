@@ -123,7 +123,10 @@ export interface TransferRecord extends ReceiverCounters {
   error?: string;
   /** A pack: how many of its files were stored (in the folder `storedAs`). */
   packed?: number;
-  /** A pack: its files that could not be stored, each `path: why`. */
+  /**
+   * A pack: its files that could not be stored, each `path: why` (all are
+   * logged; the record keeps the first {@link KEPT_FAILURES}).
+   */
   failures?: string[];
 }
 
@@ -140,6 +143,8 @@ export interface FileServer extends AsyncDisposable {
 const DEFAULT_MAX_SIZE = 64 * 1024 ** 3;
 /** Transfers a server remembers in {@link FileServer.records}: memory stays bounded. */
 export const MAX_RECORDS = 10_000;
+/** A pack's failed files a record keeps (each is logged). */
+export const KEPT_FAILURES = 16;
 
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
@@ -203,6 +208,10 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
         // Trimmed now and then, not at every record (each trim moves them all).
         if (records.length >= MAX_RECORDS + 1000) records.splice(0, records.length - MAX_RECORDS);
         for (const line of rec.failures ?? []) log(`${who}: ${line}`);
+        // A full disk fails every file of every pack: the records keep a few.
+        if (rec.failures && rec.failures.length > KEPT_FAILURES) {
+          rec.failures = rec.failures.slice(0, KEPT_FAILURES);
+        }
         const root = rec.packed !== undefined
           ? rec.storedAs
           : rec.storedAs?.includes("/")

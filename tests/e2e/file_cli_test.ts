@@ -14,7 +14,7 @@ import {
   tempDir,
   waitFor,
 } from "../support/helpers.ts";
-import { startFileServer } from "../../tcp/file_server.ts";
+import { KEPT_FAILURES, startFileServer } from "../../tcp/file_server.ts";
 import { FILE_CLIENT_PERMS, FILE_SERVER_PERMS, startServerTool } from "../support/tool_process.ts";
 
 const SERVER = "tcp/file_server.ts";
@@ -185,6 +185,45 @@ Deno.test({
     const names = [];
     for await (const e of Deno.readDir(mnt)) names.push(e.name);
     assert.deepEqual(names, [".partial"]);
+  },
+});
+
+Deno.test({
+  name:
+    "CLI: a full disk fails a folder's files with one error line and a count; what is stored is whole",
+  ignore: !isRoot, // mounting a tiny tmpfs needs root (CI runs as root)
+  fn: async () => {
+    await using src = await tempDir();
+    await using dst = await tempDir();
+    const mnt = join(dst.path, "tiny");
+    await using _mount = await tmpfs(mnt, "size=256k");
+    const logged: string[] = [];
+    await using srv = await startFileServer({ port: 0, dir: mnt, log: (l) => logged.push(l) });
+    const root = join(src.path, "many");
+    await Deno.mkdir(root);
+    for (let i = 0; i < 300; i++) await randomFile(join(root, `f${i}.bin`), 3000, i);
+    const r = await client(["--port", String(srv.addr.port), root]);
+    assert.equal(r.code, 1, r.stdout);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 2, r.stderr);
+    assert.match(lines[0], /^error: .*many\/f\d+\.bin: Server could not store the file/);
+    const more = Number(/^error: (\d+) more failed, for the same reason$/.exec(lines[1])?.[1]);
+    // Every file the server kept is whole; the others are counted, each logged.
+    const stored = [];
+    for await (const e of Deno.readDir(join(mnt, "received-many"))) stored.push(e.name);
+    assert.ok(stored.length > 0 && stored.length < 300, `${stored.length} stored`);
+    assert.equal(stored.length + 1 + more, 300, r.stderr);
+    for (const name of stored) {
+      assert.deepEqual(
+        await Deno.readFile(join(mnt, "received-many", name)),
+        await Deno.readFile(join(root, name)),
+      );
+    }
+    assert.equal(logged.filter((l) => /no space left/.test(l)).length, 300 - stored.length);
+    assert.ok(srv.records.every((rec) => (rec.failures?.length ?? 0) <= KEPT_FAILURES));
+    const staged = [];
+    for await (const e of Deno.readDir(join(mnt, ".partial"))) staged.push(e.name);
+    assert.deepEqual(staged.filter((n) => n.endsWith(".tmp")), [], "no temporary file is left");
   },
 });
 

@@ -159,23 +159,22 @@ export function requireHere(missing: string | null): void {
   if (missing !== null) throw new Error(`Cannot run under CI: ${missing}`);
 }
 
-/** The V8 flags of the file tasks (deno.json; the README's protocol section says why). */
-const FILE_TOOL_V8 = "--v8-flags=--single-threaded-gc,--max-semi-space-size=2";
+/**
+ * A deno.json task's flags (its V8 flags and permissions): what comes
+ * between `deno run` and the script, so that tests and benches run a tool
+ * exactly as its task does.
+ */
+function taskFlags(task: string): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(join(REPO_ROOT, "deno.json")));
+  const words = String(config.tasks[task]).split(" ");
+  const script = words.findIndex((w) => w.endsWith(".ts"));
+  if (words[0] !== "deno" || words[1] !== "run" || script < 0) {
+    throw new Error(`deno.json task ${task} is not "deno run FLAGS SCRIPT"`);
+  }
+  return words.slice(2, script);
+}
 
 /** The file server task's flags and permissions (deno.json), for tests and benches that run it. */
-export const FILE_SERVER_PERMS: string[] = [
-  FILE_TOOL_V8,
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-ffi",
-  "--allow-env=INIT_CWD,SOCKETS_CODE,SOCKETS_CRYPTO,LIBCRYPTO_PATH",
-];
+export const FILE_SERVER_PERMS: string[] = taskFlags("file-server");
 /** The file client task's flags and permissions. */
-export const FILE_CLIENT_PERMS: string[] = [
-  FILE_TOOL_V8,
-  "--allow-net",
-  "--allow-read",
-  "--allow-ffi",
-  "--allow-env=INIT_CWD,SOCKETS_CODE,SOCKETS_CRYPTO,LIBCRYPTO_PATH",
-];
+export const FILE_CLIENT_PERMS: string[] = taskFlags("file-client");
