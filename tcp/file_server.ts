@@ -585,20 +585,55 @@ class Session {
     const s = this.#s;
     const data = await this.partial!.readAll();
     this.partial = undefined;
-    const files = decodePack(data);
     const root = await this.#place.root(this.#base, s.overwrite);
     const failed: [number, string][] = [];
-    const fail = (i: number, why: string, log: string) => {
+    const fail = (i: number, name: string, why: string, log: string) => {
       failed.push([
         i,
         why.length > PACK_REASON_CHARS ? why.slice(0, PACK_REASON_CHARS) + "…" : why,
       ]);
-      (this.rec.failures ??= []).push(`${[this.#offer!.name, ...files[i].path].join("/")}: ${log}`);
+      (this.rec.failures ??= []).push(`${name}: ${log}`);
     };
     // Placed here (folders made and checked, one connection's choices in
-    // one place); written, hashed and renamed on the store worker.
+    // one place), then written, hashed and renamed on the store worker.
+    // Nothing of the pack's files is held here while the worker has them:
+    // with ten thousand files, what outlives a young collection is
+    // garbage the old generation grows by.
+    const { count, placed, refused } = await this.#placePack(data);
+    for (const [i, name, err] of refused) {
+      fail(i, name, clientMessage(err, s.dir), describeError(err));
+    }
+    const storing = placed.length > 0 ? s.packs.store(placed, data) : Promise.resolve([]);
+    placed.length = 0;
+    const outcomes = await storing;
+    const md5s: string[] = new Array(count).fill("");
+    for (const o of outcomes) {
+      const name = `${this.#offer!.name}${o.storedAs.slice(root.length)}`;
+      if ("error" in o) fail(o.index, name, o.error, o.log);
+      else {
+        md5s[o.index] = o.md5;
+        s.digests.record(o.storedAs, o.size, o.md5, o.mtimeMs);
+      }
+    }
+    failed.sort((a, b) => a[0] - b[0]);
+    this.rec.storedAs = root;
+    this.rec.packed = count - failed.length;
+    await this.send(this.core.stored(root, failed, md5s));
+  }
+
+  /**
+   * A verified pack's files placed: where each goes and where its bytes
+   * lie, and those refused (their index, name and why).
+   */
+  async #placePack(data: Uint8Array): Promise<{
+    count: number;
+    placed: PackPlacement[];
+    refused: [number, string, unknown][];
+  }> {
+    const s = this.#s;
+    const files = decodePack(data);
     const placed: PackPlacement[] = [];
-    const index: number[] = [];
+    const refused: [number, string, unknown][] = [];
     for (let i = 0; i < files.length; i++) {
       const f = files[i];
       try {
@@ -609,27 +644,12 @@ class Session {
           false,
         );
         const start = f.data.byteOffset - data.byteOffset;
-        placed.push({ storedAs, mode: f.mode, start, end: start + f.data.length });
-        index.push(i);
+        placed.push({ index: i, storedAs, mode: f.mode, start, end: start + f.data.length });
       } catch (err) {
-        fail(i, clientMessage(err, s.dir), describeError(err));
+        refused.push([i, [this.#offer!.name, ...f.path].join("/"), err]);
       }
     }
-    const outcomes = placed.length > 0 ? await s.packs.store(placed, data) : [];
-    const md5s = files.map(() => "");
-    for (let k = 0; k < outcomes.length; k++) {
-      const o = outcomes[k];
-      const p = placed[k];
-      if ("error" in o) fail(index[k], o.error, o.log);
-      else {
-        md5s[index[k]] = o.md5;
-        await s.digests.record(p.storedAs, p.end - p.start, o.md5, o.mtimeMs);
-      }
-    }
-    failed.sort((a, b) => a[0] - b[0]);
-    this.rec.storedAs = root;
-    this.rec.packed = files.length - failed.length;
-    await this.send(this.core.stored(root, failed, md5s));
+    return { count: files.length, placed, refused };
   }
 
   /** Once the file is verified: stores it, records its digest, and says DONE. */
@@ -658,7 +678,7 @@ class Session {
       );
     }
     if (offer.kind !== "dir") {
-      await s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
+      s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
     }
     await this.send(this.core.stored(this.rec.storedAs!));
   }

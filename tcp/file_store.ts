@@ -710,12 +710,13 @@ export class DigestBook {
   /**
    * Records that `name` was just stored with this size and MD5 (and
    * modification time, when the caller knows it). The first
-   * file in a while is saved at once; files that follow within
+   * file in a while is saved at once, in the background (nothing waits
+   * for it); files that follow within
    * {@link SAVE_MS} are saved together when it has passed (a folder of ten
    * thousand files must not write its page ten thousand times) or by
    * {@link flush}. An entry lost in a crash only makes a file be sent again.
    */
-  async record(name: string, size: number, md5: string, mtimeMs?: number): Promise<void> {
+  record(name: string, size: number, md5: string, mtimeMs?: number): void {
     const [folder, base] = split(name);
     const page = this.#page(folder);
     mtimeMs ??= Deno.lstatSync(join(this.#dir, name)).mtime?.getTime() ?? 0;
@@ -724,7 +725,7 @@ export class DigestBook {
     if (this.#timer === undefined && performance.now() - this.#lastSave >= SAVE_MS) {
       this.#lastSave = performance.now();
       this.#queueSave();
-      return await this.#saving;
+      return;
     }
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
@@ -919,6 +920,8 @@ export class TreePlacer {
 
 /** One file of a verified pack, as the store worker is given it. */
 export interface PackPlacement {
+  /** Its index in the pack. */
+  index: number;
   /** Where it goes, relative to DIR (its folders made by {@link TreePlacer}). */
   storedAs: string;
   /** Permission bits, if sent. */
@@ -928,15 +931,22 @@ export interface PackPlacement {
   end: number;
 }
 
-/** How one file of a pack was stored: its MD5 and modification time, or why it failed. */
+/**
+ * How one file of a pack was stored: its MD5, size and modification time,
+ * or why it failed. Each names the file as its {@link PackPlacement} did, so
+ * that the server holds nothing of a pack's files while they are stored.
+ */
 export type PackOutcome =
-  | { md5: string; mtimeMs: number }
-  | {
-    /** For the client (no server path in it). */
-    error: string;
-    /** For the server's log. */
-    log: string;
-  };
+  & Pick<PackPlacement, "index" | "storedAs">
+  & (
+    | { md5: string; size: number; mtimeMs: number }
+    | {
+      /** For the client (no server path in it). */
+      error: string;
+      /** For the server's log. */
+      log: string;
+    }
+  );
 
 /** A request to the store worker. */
 export interface PackJob {
@@ -964,14 +974,15 @@ export function storePackFiles(job: PackJob): PackOutcome[] {
   processUmask ??= job.umask;
   const staging = join(job.dir, PARTIAL_DIR);
   const stem = crypto.randomUUID();
-  return job.files.map((f, i) => {
+  return job.files.map((f): PackOutcome => {
+    const { index, storedAs } = f;
     const bytes = job.data.subarray(f.start, f.end);
     try {
-      storeBytes(join(staging, `${stem}-${i}.tmp`), job.dir, f.storedAs, bytes, f.mode, job.sync);
-      const mtimeMs = Deno.lstatSync(join(job.dir, f.storedAs)).mtime?.getTime() ?? 0;
-      return { md5: toHex(md5(bytes)), mtimeMs };
+      storeBytes(join(staging, `${stem}-${index}.tmp`), job.dir, storedAs, bytes, f.mode, job.sync);
+      const mtimeMs = Deno.lstatSync(join(job.dir, storedAs)).mtime?.getTime() ?? 0;
+      return { index, storedAs, md5: toHex(md5(bytes)), size: bytes.length, mtimeMs };
     } catch (err) {
-      return { error: clientMessage(err, job.dir), log: describeError(err) };
+      return { index, storedAs, error: clientMessage(err, job.dir), log: describeError(err) };
     }
   });
 }
