@@ -950,18 +950,27 @@ export type PackOutcome =
 
 /** A request to the store worker. */
 export interface PackJob {
+  /** Its number, which the answer repeats. */
   id: number;
+  /** The server's directory. */
   dir: string;
+  /** The server process's umask, as {@link checkDirectory} found it. */
   umask: number | undefined;
+  /** Sync each file before its rename (`--fsync`). */
   sync: boolean;
+  /** The files to store. */
   files: PackPlacement[];
+  /** The pack's data, where the files' bytes lie. */
   data: Uint8Array;
 }
 
 /** The store worker's answer to a {@link PackJob}: an outcome per file, or why none was stored. */
 export interface PackDone {
+  /** The job's number. */
   id: number;
+  /** Each file's outcome, in the job's order. */
   outcomes?: PackOutcome[];
+  /** Why the job failed as a whole. */
   failure?: string;
 }
 
