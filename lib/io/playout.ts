@@ -182,14 +182,13 @@ export class Playout implements AsyncDisposable {
   }
 
   /**
-   * Counts an entry the sink side skipped because it fell behind: its slot
-   * is not heard, so it counts as concealed (every slot is played as
-   * received or concealed), and a block that was there counts late too.
+   * Counts an entry the sink side skipped because it fell behind: a block
+   * that was there counts late, a concealment counts skipped.
    */
   #skipped(e: Pending): void {
     if (e.stretch) return; // a wait filled, not a slot
-    this.stats.concealed++;
     if (e.samples) this.stats.sinkLate++;
+    else this.stats.concealSkipped++;
   }
 
   /** The sink side: plays queued entries in order, skipping late ones. */

@@ -56,6 +56,14 @@ Deno.test("sanity checks catch disordered percentiles and counts that do not add
     /whole number/,
   );
   assert.match(sanityProblems(row({ intact_share: 0.99 })).join(), /does not match the counts/);
+  // A sink that fell behind: its skipped blocks are late, never concealed;
+  // its skipped concealments count for the slots they stood in for.
+  const behind = { blocks_late: 5, blocks_sink_late: 4, blocks_concealed: 30, blocks_lost: 29 };
+  assert.deepEqual(sanityProblems(row({ ...behind, concealments_skipped: 2 })), []);
+  assert.match(
+    sanityProblems(row({ ...behind, concealments_skipped: 1 })).join(),
+    /30 concealed and 1 skipped for 32/,
+  );
   const unmeasured: CompareRow = {
     variant: "tcp",
     transport: "tcp",

@@ -187,14 +187,22 @@ export function sanityProblems(row: CompareRow, rate = 44100): string[] {
     out.push(`${accounted} blocks accounted for, but only about ${Math.round(captured)} captured`);
   }
   if (r.blocks_received === 0) out.push("no block was played");
-  // Every slot not played as received is concealed: a missing, late or
-  // corrupted block's (over TCP a lost block may fall in a reconnection,
-  // with no slot to conceal).
-  const concealedFor = r.blocks_lost + r.blocks_late + r.blocks_corrupted;
-  if (
-    r.transport === "udp" ? r.blocks_concealed !== concealedFor : r.blocks_concealed > concealedFor
-  ) {
-    out.push(`${r.blocks_concealed} concealed for ${concealedFor} missing or corrupted blocks`);
+  // Every slot whose block was missing, came late or was corrupted is
+  // concealed, or its concealment skipped by a sink that fell behind
+  // (blocks the sink skipped are late but were never concealed; over TCP a
+  // lost block may fall in a reconnection, with no slot, and a late one is
+  // from before a resync).
+  const sinkLate = typeof r.blocks_sink_late === "number" ? r.blocks_sink_late : 0;
+  const skipped = typeof r.concealments_skipped === "number" ? r.concealments_skipped : 0;
+  const concealed = r.blocks_concealed + skipped;
+  const concealedFor = r.transport === "udp"
+    ? r.blocks_lost + r.blocks_late - sinkLate + r.blocks_corrupted
+    : r.blocks_lost + r.blocks_corrupted;
+  if (r.transport === "udp" ? concealed !== concealedFor : concealed > concealedFor) {
+    out.push(
+      `${r.blocks_concealed} concealed` + (skipped > 0 ? ` and ${skipped} skipped` : "") +
+        ` for ${concealedFor} missing or corrupted blocks`,
+    );
   }
   if (share !== undefined && Math.abs(share - intactShare(r)) > 1e-9) {
     out.push(`share intact ${share} does not match the counts (${intactShare(r)})`);

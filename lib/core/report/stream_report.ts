@@ -30,14 +30,14 @@ export interface StreamReportFields {
   blocks_lost: number;
   /** Blocks that failed their MD5 (concealed, never played). */
   blocks_corrupted: number;
-  /**
-   * Slots not played as received: concealed in place of a missing, late or
-   * corrupted block, or skipped when the sink fell behind (such a block
-   * counts late too).
-   */
+  /** Concealments handed to the sink in place of missing or corrupted blocks. */
   blocks_concealed: number;
   /** Blocks that arrived too late to play (skipped). */
   blocks_late: number;
+  /** Of `blocks_late`, blocks the sink side skipped because it fell behind. */
+  blocks_sink_late: number;
+  /** Concealments the sink side skipped because it fell behind (their slots are not heard). */
+  concealments_skipped: number;
   /** Bytes received from the network, headers included. */
   bytes_received: number;
   /** Length of the session in seconds. */
@@ -122,8 +122,10 @@ export class StreamStats {
   readonly order: OrderCounters;
   /** Intact blocks handed to the sink. */
   received = 0;
-  /** Slots not played as received (concealed, or skipped by a sink that fell behind). */
+  /** Concealments handed to the sink. */
   concealed = 0;
+  /** Concealments the sink side skipped (the sink fell behind). */
+  concealSkipped = 0;
   /** Blocks the sink side skipped as late (the sink fell behind). */
   sinkLate = 0;
   /** Bytes received from the network. */
@@ -163,6 +165,8 @@ export class StreamStats {
       blocks_corrupted: this.order.corrupted,
       blocks_concealed: this.concealed,
       blocks_late: this.order.late + this.sinkLate,
+      blocks_sink_late: this.sinkLate,
+      concealments_skipped: this.concealSkipped,
       bytes_received: this.bytes,
       duration_s: Math.round((now - this.#startedAt) / 10) / 100,
       reconnects: this.reconnects,
