@@ -7,6 +7,8 @@
  * @module
  */
 import { join } from "node:path";
+// Imported, not read: the benches that use this run with no permissions.
+import config from "../../deno.json" with { type: "json" };
 import { UserError } from "../../lib/core/errors.ts";
 
 /** The repository root. */
@@ -164,9 +166,8 @@ export function requireHere(missing: string | null): void {
  * between `deno run` and the script, so that tests and benches run a tool
  * exactly as its task does.
  */
-function taskFlags(task: string): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(join(REPO_ROOT, "deno.json")));
-  const words = String(config.tasks[task]).split(" ");
+function taskFlags(task: keyof typeof config.tasks): string[] {
+  const words = config.tasks[task].split(" ");
   const script = words.findIndex((w) => w.endsWith(".ts"));
   if (words[0] !== "deno" || words[1] !== "run" || script < 0) {
     throw new Error(`deno.json task ${task} is not "deno run FLAGS SCRIPT"`);
