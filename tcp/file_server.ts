@@ -608,9 +608,9 @@ class Session {
     const outcomes = await storing;
     const md5s: string[] = new Array(count).fill("");
     for (const o of outcomes) {
-      const name = `${this.#offer!.name}${o.storedAs.slice(root.length)}`;
-      if ("error" in o) fail(o.index, name, o.error, o.log);
-      else {
+      if ("error" in o) {
+        fail(o.index, `${this.#offer!.name}${o.storedAs.slice(root.length)}`, o.error, o.log);
+      } else {
         md5s[o.index] = o.md5;
         s.digests.record(o.storedAs, o.size, o.md5, o.mtimeMs);
       }
