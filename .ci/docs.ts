@@ -180,16 +180,40 @@ function functionReturn(file: string, name: string): string | undefined {
     if (src[i] === "{") i = matchClose(src, i) + 1;
   }
   const body = src.indexOf("{", i);
-  const end = matchClose(src, body);
-  const statements = splitTop(src.slice(body + 1, end), ";");
+  return returned(src.slice(body, matchClose(src, body) + 1));
+}
+
+/** The expression a block `{ … return EXPR; }` returns at its top level. */
+function returned(block: string): string | undefined {
+  const statements = splitTop(block.slice(1, -1), ";");
   const ret = statements.find((s) => /^return\b/.test(s));
   return ret?.replace(/^return\s*/, "");
+}
+
+/** The body of an arrow function `(…) => EXPR` or `x => { return EXPR; }`, if `e` is one. */
+function arrowBody(e: string): string | undefined {
+  let rest: string;
+  if (e.startsWith("(")) rest = e.slice(matchClose(e, 0) + 1);
+  else {
+    const one = /^[A-Za-z_$][\w$]*(?=\s*=>)/.exec(e);
+    if (!one) return undefined;
+    rest = e.slice(one[0].length);
+  }
+  const arrow = rest.indexOf("=>");
+  if (arrow < 0 || !/^\s*(:[^]*)?$/.test(rest.slice(0, arrow))) return undefined;
+  const body = rest.slice(arrow + 2).trim();
+  if (body.startsWith("{") && matchClose(body, 0) === body.length - 1) return returned(body);
+  return body;
 }
 
 /** The flag names an expression in `file` stands for. */
 function flagKeys(file: string, expr: string, depth = 0): string[] {
   if (depth > 20) throw new Error(`${file}: flags nest too deep at ${expr.slice(0, 40)}`);
-  let e = expr.trim().replace(/\s+as\s+const\s*$/, "").replace(/\s+as\s+[\w.]+\s*$/, "").trim();
+  // Type assertions after the value (`as const`, `satisfies Record<string, FlagSpec>`) go.
+  let e = expr.trim();
+  for (let t = /\s+(?:as|satisfies)\s+[\w.<>[\],|'"\s]+$/; t.test(e);) e = e.replace(t, "").trim();
+  const arrow = arrowBody(e);
+  if (arrow !== undefined) return flagKeys(file, arrow, depth + 1);
   if (e.startsWith("(") && matchClose(e, 0) === e.length - 1) e = e.slice(1, -1).trim();
   if (e.startsWith("{") && matchClose(e, 0) === e.length - 1) {
     const keys: string[] = [];
