@@ -250,7 +250,7 @@ function resolve(
 }
 
 /** The flags a tool's entry point defines (and `help`, which every tool has). */
-export function toolFlags(entry: string): string[] {
+function toolFlags(entry: string): string[] {
   const src = read(entry);
   const flags = new Set<string>();
   let found = false;
