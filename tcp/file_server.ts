@@ -10,8 +10,6 @@
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import {
   DATA_PREFIX,
-  decodeError,
-  decodeStream,
   encodeError,
   encodeStream,
   FILE_PORT,
@@ -19,7 +17,6 @@ import {
   MAX_OPEN_STREAMS,
   MsgType,
   type Offer,
-  SERVER_LINK_LIMITS,
   STREAM_OFFSET,
 } from "../lib/core/file/messages.ts";
 import {
@@ -30,6 +27,8 @@ import {
 } from "../lib/core/file/receiver.ts";
 import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/names.ts";
 import { decodePack } from "../lib/core/file/pack.ts";
+import { StreamBudget } from "../lib/core/file/stream_budget.ts";
+import { LinkSplitter } from "../lib/core/file/link_splitter.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -66,7 +65,7 @@ import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
-import { concatBytes, FrameDecoder, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
+import { concatBytes, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
 
@@ -322,7 +321,9 @@ async function serveConnection(
   const sessions = new Map<number, Session>();
   /** Streams opened so far: ids grow, so one ended is never opened again. */
   let lastId = -1;
-  let link: FrameDecoder | undefined;
+  let link: LinkSplitter | undefined;
+  /** What the streams hold, capped, and their whole messages. */
+  const budget = new StreamBudget();
   let single: Session | undefined;
   let progress = 0;
   /** The first bytes, until they show how the connection is used. */
@@ -380,7 +381,7 @@ async function serveConnection(
         return false;
       }
       if (head.length > 0) bytes = concatBytes([head, bytes]);
-      if (bytes[3] === MsgType.STREAM) link = new FrameDecoder(SERVER_LINK_LIMITS);
+      if (bytes[3] === MsgType.STREAM) link = new LinkSplitter();
       else single = new Session(s, host, place, write);
     }
     if (single) {
@@ -389,13 +390,9 @@ async function serveConnection(
       progress = single.core.frames;
       return done;
     }
-    link!.push(bytes);
-    for (let f = link!.next(); f !== null; f = link!.next()) {
-      progress++;
-      if (f.type === MsgType.ERROR) {
-        throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
-      }
-      const { id, bytes: inner } = decodeStream(f.payload);
+    for (const piece of link!.push(bytes)) {
+      if (piece.type === "error") throw new UserError(`Client gave up: ${piece.message}`);
+      const { id, bytes: inner } = piece;
       let session = sessions.get(id);
       if (!session) {
         // A stream that ended (stored or failed) may still have bytes in
@@ -408,7 +405,12 @@ async function serveConnection(
         session = new Session(s, host, place, (b) => write(encodeStream(id, b)));
         sessions.set(id, session);
       }
-      if (await feed(session, inner)) sessions.delete(id);
+      // Progress is the transfers' whole messages, not link frames.
+      const before = session.core.frames;
+      const done = await feed(session, inner);
+      budget.update(id, done ? 0 : session.core.buffered, session.core.frames - before);
+      progress = budget.messages;
+      if (done) sessions.delete(id);
     }
     return false;
   };
