@@ -38,7 +38,8 @@ import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { md5, Md5Stream, toHex } from "../lib/core/wire/md5.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
-import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
+import { AudioMsg } from "../lib/core/audio/tcp_frames.ts";
+import { sealedLength, SecureMsg } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
@@ -298,6 +299,7 @@ export async function sendEntries(
       code: options.code,
       context: "file-tcp",
       maxInner: STREAM_OFFSET + DATA_OFFSET + maxChunk,
+      plainRefusal: MsgType.ERROR,
     });
   } catch (err) {
     closeQuietly(conn);
@@ -361,7 +363,15 @@ export async function sendEntries(
 
   // The server's side: frames on each transfer's stream, in order.
   const link = new FrameDecoder(CLIENT_LINK_LIMITS);
+  let first = true;
   const take = (bytes: Uint8Array) => {
+    if (first && bytes.length >= 4) {
+      // An Audio-TCP server speaks first: its HELLO, or NEEDS_CODE.
+      first = false;
+      if (bytes[3] === AudioMsg.HELLO || bytes[3] === SecureMsg.NEEDS_CODE) {
+        throw new UserError("That port is an Audio-TCP server, not a file server");
+      }
+    }
     link.push(bytes);
     for (let f = link.next(); f !== null; f = link.next()) {
       if (f.type === MsgType.ERROR) {

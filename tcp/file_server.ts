@@ -61,10 +61,11 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ProtocolError } from "../lib/core/errors.ts";
-import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
+import { HandshakeGate } from "../lib/core/crypto/admission.ts";
+import { SecureMsg, type SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { concatBytes, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
@@ -166,6 +167,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     idleMs: options.idleMs ?? 30_000,
     code: options.code,
     guesses: new GuessLimiter(),
+    gate: new HandshakeGate(),
     digests: new DigestBook(dir),
     packs: new PackStorer(dir, options.fsync ?? false),
     store: new PartialStore(dir, {
@@ -184,10 +186,14 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     for await (const conn of listener) {
       const peer = conn.remoteAddr as Deno.NetAddr;
       const mine = perHost.get(peer.hostname) ?? 0;
+      // With a code, a connection is a handshake until it proves it:
+      // bounded per address and per network (the gate is left when it ends).
       const busy = conns.size >= maxClients
         ? `Server is busy (${maxClients} clients); try again later`
         : mine >= maxPerHost
         ? `Server is busy (${maxPerHost} connections from your address); try again later`
+        : settings.code !== undefined
+        ? settings.gate.enter(peer.hostname)
         : null;
       if (busy) {
         writeAll(conn, encodeError(busy)).catch(() => {}).finally(() => conn.close());
@@ -270,6 +276,8 @@ const HANDSHAKE_MS = 5000;
 interface Settings {
   code?: string;
   guesses: GuessLimiter;
+  /** Handshakes under way, per address and network. */
+  gate: HandshakeGate;
   dir: string;
   maxSize: number;
   overwrite: boolean;
@@ -381,6 +389,7 @@ async function serveConnection(
         return false;
       }
       if (head.length > 0) bytes = concatBytes([head, bytes]);
+      if (bytes[3] === SecureMsg.PAKE) throw new CodeSentToPlain();
       if (bytes[3] === MsgType.STREAM) link = new LinkSplitter();
       else single = new Session(s, host, place, write);
     }
@@ -422,7 +431,7 @@ async function serveConnection(
         context: FILE_CONTEXT,
         maxInner: STREAM_OFFSET + HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
         timeoutMs: HANDSHAKE_MS,
-      }, (message) => encodeError(message));
+      }, (message) => encodeError(message)).finally(() => s.gate.leave(host));
       handshakeFailed = false;
       secure = coded.secure;
       for (const inner of coded.early) {
@@ -457,7 +466,8 @@ async function serveConnection(
   } catch (err) {
     // The connection failed: every transfer still open ends with it.
     if (handshakeFailed) return reportConnection(err); // acceptCoded told the client why
-    await write(encodeError(clientMessage(err, s.dir))).then(flush).catch(() => {});
+    const told = err instanceof CodeSentToPlain ? err.toClient : clientMessage(err, s.dir);
+    await write(encodeError(told)).then(flush).catch(() => {});
     const open = single ? [single] : [...sessions.values()];
     if (open.length === 0) reportConnection(err);
     for (const session of open) await end(session, err, false);
@@ -683,6 +693,15 @@ class Session {
       s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
     }
     await this.send(this.core.stored(this.rec.storedAs!));
+  }
+}
+
+/** A client with a code reached this server, which has none: told so, and logged. */
+class CodeSentToPlain extends UserError {
+  /** What the client is told. */
+  readonly toClient = "Server does not use a code: run without --code or SOCKETS_CODE";
+  constructor() {
+    super("A client sent a code to this server, which has none");
   }
 }
 

@@ -24,6 +24,7 @@ import {
 } from "./udp_datagrams.ts";
 import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./udp_secure.ts";
 import { GuessLimiter } from "../crypto/guess_limiter.ts";
+import { networkOf } from "../crypto/admission.ts";
 
 /** Counters of the listener table (and of the server around it). */
 export interface UdpServerStats {
@@ -55,6 +56,12 @@ export interface ListenerTableOptions {
   maxListeners: number;
   /** Most listeners at once from one host, whatever its ports (default 8). */
   maxPerHost?: number;
+  /**
+   * Most listeners at once from one network, its /24 or /64 (default a
+   * quarter of `maxListeners`, at least `maxPerHost`): a stranger with a
+   * few addresses cannot fill the table.
+   */
+  maxPerNetwork?: number;
   /** Forget a listener silent for this long, ms. */
   timeoutMs: number;
   /**
@@ -71,7 +78,7 @@ export interface ListenerTableOptions {
 }
 
 /** Handshakes under way from one host, and in all, at most. */
-const MAX_PENDING_PER_HOST = 4;
+const MAX_PENDING_PER_HOST = 3;
 const MAX_PENDING = 256;
 /** How long an answered handshake waits for its confirmation, ms. */
 const PENDING_MS = 2000;
@@ -154,15 +161,12 @@ export class ListenerTable<A> {
     if (known) {
       known.lastSeen = now;
       if (!haveFormat) out.push(known.secure ? this.#key(known.secure) : this.#options.format);
-    } else if (
-      this.#listeners.size >= this.#options.maxListeners ||
-      (this.#perHost.get(hostOf(key)) ?? 0) >= (this.#options.maxPerHost ?? 8)
-    ) {
+    } else if (this.#full(hostOf(key))) {
       st.listenersRefused++;
       return [encodeFull()];
     } else {
       const host = hostOf(key);
-      this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+      this.#count(host, 1);
       this.#listeners.set(key, { addr, host, lastSeen: now });
       st.listenersJoined++;
       out.push(this.#options.format);
@@ -227,14 +231,11 @@ export class ListenerTable<A> {
     this.#pending.delete(key);
     if (!hs.confirm(d)) return [bareDatagram(SecureUdpMsg.WRONG_CODE)];
     this.#guesses.refund(host, now);
-    if (
-      this.#listeners.size >= this.#options.maxListeners ||
-      (this.#perHost.get(host) ?? 0) >= (this.#options.maxPerHost ?? 8)
-    ) {
+    if (this.#full(host)) {
       this.stats.listenersRefused++;
       return [encodeFull()];
     }
-    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+    this.#count(host, 1);
     this.#listeners.set(key, { addr, host, lastSeen: now, secure: hs });
     this.stats.listenersJoined++;
     return [this.#key(hs)];
@@ -265,9 +266,26 @@ export class ListenerTable<A> {
     const l = this.#listeners.get(key);
     if (!l) return;
     this.#listeners.delete(key);
-    const n = (this.#perHost.get(l.host) ?? 1) - 1;
-    if (n > 0) this.#perHost.set(l.host, n);
-    else this.#perHost.delete(l.host);
+    this.#count(l.host, -1);
+  }
+
+  /** Whether a new listener from `host` is refused: the table, its host or its network is full. */
+  #full(host: string): boolean {
+    const o = this.#options;
+    const perHost = o.maxPerHost ?? 8;
+    const perNetwork = o.maxPerNetwork ?? Math.max(perHost, Math.floor(o.maxListeners / 4));
+    return this.#listeners.size >= o.maxListeners ||
+      (this.#perHost.get(host) ?? 0) >= perHost ||
+      (this.#perHost.get(networkOf(host)) ?? 0) >= perNetwork;
+  }
+
+  /** Counts a listener of `host` in (1) or out (-1), by address and by network. */
+  #count(host: string, by: number): void {
+    for (const k of [host, networkOf(host)]) {
+      const n = (this.#perHost.get(k) ?? 0) + by;
+      if (n > 0) this.#perHost.set(k, n);
+      else this.#perHost.delete(k);
+    }
   }
 }
 

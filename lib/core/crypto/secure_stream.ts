@@ -86,6 +86,12 @@ export interface SecureStreamOptions {
   random: Uint8Array;
   /** Largest frame of the inner protocol, header included. */
   maxInner: number;
+  /**
+   * A client's: the frame type of the inner protocol's plain refusal (its
+   * ERROR, whose payload is text). A server that refuses before any
+   * handshake (busy, no code) says so in it, and the client shows its words.
+   */
+  plainRefusal?: number;
 }
 
 /** Bytes of the sealed frame that carries an inner frame of `innerLength` bytes. */
@@ -105,6 +111,7 @@ export class SecureStream {
   #own: Uint8Array | undefined;
   #ready = false;
   #sawFrame = false;
+  #plainRefusal: number | undefined;
 
   /** One side; the client's first bytes are {@link start}'s. */
   constructor(role: "server" | "client", o: SecureStreamOptions) {
@@ -124,8 +131,10 @@ export class SecureStream {
         [SecureMsg.SEALED]: o.maxInner + TAG_LENGTH,
         [SecureMsg.REFUSED]: 1024,
         [SecureMsg.NEEDS_CODE]: 0,
+        ...(o.plainRefusal === undefined ? {} : { [o.plainRefusal]: 1024 }),
       },
     });
+    this.#plainRefusal = o.plainRefusal;
   }
 
   /** Whether the handshake is done and frames may be sealed. */
@@ -165,6 +174,9 @@ export class SecureStream {
         throw why === new CodeMismatch().message ? new CodeMismatch() : new UserError(why);
       }
       if (f.type === SecureMsg.NEEDS_CODE && this.#role === "client" && !this.#ready) continue;
+      if (f.type === this.#plainRefusal && !this.#ready) {
+        throw new UserError(printable(new TextDecoder().decode(f.payload)));
+      }
       if (this.#ready) {
         if (f.type !== SecureMsg.SEALED) throw new ProtocolError(`Unexpected frame type ${f.type}`);
         const header = new Uint8Array(HEADER_LENGTH);
