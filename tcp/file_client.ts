@@ -47,6 +47,7 @@ import {
   HOST_FLAG,
   parseFlags,
   parsePort,
+  parseSecondsFlag,
   parseSizeFlag,
   portFlag,
   runMain,
@@ -186,7 +187,15 @@ export interface SendEntriesOptions {
   onChunk?: (entry: Entry, index: number, sent: number) => void;
   /** Called as each entry ends, sent (or up to date) or failed. */
   onResult?: (result: EntryResult) => void;
+  /**
+   * Give up when the server neither answers nor takes bytes for this long,
+   * ms (default {@link CLIENT_TIMEOUT_MS}): a client never waits forever.
+   */
+  timeoutMs?: number;
 }
+
+/** How long a client waits on a server that makes no progress, ms (`--timeout`). */
+export const CLIENT_TIMEOUT_MS = 30_000;
 
 /** How one entry ended: sent (or up to date), or failed. */
 export type EntryResult =
@@ -288,7 +297,8 @@ export async function sendEntries(
   const report = options.onResult ?? (() => {});
   // Chunks of any size up to the largest (a very large file's are grown).
   const maxChunk = MAX_CHUNK_SIZE;
-  const conn = await connectTo(host, options.port);
+  const timeoutMs = options.timeoutMs ?? CLIENT_TIMEOUT_MS;
+  const conn = await connectTo(host, options.port, timeoutMs);
   // Small frames (offers, ends) must not wait on a delayed ACK.
   conn.setNoDelay(true);
   let coded;
@@ -310,6 +320,7 @@ export async function sendEntries(
     ? new ProgressReporter(options.progress, options.total)
     : undefined;
   let moved = 0; // bytes handed to the socket the first time, all entries
+  let heard = 0; // bytes the server sent: with moved, the progress --timeout watches
   /** What the server said or did to end the connection, if it did. */
   let readFailure: unknown;
   /** A write that failed. */
@@ -412,7 +423,16 @@ export async function sendEntries(
   };
   const reader = (async () => {
     for (const f of coded?.early ?? []) take(f);
-    for await (const bytes of readChunks(conn)) {
+    for await (
+      const bytes of readChunks(conn, {
+        idleMs: timeoutMs,
+        progress: () => heard + moved,
+        idleText: `Server at ${host}:${options.port} made no progress for ${
+          timeoutMs / 1000
+        } s (--timeout); gave up`,
+      })
+    ) {
+      heard += bytes.length;
       if (!secure) take(bytes);
       else for (const e of secure.receive(bytes)) if (e.type === "data") take(e.bytes);
       wake?.();
@@ -896,6 +916,12 @@ const FLAGS = {
     default: false,
     help: "send what symbolic links inside folders point to (else skip them)",
   },
+  timeout: {
+    type: "string",
+    default: String(CLIENT_TIMEOUT_MS / 1000),
+    value: "SECONDS",
+    help: "give up on a server that answers nothing and takes nothing for this long",
+  },
 } as const;
 
 async function main(): Promise<number> {
@@ -957,6 +983,7 @@ async function main(): Promise<number> {
     return sendEntries(walkEntries(sources, { followLinks, onSkip, onCollision }), {
       host: flags.host,
       port,
+      timeoutMs: parseSecondsFlag("timeout", flags.timeout) * 1000,
       chunkSize,
       progress: count === 1
         ? first

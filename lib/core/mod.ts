@@ -202,9 +202,9 @@ export {
   NETWORK_EVERY_MS,
 } from "./crypto/guess_limiter.ts";
 export {
+  HandshakeGate,
   HANDSHAKES_PER_ADDRESS,
   HANDSHAKES_PER_NETWORK,
-  HandshakeGate,
   networkOf,
 } from "./crypto/admission.ts";
 export {
