@@ -8,7 +8,9 @@ import {
 } from "../../lib/core/crypto/admission.ts";
 import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
 import { encodeFormat, encodeSubscribe, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
-import { TEST_FORMAT } from "../support/helpers.ts";
+import { joinInMemory, TEST_FORMAT } from "../support/helpers.ts";
+import { SecureUdpMsg } from "../../lib/core/audio/udp_secure.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
 
 Deno.test("admission: an address's network is its /24 or /64", () => {
   assert.equal(networkOf("192.0.2.77"), "192.0.2.0/24");
@@ -91,4 +93,28 @@ Deno.test("admission: 64 fake UDP listeners from 8 addresses of one network cann
   }
   assert.equal(joined, 16, "a quarter of the table for one network");
   assert.equal(join("10.0.0.1:5000"), UdpMsg.FORMAT, "a real listener elsewhere joins");
+});
+
+Deno.test("admission: a UDP listener whose handshake datagram arrives twice (its answer was slow) still joins", () => {
+  const code = "bamol-tisek-ruvan";
+  const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  const table = new ListenerTable<string>({
+    secret: new Uint8Array(32).fill(5),
+    format: encodeFormat({ ...TEST_FORMAT, mtu: 144 }),
+    maxListeners: 8,
+    timeoutMs: 5000,
+    secure: { code, streamKey: rnd(32), random: () => rnd(48) },
+  });
+  // The listener sent its INIT again before the first answer came: the
+  // server gets both before the listener's confirmation.
+  const late = {
+    receive(d: Uint8Array, key: string, addr: string, now: number) {
+      const out = table.receive(d, key, addr, now);
+      if (d[3] === SecureUdpMsg.PAKE_INIT) table.receive(d, key, addr, now);
+      return out;
+    },
+  } as ListenerTable<string>;
+  const sub = new UdpSubscriber({ code: { code, random: rnd(48) } });
+  const { events } = joinInMemory(late, sub, "10.0.0.1:1");
+  assert.ok(events.includes("stream"), events.join(", "));
 });

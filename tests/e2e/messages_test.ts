@@ -47,3 +47,22 @@ Deno.test("messages: -h works like --help on every tool, and no flag shows an em
     assert.match(long.stdout, /-h, --help/, `${tool}'s help names -h`);
   }
 });
+
+Deno.test("messages: the demo never says it wrote files into a folder it then removes", async () => {
+  const r = await runTool("demo.ts", [], {
+    permissions: [
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-sys=uid",
+    ],
+  });
+  assert.equal(r.code, 0, r.stderr);
+  for (const m of r.stdout.matchAll(/^wrote ([^\s,]+)/gm)) {
+    const exists = await Deno.stat(m[1]).then(() => true, () => false);
+    assert.ok(exists, `the demo said "${m[0]}", which it removed`);
+  }
+  assert.doesNotMatch(r.stdout, /^wrote \/tmp\/sockets-demo-/m);
+});

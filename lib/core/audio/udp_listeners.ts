@@ -25,6 +25,7 @@ import {
 import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./udp_secure.ts";
 import { GuessLimiter } from "../crypto/guess_limiter.ts";
 import { networkOf } from "../crypto/admission.ts";
+import { bytesEqual } from "../wire/md5.ts";
 
 /** Counters of the listener table (and of the server around it). */
 export interface UdpServerStats {
@@ -102,7 +103,10 @@ export class ListenerTable<A> {
     string,
     { addr: A; host: string; lastSeen: number; secure?: ServerHandshake }
   >();
-  #pending = new Map<string, { hs: ServerHandshake; at: number }>();
+  #pending = new Map<
+    string,
+    { hs: ServerHandshake; at: number; init: Uint8Array; reply: Uint8Array }
+  >();
   #guesses = new GuessLimiter();
   #perHost = new Map<string, number>();
 
@@ -204,6 +208,10 @@ export class ListenerTable<A> {
         if (mine > 0) return [];
         return [bareDatagram(SecureUdpMsg.THROTTLED)];
       }
+      // The same INIT again (the answer was slow or lost): the same answer,
+      // not a new handshake the listener's confirmation would not match.
+      const same = this.#pending.get(key);
+      if (same && bytesEqual(same.init, d)) return [same.reply];
       if (mine >= MAX_PENDING_PER_HOST && !this.#pending.has(key)) return [];
       if (this.#pending.size >= MAX_PENDING) {
         this.#pending.delete(this.#pending.keys().next().value!);
@@ -219,7 +227,7 @@ export class ListenerTable<A> {
       // The reply's confirmation lets the sender test one guess at the
       // code: counted now, whatever follows.
       this.#guesses.failed(host, now);
-      this.#pending.set(key, { hs, at: now });
+      this.#pending.set(key, { hs, at: now, init: d.slice(), reply });
       return [reply];
     }
     const hs = this.#pending.get(key)?.hs;
