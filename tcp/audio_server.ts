@@ -20,10 +20,10 @@ import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { writeAll } from "../lib/io/streams.ts";
 import { listenTcp } from "../lib/io/net.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
-import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { SecureMsg, SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
 import { HandshakeGate } from "../lib/core/crypto/admission.ts";
-import { UsageError } from "../lib/core/errors.ts";
+import { UsageError, UserError } from "../lib/core/errors.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
 import { type AudioServer, runServerTool, serverFlags } from "../lib/cli/audio_shell.ts";
@@ -192,7 +192,13 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     // A listener sends only clock sync requests: read to answer them, to
     // notice anything else it sends, or it leaving. Times are the capture clock's.
     const reading = (async () => {
+      let first = !l.secure;
       for await (const bytes of readChunks(l.conn)) {
+        // A coded client's first frame at this plain server: said so.
+        if (first && bytes.length >= 4 && bytes[3] === SecureMsg.PAKE) {
+          throw new UserError("A client sent a code to this server, which has none");
+        }
+        first = false;
         const frames = l.secure
           ? l.secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
           : [bytes];

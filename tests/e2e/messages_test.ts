@@ -5,10 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { oneLineError, randomFile, runTool, tempDir, writeNoiseWav } from "../support/helpers.ts";
+import {
+  oneLineError,
+  randomFile,
+  runTool,
+  tempDir,
+  waitFor,
+  writeNoiseWav,
+} from "../support/helpers.ts";
 import { FILE_CLIENT_PERMS } from "../support/tool_process.ts";
 import { openSource } from "../../lib/io/audio_io.ts";
 import { startAudioTcpServer } from "../../tcp/audio_server.ts";
+import { runAudioTcpClient } from "../../tcp/audio_client.ts";
 
 Deno.test("messages: a file client at an Audio-TCP port is told that port is an Audio-TCP server", async () => {
   await using dir = await tempDir();
@@ -24,6 +32,22 @@ Deno.test("messages: a file client at an Audio-TCP port is told that port is an 
   const line = oneLineError(r);
   assert.match(line, /That port is an Audio-TCP server, not a file server/);
   assert.doesNotMatch(line, /Unknown frame type/);
+});
+
+Deno.test("messages: a coded Audio-TCP client at a plain server: the server logs that a client sent it a code", async () => {
+  await using dir = await tempDir();
+  const wav = join(dir.path, "n.wav");
+  await writeNoiseWav(wav, 10);
+  const source = await openSource(wav, { rate: 44100, channels: 1, block: 1024 });
+  const lines: string[] = [];
+  await using server = startAudioTcpServer({ port: 0, source, log: (l) => lines.push(l) });
+  await assert.rejects(
+    runAudioTcpClient({ port: server.addr.port, output: "null", status: false, code: "a-b-c" }),
+    /Server does not use a code/,
+  );
+  await waitFor(() => lines.length > 0);
+  assert.match(lines.join("\n"), /A client sent a code to this server, which has none/);
+  assert.doesNotMatch(lines.join("\n"), /Unknown frame type/);
 });
 
 const TOOLS = [
