@@ -20,7 +20,7 @@ import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { writeAll } from "../lib/io/streams.ts";
 import { listenTcp } from "../lib/io/net.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
-import { SecureMsg, SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
 import { HandshakeGate } from "../lib/core/crypto/admission.ts";
 import { UsageError, UserError } from "../lib/core/errors.ts";
@@ -195,7 +195,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
       let first = !l.secure;
       for await (const bytes of readChunks(l.conn)) {
         // A coded client's first frame at this plain server: said so.
-        if (first && bytes.length >= 4 && bytes[3] === SecureMsg.PAKE) {
+        if (first && SecureStream.isStart(bytes)) {
           throw new UserError("A client sent a code to this server, which has none");
         }
         first = false;

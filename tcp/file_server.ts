@@ -65,7 +65,7 @@ import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
 import { HandshakeGate } from "../lib/core/crypto/admission.ts";
-import { SecureMsg, type SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { concatBytes, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
@@ -389,7 +389,7 @@ async function serveConnection(
         return false;
       }
       if (head.length > 0) bytes = concatBytes([head, bytes]);
-      if (bytes[3] === SecureMsg.PAKE) throw new CodeSentToPlain();
+      if (SecureStream.isStart(bytes)) throw new CodeSentToPlain();
       if (bytes[3] === MsgType.STREAM) link = new LinkSplitter();
       else single = new Session(s, host, place, write);
     }

@@ -13,6 +13,7 @@ import {
 import { FileReceiver } from "../../lib/core/file/receiver.ts";
 import { concatBytes, HEADER_LENGTH, writeHeader } from "../../lib/core/wire/frame.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
+import { SecureStream } from "../../lib/core/crypto/secure_stream.ts";
 
 Deno.test("link splitter: a stream's bytes pass through at every split, nothing held whole", () => {
   const inner = [new Uint8Array([1, 2, 3]), new Uint8Array(0), new Uint8Array(300).fill(7)];
@@ -81,4 +82,17 @@ Deno.test("receiver: before its offer a transfer takes offer-sized frames only, 
   // Its header is checked before a byte of its payload is held.
   r.receive(dataHeader(DATA_PREFIX + 1025), 0);
   assert.throws(() => r.receive(new Uint8Array(1), 0), /over the limit of 1044/);
+});
+
+Deno.test("a coded client's first bytes are told apart from any other protocol's", () => {
+  const start = new SecureStream("client", {
+    code: "a-b-c",
+    context: "file-tcp",
+    random: new Uint8Array(48).fill(3),
+    maxInner: 64,
+  }).start();
+  assert.ok(SecureStream.isStart(start));
+  // "GET " has a space, 32, where a frame's type is: not a handshake.
+  assert.ok(!SecureStream.isStart(new TextEncoder().encode("GET / HTTP/1.1\r\n")));
+  assert.ok(!SecureStream.isStart(encodeStream(1, new Uint8Array(4))));
 });

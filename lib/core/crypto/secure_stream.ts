@@ -21,7 +21,14 @@
  * @module
  */
 import { ProtocolError, UserError } from "../errors.ts";
-import { encodeFrame, FrameDecoder, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import {
+  encodeFrame,
+  FRAME_MAGIC,
+  FRAME_VERSION,
+  FrameDecoder,
+  HEADER_LENGTH,
+  writeHeader,
+} from "../wire/frame.ts";
 import { printable } from "../wire/text.ts";
 import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, type Spake2 } from "./spake2.ts";
 import { codeExchange } from "./code.ts";
@@ -226,6 +233,17 @@ export class SecureStream {
     writeHeader(out, SecureMsg.SEALED, inner.length + TAG_LENGTH);
     this.#sealer!.sealInto(out, HEADER_LENGTH, inner, out.subarray(0, HEADER_LENGTH));
     return out;
+  }
+
+  /**
+   * Whether `bytes` (a connection's first, at least 4) open a coded
+   * client's handshake: what a server without a code tells apart from
+   * its own protocol, to say what happened.
+   */
+  static isStart(bytes: Uint8Array): boolean {
+    return bytes.length >= 4 && bytes[0] === FRAME_MAGIC >> 8 &&
+      bytes[1] === (FRAME_MAGIC & 0xff) && bytes[2] === FRAME_VERSION &&
+      bytes[3] === SecureMsg.PAKE;
   }
 
   /** The NEEDS_CODE frame a server sends first where its clients speak last. */
