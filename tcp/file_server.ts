@@ -10,8 +10,6 @@
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import {
   DATA_PREFIX,
-  decodeError,
-  decodeStream,
   encodeError,
   encodeStream,
   FILE_PORT,
@@ -19,7 +17,6 @@ import {
   MAX_OPEN_STREAMS,
   MsgType,
   type Offer,
-  SERVER_LINK_LIMITS,
   STREAM_OFFSET,
 } from "../lib/core/file/messages.ts";
 import {
@@ -30,6 +27,8 @@ import {
 } from "../lib/core/file/receiver.ts";
 import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/names.ts";
 import { decodePack } from "../lib/core/file/pack.ts";
+import { StreamBudget } from "../lib/core/file/stream_budget.ts";
+import { LinkSplitter } from "../lib/core/file/link_splitter.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -62,11 +61,12 @@ import {
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { ProtocolError } from "../lib/core/errors.ts";
-import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
-import { concatBytes, FrameDecoder, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
+import { HandshakeGate } from "../lib/core/crypto/admission.ts";
+import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { concatBytes, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
 
@@ -167,6 +167,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     idleMs: options.idleMs ?? 30_000,
     code: options.code,
     guesses: new GuessLimiter(),
+    gate: new HandshakeGate(),
     digests: new DigestBook(dir),
     packs: new PackStorer(dir, options.fsync ?? false),
     store: new PartialStore(dir, {
@@ -185,10 +186,14 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     for await (const conn of listener) {
       const peer = conn.remoteAddr as Deno.NetAddr;
       const mine = perHost.get(peer.hostname) ?? 0;
+      // With a code, a connection is a handshake until it proves it:
+      // bounded per address and per network (the gate is left when it ends).
       const busy = conns.size >= maxClients
         ? `Server is busy (${maxClients} clients); try again later`
         : mine >= maxPerHost
         ? `Server is busy (${maxPerHost} connections from your address); try again later`
+        : settings.code !== undefined
+        ? settings.gate.enter(peer.hostname)
         : null;
       if (busy) {
         writeAll(conn, encodeError(busy)).catch(() => {}).finally(() => conn.close());
@@ -271,6 +276,8 @@ const HANDSHAKE_MS = 5000;
 interface Settings {
   code?: string;
   guesses: GuessLimiter;
+  /** Handshakes under way, per address and network. */
+  gate: HandshakeGate;
   dir: string;
   maxSize: number;
   overwrite: boolean;
@@ -322,7 +329,9 @@ async function serveConnection(
   const sessions = new Map<number, Session>();
   /** Streams opened so far: ids grow, so one ended is never opened again. */
   let lastId = -1;
-  let link: FrameDecoder | undefined;
+  let link: LinkSplitter | undefined;
+  /** What the streams hold, capped, and their whole messages. */
+  const budget = new StreamBudget();
   let single: Session | undefined;
   let progress = 0;
   /** The first bytes, until they show how the connection is used. */
@@ -380,7 +389,8 @@ async function serveConnection(
         return false;
       }
       if (head.length > 0) bytes = concatBytes([head, bytes]);
-      if (bytes[3] === MsgType.STREAM) link = new FrameDecoder(SERVER_LINK_LIMITS);
+      if (SecureStream.isStart(bytes)) throw new CodeSentToPlain();
+      if (bytes[3] === MsgType.STREAM) link = new LinkSplitter();
       else single = new Session(s, host, place, write);
     }
     if (single) {
@@ -389,13 +399,9 @@ async function serveConnection(
       progress = single.core.frames;
       return done;
     }
-    link!.push(bytes);
-    for (let f = link!.next(); f !== null; f = link!.next()) {
-      progress++;
-      if (f.type === MsgType.ERROR) {
-        throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
-      }
-      const { id, bytes: inner } = decodeStream(f.payload);
+    for (const piece of link!.push(bytes)) {
+      if (piece.type === "error") throw new UserError(`Client gave up: ${piece.message}`);
+      const { id, bytes: inner } = piece;
       let session = sessions.get(id);
       if (!session) {
         // A stream that ended (stored or failed) may still have bytes in
@@ -408,7 +414,12 @@ async function serveConnection(
         session = new Session(s, host, place, (b) => write(encodeStream(id, b)));
         sessions.set(id, session);
       }
-      if (await feed(session, inner)) sessions.delete(id);
+      // Progress is the transfers' whole messages, not link frames.
+      const before = session.core.frames;
+      const done = await feed(session, inner);
+      budget.update(id, done ? 0 : session.core.buffered, session.core.frames - before);
+      progress = budget.messages;
+      if (done) sessions.delete(id);
     }
     return false;
   };
@@ -420,7 +431,7 @@ async function serveConnection(
         context: FILE_CONTEXT,
         maxInner: STREAM_OFFSET + HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
         timeoutMs: HANDSHAKE_MS,
-      }, (message) => encodeError(message));
+      }, (message) => encodeError(message)).finally(() => s.gate.leave(host));
       handshakeFailed = false;
       secure = coded.secure;
       for (const inner of coded.early) {
@@ -455,7 +466,8 @@ async function serveConnection(
   } catch (err) {
     // The connection failed: every transfer still open ends with it.
     if (handshakeFailed) return reportConnection(err); // acceptCoded told the client why
-    await write(encodeError(clientMessage(err, s.dir))).then(flush).catch(() => {});
+    const told = err instanceof CodeSentToPlain ? err.toClient : clientMessage(err, s.dir);
+    await write(encodeError(told)).then(flush).catch(() => {});
     const open = single ? [single] : [...sessions.values()];
     if (open.length === 0) reportConnection(err);
     for (const session of open) await end(session, err, false);
@@ -681,6 +693,15 @@ class Session {
       s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
     }
     await this.send(this.core.stored(this.rec.storedAs!));
+  }
+}
+
+/** A client with a code reached this server, which has none: told so, and logged. */
+class CodeSentToPlain extends UserError {
+  /** What the client is told. */
+  readonly toClient = "Server does not use a code: run without --code or SOCKETS_CODE";
+  constructor() {
+    super("A client sent a code to this server, which has none");
   }
 }
 

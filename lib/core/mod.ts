@@ -198,7 +198,15 @@ export {
   GuessLimiter,
   HOST_BURST,
   HOST_EVERY_MS,
+  NETWORK_BURST,
+  NETWORK_EVERY_MS,
 } from "./crypto/guess_limiter.ts";
+export {
+  HandshakeGate,
+  HANDSHAKES_PER_ADDRESS,
+  HANDSHAKES_PER_NETWORK,
+  networkOf,
+} from "./crypto/admission.ts";
 export {
   type CryptoProvider,
   cryptoProvider,
@@ -299,6 +307,8 @@ export {
   type ReceiverEvent,
   WholeFileMismatch,
 } from "./file/receiver.ts";
+export { MAX_CONNECTION_HELD, StreamBudget } from "./file/stream_budget.ts";
+export { type LinkPiece, LinkSplitter } from "./file/link_splitter.ts";
 export {
   DATA_OFFSET,
   FileSender,
