@@ -211,7 +211,8 @@ function flagKeys(file: string, expr: string, depth = 0): string[] {
   if (depth > 20) throw new Error(`${file}: flags nest too deep at ${expr.slice(0, 40)}`);
   // Type assertions after the value (`as const`, `satisfies Record<string, FlagSpec>`) go.
   let e = expr.trim();
-  for (let t = /\s+(?:as|satisfies)\s+[\w.<>[\],|'"\s]+$/; t.test(e);) e = e.replace(t, "").trim();
+  const tail = /\s+(?:as|satisfies)\s+[\w.<>[\],|'"\s]+$/;
+  while (tail.test(e)) e = e.replace(tail, "").trim();
   const arrow = arrowBody(e);
   if (arrow !== undefined) return flagKeys(file, arrow, depth + 1);
   if (e.startsWith("(") && matchClose(e, 0) === e.length - 1) e = e.slice(1, -1).trim();
