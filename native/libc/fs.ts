@@ -1,0 +1,198 @@
+/**
+ * Linux's file calls that resolve a name relative to an open folder,
+ * through Deno FFI: `openat2` (with its `RESOLVE_*` rules), `mkdirat`,
+ * `renameat2`, `linkat`, `unlinkat`, `fstatat`, and the calls on an open
+ * descriptor. Each failure throws a {@link LibcError} naming the call and
+ * carrying its `errno`.
+ *
+ * An open descriptor is a {@link FileDescriptor}: its number is a
+ * `#private` field, `close()` is idempotent and `using` closes it.
+ *
+ * @module
+ */
+import { LibcError } from "./errors.ts";
+import { loadLibc } from "./library.ts";
+import {
+  AT_SYMLINK_NOFOLLOW,
+  type LibcSymbols,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  SYS_OPENAT2,
+} from "./symbols.ts";
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of `path`, as C takes it. */
+function cString(path: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(encoder.encode(path).length + 1);
+  encoder.encodeInto(path, bytes);
+  return bytes;
+}
+
+/** The calling thread's `errno`. */
+function errno(lib: LibcSymbols): number {
+  return new Deno.UnsafePointerView(lib.__errno_location()!).getInt32();
+}
+
+/** Throws {@link LibcError} for `call` if it returned -1. */
+function check(lib: LibcSymbols, call: string, result: number | bigint, subject?: string): void {
+  if (result === -1 || result === -1n) throw new LibcError(call, errno(lib), subject);
+}
+
+/** What `fstat` says of a file (the fields this binding reads). */
+export interface FileStat {
+  /** Device and inode: the file's identity. */
+  dev: bigint;
+  ino: bigint;
+  /** Type and permission bits (`st_mode`). */
+  mode: number;
+  size: number;
+  /** Modification time, ms since the epoch. */
+  mtimeMs: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymlink: boolean;
+}
+
+/** `struct stat`'s size and the offsets of `st_mode` (x86-64 against arm64's generic layout). */
+const STAT = Deno.build.arch === "aarch64" ? { size: 128, mode: 16 } : { size: 144, mode: 24 };
+
+/** Reads a `struct stat` (dev, ino, size and mtime lie at the same offsets on both). */
+function decodeStat(buf: Uint8Array<ArrayBuffer>): FileStat {
+  const v = new DataView(buf.buffer);
+  const mode = v.getUint32(STAT.mode, true);
+  const type = mode & S_IFMT;
+  return {
+    dev: v.getBigUint64(0, true),
+    ino: v.getBigUint64(8, true),
+    mode,
+    size: Number(v.getBigInt64(48, true)),
+    mtimeMs: Number(v.getBigInt64(88, true)) * 1000 + Number(v.getBigInt64(96, true)) / 1e6,
+    isFile: type === S_IFREG,
+    isDirectory: type === S_IFDIR,
+    isSymlink: type === S_IFLNK,
+  };
+}
+
+/** What `openat2` is told: `struct open_how`. */
+export interface OpenHow {
+  /** `O_*` flags (see `O` in `symbols.ts`). */
+  flags: number;
+  /** Permission bits of a file it creates. */
+  mode?: number;
+  /** `RESOLVE_*` rules for the way to it. */
+  resolve: number;
+}
+
+/** An open file descriptor; `close()` is idempotent and `using` closes it. */
+export class FileDescriptor {
+  #fd: number;
+  #lib: LibcSymbols;
+
+  /** Owns `fd` (closed by {@link close}). */
+  constructor(fd: number, lib: LibcSymbols = loadLibc()) {
+    this.#fd = fd;
+    this.#lib = lib;
+  }
+
+  /** The descriptor's number; throws once closed. */
+  get fd(): number {
+    if (this.#fd < 0) throw new LibcError("use of a closed descriptor", 9);
+    return this.#fd;
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Writes all of `bytes` at the file's position. */
+  writeAll(bytes: Uint8Array): void {
+    for (let at = 0; at < bytes.length;) {
+      const rest = bytes.subarray(at) as Uint8Array<ArrayBuffer>;
+      const n = this.#lib.write(this.fd, rest, BigInt(rest.length));
+      check(this.#lib, "write", n);
+      at += Number(n);
+    }
+  }
+
+  /** `fchmod`: sets the permission bits of the open file itself. */
+  chmod(mode: number): void {
+    check(this.#lib, "fchmod", this.#lib.fchmod(this.fd, mode));
+  }
+
+  /** `fstat` of the open file itself. */
+  stat(): FileStat {
+    const buf = new Uint8Array(STAT.size);
+    check(this.#lib, "fstat", this.#lib.fstat(this.fd, buf));
+    return decodeStat(buf);
+  }
+
+  /** `fdatasync`: the file's data on the disk. */
+  syncData(): void {
+    check(this.#lib, "fdatasync", this.#lib.fdatasync(this.fd));
+  }
+
+  /** Closes the descriptor; idempotent. */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    this.#lib.close(fd);
+  }
+
+  /** Closes the descriptor. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** `openat2`: opens `path` relative to the folder `dirfd` under `how`'s rules. */
+export function openat2(dirfd: number, path: string, how: OpenHow): FileDescriptor {
+  const lib = loadLibc();
+  const open = new BigUint64Array([BigInt(how.flags), BigInt(how.mode ?? 0), BigInt(how.resolve)]);
+  const buf = new Uint8Array(open.buffer);
+  const fd = lib.syscall(SYS_OPENAT2, BigInt(dirfd), cString(path), buf, BigInt(buf.length));
+  check(lib, "openat2", fd, path);
+  return new FileDescriptor(Number(fd), lib);
+}
+
+/** `mkdirat`: makes folder `name` in the folder `dirfd` (a link in its place is not followed). */
+export function mkdirat(dirfd: number, name: string, mode: number): void {
+  const lib = loadLibc();
+  check(lib, "mkdirat", lib.mkdirat(dirfd, cString(name), mode), name);
+}
+
+/** `renameat2`: moves `from` (in `fromDir`) to `to` (in `toDir`); `flags` e.g. `RENAME_NOREPLACE`. */
+export function renameat(
+  fromDir: number,
+  from: string,
+  toDir: number,
+  to: string,
+  flags = 0,
+): void {
+  const lib = loadLibc();
+  check(lib, "renameat2", lib.renameat2(fromDir, cString(from), toDir, cString(to), flags), to);
+}
+
+/** `linkat` (never following a link at `from`): a new name for a file, never replacing one. */
+export function linkat(fromDir: number, from: string, toDir: number, to: string): void {
+  const lib = loadLibc();
+  check(lib, "linkat", lib.linkat(fromDir, cString(from), toDir, cString(to), 0), to);
+}
+
+/** `unlinkat`: removes `name` from the folder `dirfd` (`AT_REMOVEDIR` for a folder). */
+export function unlinkat(dirfd: number, name: string, flags = 0): void {
+  const lib = loadLibc();
+  check(lib, "unlinkat", lib.unlinkat(dirfd, cString(name), flags), name);
+}
+
+/** `fstatat` with `AT_SYMLINK_NOFOLLOW`: what `name` in the folder `dirfd` is, a link not followed. */
+export function lstatat(dirfd: number, name: string): FileStat {
+  const lib = loadLibc();
+  const buf = new Uint8Array(STAT.size);
+  check(lib, "fstatat", lib.fstatat(dirfd, cString(name), buf, AT_SYMLINK_NOFOLLOW), name);
+  return decodeStat(buf);
+}
