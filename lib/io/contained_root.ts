@@ -17,6 +17,7 @@ import { UserError } from "../core/errors.ts";
 import {
   AT_FDCWD,
   AT_REMOVEDIR,
+  chmodat,
   FileDescriptor,
   type FileStat,
   LibcError,
@@ -33,7 +34,7 @@ import {
   unlinkat,
 } from "../../native/mod.ts";
 
-export type { FileStat };
+export type { FileDescriptor, FileStat };
 
 /** The rules for every path resolved under a root. */
 const CONTAINED = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -42,7 +43,9 @@ const DIR_HANDLE = O.O_PATH | O.O_DIRECTORY | O.O_CLOEXEC;
 
 /** How {@link ContainedRoot.open} opens a file. */
 export interface RootOpenOptions {
+  /** Open for reading. */
   read?: boolean;
+  /** Open for writing. */
   write?: boolean;
   /** Create it; fail if anything (a link included) is there. */
   createNew?: boolean;
@@ -96,20 +99,25 @@ export class ContainedRoot {
     return this.#fd.fd;
   }
 
-  /** Opens file `rel` (never a link, nor through one) as a Deno file. */
-  open(rel: string, options: RootOpenOptions): Deno.FsFile {
+  /**
+   * Opens regular file `rel` (never a link, nor through one). Deno's own
+   * files cannot be made from a descriptor (and Deno asks for every
+   * permission to open `/proc/self/fd/N`), so it is read and written
+   * through the descriptor's own calls.
+   */
+  open(rel: string, options: RootOpenOptions): FileDescriptor {
     const { read = false, write = false, createNew = false } = options;
     const access = read && write ? O.O_RDWR : write ? O.O_WRONLY : O.O_RDONLY;
-    using fd = this.#openat(rel, {
+    const fd = this.#openat(rel, {
       flags: access | O.O_NOFOLLOW | O.O_CLOEXEC | O.O_NONBLOCK |
         (createNew ? O.O_CREAT | O.O_EXCL : 0),
       mode: createNew ? options.mode ?? 0o666 : 0,
     });
     if (!createNew && !fd.stat().isFile) {
+      fd.close();
       throw new UserError(`${rel} is not a regular file on the server`);
     }
-    // The descriptor's own entry in /proc reopens exactly the file it holds.
-    return Deno.openSync(`/proc/self/fd/${fd.fd}`, { read, write });
+    return fd;
   }
 
   /**
@@ -126,15 +134,8 @@ export class ContainedRoot {
 
   /** Reads the whole regular file `rel`. */
   readFile(rel: string): Uint8Array {
-    using fd = this.#openat(rel, { flags: O.O_RDONLY | O.O_NOFOLLOW | O.O_CLOEXEC | O.O_NONBLOCK });
-    if (!fd.stat().isFile) throw new UserError(`${rel} is not a regular file on the server`);
-    return Deno.readFileSync(`/proc/self/fd/${fd.fd}`);
-  }
-
-  /** The names in folder `rel` (`.` for the root itself). */
-  readDir(rel: string): Deno.DirEntry[] {
-    using fd = this.#openat(rel, { flags: O.O_RDONLY | O.O_DIRECTORY | O.O_CLOEXEC });
-    return [...Deno.readDirSync(`/proc/self/fd/${fd.fd}`)];
+    using fd = this.open(rel, { read: true });
+    return fd.readAt(0, fd.stat().size);
   }
 
   /** Makes folder `rel`; throws `Deno.errors.AlreadyExists` if anything is there. */
@@ -180,14 +181,7 @@ export class ContainedRoot {
 
   /** Sets the permission bits of file or folder `rel`; a link there is refused. */
   chmod(rel: string, mode: number): void {
-    using fd = this.#openat(rel, { flags: O.O_PATH | O.O_NOFOLLOW | O.O_CLOEXEC });
-    const info = fd.stat();
-    if (!info.isFile && !info.isDirectory) {
-      throw new UserError(`${rel} is not a file or folder on the server`);
-    }
-    // A handle made with O_PATH takes no fchmod: its /proc entry names
-    // exactly the file it holds (as glibc's fchmodat does).
-    Deno.chmodSync(`/proc/self/fd/${fd.fd}`, mode);
+    this.#at(rel, (dirfd, name) => chmodat(dirfd, name, mode));
   }
 
   /** Closes the handle (a borrowed one stays open); idempotent. */
@@ -259,7 +253,8 @@ function translate(err: unknown, rel: string): unknown {
         "This system lacks openat2 (Linux 5.6 or later), which keeps every write inside DIR",
       );
     case "ELOOP":
-      return new UserError(`${rel} goes through a symbolic link on the server (refused)`);
+    case "EOPNOTSUPP":
+      return new UserError(`${rel} is or goes through a symbolic link on the server (refused)`);
     case "EXDEV":
       return err.call === "openat2"
         ? new UserError(`${rel} leads outside the server's directory (refused)`)

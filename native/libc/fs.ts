@@ -6,7 +6,10 @@
  * carrying its `errno`.
  *
  * An open descriptor is a {@link FileDescriptor}: its number is a
- * `#private` field, `close()` is idempotent and `using` closes it.
+ * `#private` field, `close()` is idempotent and `using` closes it. Its
+ * reads and writes at an offset also come as promises, run on Deno's
+ * blocking threads (a megabyte written while the caller goes on); `errno`
+ * is per thread, so a failed one is repeated here to read it.
  *
  * @module
  */
@@ -43,16 +46,21 @@ function check(lib: LibcSymbols, call: string, result: number | bigint, subject?
 
 /** What `fstat` says of a file (the fields this binding reads). */
 export interface FileStat {
-  /** Device and inode: the file's identity. */
+  /** Device: with the inode, the file's identity. */
   dev: bigint;
+  /** Inode number. */
   ino: bigint;
   /** Type and permission bits (`st_mode`). */
   mode: number;
+  /** Size in bytes. */
   size: number;
-  /** Modification time, ms since the epoch. */
+  /** Modification time, whole ms since the epoch (as Deno's `FileInfo.mtime`). */
   mtimeMs: number;
+  /** A regular file. */
   isFile: boolean;
+  /** A folder. */
   isDirectory: boolean;
+  /** A symbolic link (only `lstatat` sees one). */
   isSymlink: boolean;
 }
 
@@ -69,7 +77,8 @@ function decodeStat(buf: Uint8Array<ArrayBuffer>): FileStat {
     ino: v.getBigUint64(8, true),
     mode,
     size: Number(v.getBigInt64(48, true)),
-    mtimeMs: Number(v.getBigInt64(88, true)) * 1000 + Number(v.getBigInt64(96, true)) / 1e6,
+    mtimeMs: Number(v.getBigInt64(88, true)) * 1000 +
+      Math.trunc(Number(v.getBigInt64(96, true)) / 1e6),
     isFile: type === S_IFREG,
     isDirectory: type === S_IFDIR,
     isSymlink: type === S_IFLNK,
@@ -106,6 +115,66 @@ export class FileDescriptor {
   /** Whether {@link close} was called. */
   get closed(): boolean {
     return this.#fd < 0;
+  }
+
+  /** Writes all of `bytes` at `offset` (the file's position unchanged). */
+  writeAt(bytes: Uint8Array, offset: number): void {
+    for (let at = 0; at < bytes.length;) {
+      const rest = bytes.subarray(at) as Uint8Array<ArrayBuffer>;
+      const n = this.#lib.pwrite(this.fd, rest, BigInt(rest.length), BigInt(offset + at));
+      check(this.#lib, "pwrite", n);
+      at += Number(n);
+    }
+  }
+
+  /**
+   * Writes all of `bytes` at `offset` on a blocking thread; `bytes` must
+   * not change until the promise settles.
+   */
+  async writeAtAsync(bytes: Uint8Array, offset: number): Promise<void> {
+    for (let at = 0; at < bytes.length;) {
+      const rest = bytes.subarray(at) as Uint8Array<ArrayBuffer>;
+      let n = await this.#lib.pwrite_async(this.fd, rest, BigInt(rest.length), BigInt(offset + at));
+      // errno was the other thread's: the call again, here, tells it.
+      if (n === -1n) n = this.#lib.pwrite(this.fd, rest, BigInt(rest.length), BigInt(offset + at));
+      check(this.#lib, "pwrite", n);
+      at += Number(n);
+    }
+  }
+
+  /** Reads up to `length` bytes at `offset` (fewer at the end of the file). */
+  readAt(offset: number, length: number): Uint8Array {
+    const buf = new Uint8Array(length);
+    let at = 0;
+    while (at < length) {
+      const rest = buf.subarray(at);
+      const n = this.#lib.pread(this.fd, rest, BigInt(rest.length), BigInt(offset + at));
+      check(this.#lib, "pread", n);
+      if (n === 0n) break;
+      at += Number(n);
+    }
+    return buf.subarray(0, at);
+  }
+
+  /** {@link readAt} on a blocking thread. */
+  async readAtAsync(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    let at = 0;
+    while (at < length) {
+      const rest = buf.subarray(at);
+      const where = BigInt(offset + at);
+      let n = await this.#lib.pread_async(this.fd, rest, BigInt(rest.length), where);
+      if (n === -1n) n = this.#lib.pread(this.fd, rest, BigInt(rest.length), where);
+      check(this.#lib, "pread", n);
+      if (n === 0n) break;
+      at += Number(n);
+    }
+    return buf.subarray(0, at);
+  }
+
+  /** {@link syncData} on a blocking thread. */
+  async syncDataAsync(): Promise<void> {
+    if (await this.#lib.fdatasync_async(this.fd) === -1) this.syncData();
   }
 
   /** Writes all of `bytes` at the file's position. */
@@ -187,6 +256,15 @@ export function linkat(fromDir: number, from: string, toDir: number, to: string)
 export function unlinkat(dirfd: number, name: string, flags = 0): void {
   const lib = loadLibc();
   check(lib, "unlinkat", lib.unlinkat(dirfd, cString(name), flags), name);
+}
+
+/**
+ * `fchmodat` with `AT_SYMLINK_NOFOLLOW`: sets the mode of `name` in the
+ * folder `dirfd`; a link there is refused (`EOPNOTSUPP`), never followed.
+ */
+export function chmodat(dirfd: number, name: string, mode: number): void {
+  const lib = loadLibc();
+  check(lib, "fchmodat", lib.fchmodat(dirfd, cString(name), mode, AT_SYMLINK_NOFOLLOW), name);
 }
 
 /** `fstatat` with `AT_SYMLINK_NOFOLLOW`: what `name` in the folder `dirfd` is, a link not followed. */

@@ -5,6 +5,7 @@
  * @module
  */
 export {
+  chmodat,
   FileDescriptor,
   type FileStat,
   linkat,

@@ -23,11 +23,31 @@ export const SYMBOLS = {
   // unlinkat(dirfd, path, flags)
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  // fchmodat(dirfd, path, mode, flags): with AT_SYMLINK_NOFOLLOW, glibc
+  // refuses a link (EOPNOTSUPP) and sets the mode of the file it opened.
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   // fstatat(dirfd, path, struct stat*, flags)
   fstatat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // pwrite(fd, buf, count, offset) and pread: on this thread, or (the
+  // _async ones) on one of Deno's blocking threads, a promise here.
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite_async: {
+    name: "pwrite",
+    parameters: ["i32", "buffer", "usize", "i64"],
+    result: "isize",
+    nonblocking: true,
+  },
+  pread_async: {
+    name: "pread",
+    parameters: ["i32", "buffer", "usize", "i64"],
+    result: "isize",
+    nonblocking: true,
+  },
   fdatasync: { parameters: ["i32"], result: "i32" },
+  fdatasync_async: { name: "fdatasync", parameters: ["i32"], result: "i32", nonblocking: true },
   close: { parameters: ["i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -37,7 +57,7 @@ export type LibcSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 /** `SYS_openat2`: the same number on every Linux architecture (since 5.6). */
 export const SYS_OPENAT2 = 437n;
 /** `AT_FDCWD`: a name relative to the working directory. */
-export const AT_FDCWD = -100;
+export const AT_FDCWD: number = -100;
 /** `AT_SYMLINK_NOFOLLOW` (fcntl.h). */
 export const AT_SYMLINK_NOFOLLOW = 0x100;
 /** `AT_REMOVEDIR` (fcntl.h): `unlinkat` removes an empty folder. */
