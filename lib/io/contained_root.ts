@@ -270,9 +270,6 @@ function translate(err: unknown, rel: string): unknown {
     case "EACCES":
     case "EPERM":
       return new Deno.errors.PermissionDenied(`${what}: permission denied`);
-    case "ENOSPC":
-    case "EDQUOT":
-      return new Error(`${what}: No space left on device`);
     default:
       return err;
   }

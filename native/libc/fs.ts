@@ -29,9 +29,7 @@ const encoder = new TextEncoder();
 
 /** A NUL-terminated copy of `path`, as C takes it. */
 function cString(path: string): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(encoder.encode(path).length + 1);
-  encoder.encodeInto(path, bytes);
-  return bytes;
+  return encoder.encode(path + "\0");
 }
 
 /** The calling thread's `errno`. */
@@ -218,12 +216,17 @@ export class FileDescriptor {
   }
 }
 
+/** `struct open_how` (flags, mode, resolve), filled for each call: the calls are synchronous. */
+const OPEN_HOW = new BigUint64Array(3);
+const OPEN_HOW_BYTES = new Uint8Array(OPEN_HOW.buffer);
+
 /** `openat2`: opens `path` relative to the folder `dirfd` under `how`'s rules. */
 export function openat2(dirfd: number, path: string, how: OpenHow): FileDescriptor {
   const lib = loadLibc();
-  const open = new BigUint64Array([BigInt(how.flags), BigInt(how.mode ?? 0), BigInt(how.resolve)]);
-  const buf = new Uint8Array(open.buffer);
-  const fd = lib.syscall(SYS_OPENAT2, BigInt(dirfd), cString(path), buf, BigInt(buf.length));
+  OPEN_HOW[0] = BigInt(how.flags);
+  OPEN_HOW[1] = BigInt(how.mode ?? 0);
+  OPEN_HOW[2] = BigInt(how.resolve);
+  const fd = lib.syscall(SYS_OPENAT2, BigInt(dirfd), cString(path), OPEN_HOW_BYTES, 24n);
   check(lib, "openat2", fd, path);
   return new FileDescriptor(Number(fd), lib);
 }
