@@ -97,6 +97,9 @@ export interface OpenHow {
 export class FileDescriptor {
   #fd: number;
   #lib: LibcSymbols;
+  /** Calls running on blocking threads: the descriptor is closed only after them. */
+  #busy = 0;
+  #closing = false;
 
   /** Owns `fd` (closed by {@link close}). */
   constructor(fd: number, lib: LibcSymbols = loadLibc()) {
@@ -106,13 +109,28 @@ export class FileDescriptor {
 
   /** The descriptor's number; throws once closed. */
   get fd(): number {
-    if (this.#fd < 0) throw new LibcError("use of a closed descriptor", 9);
+    if (this.#fd < 0 || this.#closing) throw new LibcError("use of a closed descriptor", 9);
     return this.#fd;
   }
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#fd < 0;
+    return this.#fd < 0 || this.#closing;
+  }
+
+  /**
+   * Runs `call` on a blocking thread, the descriptor held open meanwhile:
+   * closed then, its number could name another file by the time the
+   * thread writes.
+   */
+  async #onThread<T>(call: (fd: number) => Promise<T>): Promise<T> {
+    const fd = this.fd;
+    this.#busy++;
+    try {
+      return await call(fd);
+    } finally {
+      if (--this.#busy === 0 && this.#closing) this.#release();
+    }
   }
 
   /** Writes all of `bytes` at `offset` (the file's position unchanged). */
@@ -132,9 +150,12 @@ export class FileDescriptor {
   async writeAtAsync(bytes: Uint8Array, offset: number): Promise<void> {
     for (let at = 0; at < bytes.length;) {
       const rest = bytes.subarray(at) as Uint8Array<ArrayBuffer>;
-      let n = await this.#lib.pwrite_async(this.fd, rest, BigInt(rest.length), BigInt(offset + at));
+      const where = BigInt(offset + at);
+      let n = await this.#onThread((fd) =>
+        this.#lib.pwrite_async(fd, rest, BigInt(rest.length), where)
+      );
       // errno was the other thread's: the call again, here, tells it.
-      if (n === -1n) n = this.#lib.pwrite(this.fd, rest, BigInt(rest.length), BigInt(offset + at));
+      if (n === -1n) n = this.#lib.pwrite(this.fd, rest, BigInt(rest.length), where);
       check(this.#lib, "pwrite", n);
       at += Number(n);
     }
@@ -161,7 +182,9 @@ export class FileDescriptor {
     while (at < length) {
       const rest = buf.subarray(at);
       const where = BigInt(offset + at);
-      let n = await this.#lib.pread_async(this.fd, rest, BigInt(rest.length), where);
+      let n = await this.#onThread((fd) =>
+        this.#lib.pread_async(fd, rest, BigInt(rest.length), where)
+      );
       if (n === -1n) n = this.#lib.pread(this.fd, rest, BigInt(rest.length), where);
       check(this.#lib, "pread", n);
       if (n === 0n) break;
@@ -172,7 +195,7 @@ export class FileDescriptor {
 
   /** {@link syncData} on a blocking thread. */
   async syncDataAsync(): Promise<void> {
-    if (await this.#lib.fdatasync_async(this.fd) === -1) this.syncData();
+    if (await this.#onThread((fd) => this.#lib.fdatasync_async(fd)) === -1) this.syncData();
   }
 
   /** Writes all of `bytes` at the file's position. */
@@ -202,9 +225,17 @@ export class FileDescriptor {
     check(this.#lib, "fdatasync", this.#lib.fdatasync(this.fd));
   }
 
-  /** Closes the descriptor; idempotent. */
+  /**
+   * Closes the descriptor (once the calls running on blocking threads
+   * have returned); idempotent.
+   */
   close(): void {
-    if (this.#fd < 0) return;
+    if (this.#fd < 0 || this.#closing) return;
+    this.#closing = true;
+    if (this.#busy === 0) this.#release();
+  }
+
+  #release(): void {
     const fd = this.#fd;
     this.#fd = -1;
     this.#lib.close(fd);
