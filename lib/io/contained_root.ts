@@ -243,14 +243,14 @@ function checkRelative(rel: string): void {
  */
 function translate(err: unknown, rel: string): unknown {
   if (err instanceof LibcLoadError) {
-    return new UserError(`${err.message}: it keeps every write inside DIR`);
+    return new UserError(`Cannot keep writes inside ${rel}: ${err.message}`);
   }
   if (!(err instanceof LibcError)) return err;
   const what = `${err.call} ${rel}`;
   switch (err.code) {
     case "ENOSYS":
       return new UserError(
-        "This system lacks openat2 (Linux 5.6 or later), which keeps every write inside DIR",
+        `Cannot keep writes inside ${rel}: this system lacks openat2 (Linux 5.6 or later)`,
       );
     case "ELOOP":
     case "EOPNOTSUPP":

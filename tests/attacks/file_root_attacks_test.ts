@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { randomFile, runTool, tempDir } from "../support/helpers.ts";
+import { oneLineError, randomFile, runTool, tempDir } from "../support/helpers.ts";
 import { FILE_CLIENT_PERMS, FILE_SERVER_PERMS, startServerTool } from "../support/tool_process.ts";
 import { startFileServer } from "../../tcp/file_server.ts";
 import { ContainedRoot } from "../../lib/io/contained_root.ts";
@@ -229,4 +229,24 @@ Deno.test("contained root: a link anywhere on the way, `..` and absolute paths a
   assert.equal(file.stat().size, 6);
   assert.equal(new TextDecoder().decode(root.readFile("c/x")), "inside");
   assert.throws(() => root.mkdir("c"), Deno.errors.AlreadyExists);
+});
+
+Deno.test("contained root: a file server that cannot load libc refuses to start, in one line naming the fix", async () => {
+  await using dst = await tempDir();
+  const args = ["--port", "0", "--dir", dst.path];
+  const noFfi = await runTool("tcp/file_server.ts", args, {
+    permissions: FILE_SERVER_PERMS.filter((p) => p !== "--allow-ffi"),
+  });
+  assert.match(
+    oneLineError(noFfi),
+    /^error: Cannot keep writes inside .*: Deno needs --allow-ffi to load libc/,
+  );
+  const badPath = await runTool("tcp/file_server.ts", args, {
+    permissions: FILE_SERVER_PERMS,
+    env: { LIBC_PATH: "/nonexistent/libc.so.6" },
+  });
+  assert.match(
+    oneLineError(badPath),
+    /^error: Cannot keep writes inside .*: Could not load libc from LIBC_PATH=\/nonexistent\/libc\.so\.6 .*unset LIBC_PATH$/,
+  );
 });
