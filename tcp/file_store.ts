@@ -1000,9 +1000,9 @@ export interface PackJob {
   /** The server's directory (for messages: nothing resolves through it). */
   dir: string;
   /**
-   * The descriptor of the server's {@link ContainedRoot} on it: the
-   * worker, a thread of the same process, resolves every path through
-   * the same handle.
+   * A descriptor on it, duplicated from the server's {@link ContainedRoot}
+   * for this job and owned by the worker (a thread of the same process),
+   * which resolves every path through it and closes it.
    */
   rootFd: number;
   /** The server process's umask, as {@link checkDirectory} found it. */
@@ -1032,7 +1032,7 @@ export interface PackDone {
  */
 export function storePackFiles(job: PackJob): PackOutcome[] {
   processUmask ??= job.umask;
-  using root = ContainedRoot.borrow(job.rootFd, job.dir);
+  using root = ContainedRoot.adopt(job.rootFd, job.dir);
   const stem = crypto.randomUUID();
   return job.files.map((f): PackOutcome => {
     const { index, storedAs } = f;
@@ -1096,7 +1096,7 @@ export class PackStorer {
     const job: PackJob = {
       id,
       dir: this.#root.dir,
-      rootFd: this.#root.fd,
+      rootFd: this.#root.duplicate(),
       umask: processUmask,
       sync: this.#sync,
       files,

@@ -56,14 +56,12 @@ export interface RootOpenOptions {
 /** A handle on a folder; every path given to it stays below it. */
 export class ContainedRoot {
   #fd: FileDescriptor;
-  #borrowed: boolean;
   /** The folder's path, for messages and logs only: nothing resolves through it. */
   readonly dir: string;
 
-  private constructor(fd: FileDescriptor, dir: string, borrowed: boolean) {
+  private constructor(fd: FileDescriptor, dir: string) {
     this.#fd = fd;
     this.dir = dir;
-    this.#borrowed = borrowed;
   }
 
   /**
@@ -74,7 +72,7 @@ export class ContainedRoot {
   static open(dir: string): ContainedRoot {
     try {
       const fd = openat2(AT_FDCWD, dir, { flags: DIR_HANDLE, resolve: 0 });
-      return new ContainedRoot(fd, dir, false);
+      return new ContainedRoot(fd, dir);
     } catch (err) {
       if (err instanceof LibcError && err.code === "ENOENT") {
         throw new UserError(`Directory ${dir} does not exist`);
@@ -87,14 +85,21 @@ export class ContainedRoot {
   }
 
   /**
-   * A root on a descriptor another root owns (a worker thread of the same
-   * process uses its server's): {@link close} leaves it open.
+   * A new descriptor on the same folder, for another thread of this
+   * process to {@link adopt}: its own, so that this root's closing cannot
+   * pull the handle from under it.
    */
-  static borrow(fd: number, dir: string): ContainedRoot {
-    return new ContainedRoot(new FileDescriptor(fd), dir, true);
+  duplicate(): number {
+    const fd = this.#openat(".", { flags: DIR_HANDLE });
+    return fd.fd; // owned from here on by whoever adopts it
   }
 
-  /** The handle's descriptor number (for {@link borrow}). */
+  /** A root owning `fd`, a descriptor from {@link duplicate}; {@link close} closes it. */
+  static adopt(fd: number, dir: string): ContainedRoot {
+    return new ContainedRoot(new FileDescriptor(fd), dir);
+  }
+
+  /** The handle's descriptor number. */
   get fd(): number {
     return this.#fd.fd;
   }
@@ -184,9 +189,9 @@ export class ContainedRoot {
     this.#at(rel, (dirfd, name) => chmodat(dirfd, name, mode));
   }
 
-  /** Closes the handle (a borrowed one stays open); idempotent. */
+  /** Closes the handle; idempotent. */
   close(): void {
-    if (!this.#borrowed) this.#fd.close();
+    this.#fd.close();
   }
 
   /** Closes the handle. */

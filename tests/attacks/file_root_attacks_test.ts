@@ -229,6 +229,11 @@ Deno.test("contained root: a link anywhere on the way, `..` and absolute paths a
   assert.equal(file.stat().size, 6);
   assert.equal(new TextDecoder().decode(root.readFile("c/x")), "inside");
   assert.throws(() => root.mkdir("c"), Deno.errors.AlreadyExists);
+  // Another thread's own handle on the same folder outlives this one.
+  const again = ContainedRoot.adopt(root.duplicate(), dir);
+  root.close();
+  assert.equal(again.lstat("c/x")?.isFile, true);
+  again.close();
 });
 
 Deno.test("contained root: a file server that cannot load libc refuses to start, in one line naming the fix", async () => {
