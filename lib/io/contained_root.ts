@@ -235,8 +235,10 @@ function attempt<T>(f: () => T, rel: string): T {
 /** Refuses an empty or absolute path, and any `.` or `..` part but a lone `.`. */
 function checkRelative(rel: string): void {
   if (rel === ".") return;
-  const parts = rel.split("/");
-  if (rel.startsWith("/") || parts.some((p) => p === "" || p === "." || p === "..")) {
+  // Most paths hold no dot after a slash, nor a leading one: no split needed.
+  const suspect = rel === "" || rel[0] === "/" || rel[0] === "." || rel.includes("/.") ||
+    rel.includes("//") || rel.endsWith("/");
+  if (suspect && rel.split("/").some((p) => p === "" || p === "." || p === "..")) {
     throw new UserError(`${rel} is not a path inside the server's directory`);
   }
 }

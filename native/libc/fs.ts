@@ -27,9 +27,23 @@ import {
 
 const encoder = new TextEncoder();
 
-/** A NUL-terminated copy of `path`, as C takes it. */
-function cString(path: string): Uint8Array<ArrayBuffer> {
-  return encoder.encode(path + "\0");
+/**
+ * Two reused buffers for the (at most two) names of one call: PATH_MAX
+ * (4,096 bytes) with room for the terminating NUL at any UTF-16 length.
+ */
+const SCRATCH = [new Uint8Array(3 * 4096 + 1), new Uint8Array(3 * 4096 + 1)];
+
+/**
+ * `path` NUL-terminated, as C takes it, in scratch buffer `slot` (valid
+ * until the next call that uses that slot: the calls are synchronous);
+ * a longer one gets a buffer of its own.
+ */
+function cString(path: string, slot = 0): Uint8Array<ArrayBuffer> {
+  const buf = SCRATCH[slot];
+  if (path.length * 3 >= buf.length) return encoder.encode(path + "\0");
+  const { written } = encoder.encodeInto(path, buf);
+  buf[written] = 0;
+  return buf;
 }
 
 /** The calling thread's `errno`. */
@@ -277,13 +291,13 @@ export function renameat(
   flags = 0,
 ): void {
   const lib = loadLibc();
-  check(lib, "renameat2", lib.renameat2(fromDir, cString(from), toDir, cString(to), flags), to);
+  check(lib, "renameat2", lib.renameat2(fromDir, cString(from), toDir, cString(to, 1), flags), to);
 }
 
 /** `linkat` (never following a link at `from`): a new name for a file, never replacing one. */
 export function linkat(fromDir: number, from: string, toDir: number, to: string): void {
   const lib = loadLibc();
-  check(lib, "linkat", lib.linkat(fromDir, cString(from), toDir, cString(to), 0), to);
+  check(lib, "linkat", lib.linkat(fromDir, cString(from), toDir, cString(to, 1), 0), to);
 }
 
 /** `unlinkat`: removes `name` from the folder `dirfd` (`AT_REMOVEDIR` for a folder). */
