@@ -184,6 +184,18 @@ Deno.test({
       if (line.startsWith("received-deep/") && line.endsWith(" -")) folders++;
     }
     assert.ok(folders <= 50, `${folders} folders made`);
+    // As the message says, running again with --update sends the rest.
+    let again = r;
+    for (let run = 0; run < 3 && again.code !== 0; run++) {
+      again = await runTool(CLIENT, ["--port", String(srv.addr.port), "--update", root], {
+        permissions: FILE_CLIENT_PERMS,
+      });
+    }
+    assert.equal(again.code, 0, again.stderr);
+    const deep = "a/b/c/d/e/g/h/i/j/x";
+    for (let f = 0; f < 10; f++) {
+      assert.equal(await Deno.readTextFile(join(dst.path, `received-deep/f${f}/${deep}`)), "x");
+    }
   },
 });
 

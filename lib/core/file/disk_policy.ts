@@ -52,8 +52,8 @@ export class FolderBudget {
   take(): void {
     if (this.#made >= this.max) {
       throw new UserError(
-        `Server makes at most ${this.max} folders per connection (--max-folders); ` +
-          "send the rest on another connection",
+        `Server makes at most ${this.max} folders per connection (its --max-folders); ` +
+          "run again with --update for the rest",
       );
     }
     this.#made++;
