@@ -97,6 +97,13 @@ function decodeStat(buf: Uint8Array<ArrayBuffer>): FileStat {
   };
 }
 
+/**
+ * Reads and writes this small run on the calling thread: a trip to
+ * another thread costs more, and V8 may keep (and move) a small array's
+ * bytes inside its heap, where no other thread may write them.
+ */
+const SYNC_BYTES = 64 * 1024;
+
 /** What `openat2` is told: `struct open_how`. */
 export interface OpenHow {
   /** `O_*` flags (see `O` in `symbols.ts`). */
@@ -162,6 +169,7 @@ export class FileDescriptor {
    * not change until the promise settles.
    */
   async writeAtAsync(bytes: Uint8Array, offset: number): Promise<void> {
+    if (bytes.length <= SYNC_BYTES) return this.writeAt(bytes, offset);
     for (let at = 0; at < bytes.length;) {
       const rest = bytes.subarray(at) as Uint8Array<ArrayBuffer>;
       const where = BigInt(offset + at);
@@ -191,6 +199,7 @@ export class FileDescriptor {
 
   /** {@link readAt} on a blocking thread. */
   async readAtAsync(offset: number, length: number): Promise<Uint8Array> {
+    if (length <= SYNC_BYTES) return this.readAt(offset, length);
     const buf = new Uint8Array(length);
     let at = 0;
     while (at < length) {
