@@ -29,6 +29,8 @@ import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/n
 import { decodePack } from "../lib/core/file/pack.ts";
 import { StreamBudget } from "../lib/core/file/stream_budget.ts";
 import { LinkSplitter } from "../lib/core/file/link_splitter.ts";
+import { DEFAULT_MAX_FOLDERS, FolderBudget, storedMode } from "../lib/core/file/disk_policy.ts";
+import type { ContainedRoot } from "../lib/io/contained_root.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -59,7 +61,6 @@ import {
   TreePlacer,
 } from "./file_store.ts";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { ProtocolError } from "../lib/core/errors.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
@@ -100,6 +101,8 @@ export interface FileServerOptions {
   maxPerHost?: number;
   /** Most partial transfers kept, in total (default 64; a host may have 8). */
   maxPartials?: number;
+  /** Most folders one connection may make (default {@link DEFAULT_MAX_FOLDERS}). */
+  maxFolders?: number;
   /**
    * The shared code: every client must prove it knows it (SPAKE2), and
    * everything after is sealed. Required when listening beyond loopback.
@@ -154,13 +157,22 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
   }
   const dir = options.dir;
-  await checkDirectory(dir);
+  // Everything done in DIR goes through this handle on it.
+  const root = checkDirectory(dir);
   const log = options.log ?? ((line: string) => console.log(line));
-  const stale = await removeStalePartials(dir, options.keepPartialMs ?? 7 * 86_400_000);
-  if (stale > 0) log(`removed ${stale} partial transfers nobody resumed`);
-  const listener = listenTcp(host, options.port);
+  let listener: ReturnType<typeof listenTcp>;
+  try {
+    const stale = removeStalePartials(root, options.keepPartialMs ?? 7 * 86_400_000);
+    if (stale > 0) log(`removed ${stale} partial transfers nobody resumed`);
+    listener = listenTcp(host, options.port);
+  } catch (err) {
+    root.close();
+    throw err;
+  }
   const settings: Settings = {
     dir,
+    root,
+    maxFolders: options.maxFolders ?? DEFAULT_MAX_FOLDERS,
     maxSize: options.maxSize ?? DEFAULT_MAX_SIZE,
     overwrite: options.overwrite ?? false,
     fsync: options.fsync ?? false,
@@ -168,9 +180,9 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     code: options.code,
     guesses: new GuessLimiter(),
     gate: new HandshakeGate(),
-    digests: new DigestBook(dir),
-    packs: new PackStorer(dir, options.fsync ?? false),
-    store: new PartialStore(dir, {
+    digests: new DigestBook(root),
+    packs: new PackStorer(root, options.fsync ?? false),
+    store: new PartialStore(root, {
       maxPartials: options.maxPartials ?? 64,
       maxPerHost: Math.min(8, options.maxPartials ?? 64),
     }),
@@ -257,6 +269,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       await Promise.allSettled([...handlers]);
       settings.packs.close();
       await settings.digests.flush();
+      root.close();
     })();
     return closing;
   };
@@ -279,6 +292,10 @@ interface Settings {
   /** Handshakes under way, per address and network. */
   gate: HandshakeGate;
   dir: string;
+  /** The handle on `dir` everything stored goes through. */
+  root: ContainedRoot;
+  /** Most folders one connection may make. */
+  maxFolders: number;
   maxSize: number;
   overwrite: boolean;
   idleMs: number;
@@ -325,7 +342,7 @@ async function serveConnection(
     outBytes += b.length;
     return outBytes >= OUTBOX_BYTES ? flush() : Promise.resolve();
   };
-  const place = new TreePlacer(s.dir);
+  const place = new TreePlacer(s.root, new FolderBudget(s.maxFolders));
   const sessions = new Map<number, Session>();
   /** Streams opened so far: ids grow, so one ended is never opened again. */
   let lastId = -1;
@@ -545,10 +562,10 @@ class Session {
             const stored = this.#entry ?? receivedName(this.#base);
             const held = s.digests.holds(stored, offer.size, offer.update);
             if (held) {
-              // Its mode follows the sender's (a chmod only if it changed).
-              const mode = offer.mode === undefined ? undefined : offer.mode & 0o777;
-              if (mode !== undefined && ((held.mode ?? 0) & 0o777) !== mode) {
-                await Deno.chmod(join(s.dir, stored), mode);
+              // Its mode follows the sender's, masked (a chmod only if it changed).
+              const mode = offer.mode === undefined ? undefined : storedMode(offer.mode, false);
+              if (mode !== undefined && (held.mode & 0o7777) !== mode) {
+                s.root.chmod(stored, mode);
               }
               this.rec.storedAs = stored;
               this.rec.upToDate = true;
@@ -673,17 +690,14 @@ class Session {
       // Made when placed; nothing was stored for it.
       await this.partial!.discard();
       this.partial = undefined;
-      if (offer.mode !== undefined) {
-        await Deno.chmod(join(s.dir, this.#entry!), (offer.mode & 0o777) | 0o700);
-      }
+      if (offer.mode !== undefined) s.root.chmod(this.#entry!, storedMode(offer.mode, true));
       this.rec.storedAs = this.#entry;
     } else if (this.#entry) {
-      await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync);
+      await this.partial!.finalizeAs(this.#entry, offer.mode, s.fsync);
       this.rec.storedAs = this.#entry;
     } else {
       // An update replaces the stored copy (atomically, by rename).
       this.rec.storedAs = await this.partial!.finalize(
-        s.dir,
         this.#base,
         s.overwrite || !!offer.update,
         s.fsync,
@@ -738,6 +752,12 @@ const FLAGS = {
     value: "SECONDS",
     help: "close connections that send no whole message for this long",
   },
+  "max-folders": {
+    type: "string",
+    default: String(DEFAULT_MAX_FOLDERS),
+    value: "N",
+    help: "folders one connection may make; entries past it fail",
+  },
   "max-partials": {
     type: "string",
     default: "64",
@@ -770,6 +790,7 @@ async function main(): Promise<void> {
     idleMs: parseSecondsFlag("idle-timeout", flags["idle-timeout"]) * 1000,
     keepPartialMs: parseSecondsFlag("keep-partial", flags["keep-partial"], "days") * 86_400_000,
     maxPartials: parseCount("max-partials", flags["max-partials"]),
+    maxFolders: parseCount("max-folders", flags["max-folders"]),
   });
   console.log(
     `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}` +

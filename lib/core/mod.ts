@@ -318,6 +318,12 @@ export {
 } from "./file/sender.ts";
 export { type ChunkOutcome, PAGE_CHUNKS, TransferState } from "./file/transfer_state.ts";
 export {
+  DEFAULT_MAX_FOLDERS,
+  FolderBudget,
+  OFFERED_MODE_MASK,
+  storedMode,
+} from "./file/disk_policy.ts";
+export {
   combineRuns,
   compareChart,
   type CompareRow,
