@@ -40,7 +40,7 @@ import {
   sanityProblems,
   type Variant,
   VARIANTS,
-} from "../lib/core/report/compare.ts";
+} from "./compare_report.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { startUdpRelay } from "../udp/relay.ts";
 import { startServerTool, toolCommand } from "../tests/support/tool_process.ts";

@@ -323,18 +323,6 @@ export {
   OFFERED_MODE_MASK,
   storedMode,
 } from "./file/disk_policy.ts";
-export {
-  combineRuns,
-  compareChart,
-  type CompareRow,
-  intactShare,
-  type LossMethod,
-  markdownTable,
-  sanityProblems,
-  type SpreadKey,
-  type Variant,
-  VARIANTS,
-} from "./report/compare.ts";
 export { formatBytes, formatDuration, formatRate, parseSize } from "./report/format.ts";
 export {
   clockText,

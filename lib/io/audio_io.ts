@@ -9,7 +9,7 @@ import { now } from "./clock.ts";
 import { type AudioEndpoint, parseEndpoint, selectDevice } from "../core/audio/endpoint.ts";
 import { type AudioSpec, blockMs, validateSpec } from "../core/audio/spec.ts";
 import { UsageError, UserError } from "../core/errors.ts";
-import { describeError, readError } from "../io/errors.ts";
+import { describeError, readError } from "./errors.ts";
 import { ToneGenerator } from "../core/audio/tone.ts";
 import { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH } from "../core/audio/wav.ts";
 import { resolveUserPath } from "./paths.ts";

@@ -6,7 +6,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { UserError } from "../core/errors.ts";
-import { describeError } from "../io/errors.ts";
+import { describeError } from "./errors.ts";
 
 /**
  * The address of a UDP server as its datagrams will come from: `host`

@@ -13,7 +13,7 @@ import {
   markdownTable,
   sanityProblems,
   VARIANTS,
-} from "../../lib/core/report/compare.ts";
+} from "../../bench/compare_report.ts";
 import { gstUnavailable } from "../../bench/gstreamer.ts";
 import { leftoverNamespaces, netnsUnavailable } from "../../bench/netns.ts";
 import { ignoreUnless, requireHere } from "../support/tool_process.ts";

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { StreamReport, StreamReportFields } from "./stream_report.ts";
+import type { StreamReport, StreamReportFields } from "../lib/core/report/stream_report.ts";
 
 /** How loss was made for a row. */
 export type LossMethod = "netns+nftables" | "udp relay" | "loopback" | "not measured";
