@@ -48,10 +48,12 @@ import {
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
+import { type BookEntry, DigestBook, proveStored } from "./digest_book.ts";
+import { ProofLimiter, sameProof } from "../lib/core/file/proof.ts";
 import {
   checkDirectory,
   clientMessage,
-  DigestBook,
+  newSalt,
   type PackPlacement,
   PackStorer,
   type PartialFile,
@@ -168,6 +170,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     code: options.code,
     guesses: new GuessLimiter(),
     digests: new DigestBook(dir),
+    proofs: new ProofLimiter(),
     packs: new PackStorer(dir, options.fsync ?? false),
     store: new PartialStore(dir, {
       maxPartials: options.maxPartials ?? 64,
@@ -277,6 +280,8 @@ interface Settings {
   idleMs: number;
   store: PartialStore;
   digests: DigestBook;
+  /** Misses of `--update`'s proofs of possession, per address. */
+  proofs: ProofLimiter;
   /** Stores verified packs' files, on a thread of its own. */
   packs: PackStorer;
   fsync: boolean;
@@ -485,6 +490,12 @@ class Session {
   readonly send: (bytes: Uint8Array) => Promise<void>;
   /** The verified file being stored, once it is. */
   finishing: Promise<void> | undefined;
+  /** An update offer's challenge: the stored file and the proof expected (null: none can match). */
+  #claim:
+    | { stored: string; entry: BookEntry; expected: Promise<string | null> }
+    | undefined;
+  /** The client's proof missed: given back once its replacement is stored. */
+  #missed = false;
 
   constructor(
     s: Settings,
@@ -528,31 +539,20 @@ class Session {
             const parts = safeRelativePath(offer.path);
             this.#entry = await this.#place.place(this.#base, parts, reuse, offer.kind === "dir");
           }
-          if (offer.update) {
-            // --update: the file already stored, unchanged, is not sent again.
-            const stored = this.#entry ?? receivedName(this.#base);
-            const held = s.digests.holds(stored, offer.size, offer.update);
-            if (held) {
-              // Its mode follows the sender's (a chmod only if it changed).
-              const mode = offer.mode === undefined ? undefined : offer.mode & 0o777;
-              if (mode !== undefined && ((held.mode ?? 0) & 0o777) !== mode) {
-                await Deno.chmod(join(s.dir, stored), mode);
-              }
-              this.rec.storedAs = stored;
-              this.rec.upToDate = true;
-              await this.send(this.core.upToDate(stored));
-              return true;
-            }
+          // --update: a file stored with this size is skipped only for a
+          // client that proves it holds the same content.
+          if (offer.update && this.#challenge(offer)) {
+            await this.send(this.core.challenge(this.#claim!.entry.salt!));
+            queue.push(...this.core.receive(EMPTY, performance.now()));
+            break;
           }
-          // A folder entry's partial is named by its path, size and time,
-          // so that a cut one resumes when it is offered again.
-          const named = offer.resume === undefined && offer.mtime !== undefined;
-          const resume = named ? entryToken(offer) : offer.resume;
-          this.partial = s.store.open(offer.size, offer.chunkSize, resume, this.#host, named);
-          await this.send(this.core.accept(this.partial.state, this.partial.token));
-          queue.push(...this.core.receive(EMPTY, performance.now()));
+          await this.#accept(queue);
           break;
         }
+        case "proof":
+          if (await this.#proven(e.proof)) return true;
+          await this.#accept(queue);
+          break;
         case "store":
           await this.partial!.writeChunk(e.index, e.data);
           break;
@@ -574,6 +574,72 @@ class Session {
       }
     }
     return false;
+  }
+
+  /** Opens (or resumes) the offer's partial and accepts it. */
+  async #accept(queue: ReceiverEvent[]): Promise<void> {
+    const offer = this.#offer!;
+    // A folder entry's (or an update's) partial is named by its path,
+    // size and time, so that a cut one resumes when it is offered again.
+    const named = offer.resume === undefined && offer.mtime !== undefined;
+    const resume = named ? entryToken(offer) : offer.resume;
+    this.partial = this.#s.store.open(offer.size, offer.chunkSize, resume, this.#host, named);
+    await this.send(this.core.accept(this.partial.state, this.partial.token));
+    queue.push(...this.core.receive(EMPTY, performance.now()));
+  }
+
+  /**
+   * Whether to challenge an update offer: the book has the file stored at
+   * its place with its size, unchanged, and this host has misses left.
+   * The salted digest expected is the book's, or computed now from the
+   * stored file (while the client computes its own).
+   */
+  #challenge(offer: Offer): boolean {
+    const s = this.#s;
+    const stored = this.#entry ?? receivedName(this.#base);
+    const found = s.digests.lookup(stored, offer.size);
+    if (!found || !s.proofs.mayChallenge(this.#host, performance.now())) return false;
+    let { entry } = found;
+    if (entry.salt === undefined || entry.proof === undefined) {
+      const salt = newSalt();
+      const old = entry;
+      entry = { ...old, salt, proof: undefined };
+      const expected = proveStored(s.dir, stored, old, salt).then((proof) => {
+        if (proof !== null) s.digests.prove(stored, old, salt, proof);
+        return proof;
+      });
+      this.#claim = { stored, entry, expected };
+    } else this.#claim = { stored, entry, expected: Promise.resolve(entry.proof) };
+    return true;
+  }
+
+  /**
+   * Whether the client's proof shows it holds the stored file, still
+   * there: then the offer is answered up to date (its mode, and only
+   * then, follows the sender's). A miss is counted against the host.
+   */
+  async #proven(proof: string): Promise<boolean> {
+    const s = this.#s;
+    const { stored, entry, expected } = this.#claim!;
+    const offer = this.#offer!;
+    const want = await expected.catch(() => null);
+    const now = s.digests.lookup(stored, offer.size);
+    const same = now !== null && now.entry.ino === entry.ino && now.entry.dev === entry.dev &&
+      now.entry.mtimeMs === entry.mtimeMs;
+    if (want === null || !same) return false; // nothing to compare with: not a miss
+    if (!sameProof(want, proof)) {
+      s.proofs.missed(this.#host, performance.now());
+      this.#missed = true;
+      return false;
+    }
+    const mode = offer.mode === undefined ? undefined : offer.mode & 0o777;
+    if (mode !== undefined && ((now.info.mode ?? 0) & 0o777) !== mode) {
+      await Deno.chmod(join(s.dir, stored), mode);
+    }
+    this.rec.storedAs = stored;
+    this.rec.upToDate = true;
+    await this.send(this.core.upToDate(stored, entry.md5));
+    return true;
   }
 
   /**
@@ -611,8 +677,8 @@ class Session {
       if ("error" in o) {
         fail(o.index, `${this.#offer!.name}${o.storedAs.slice(root.length)}`, o.error, o.log);
       } else {
-        md5s[o.index] = o.md5;
-        s.digests.record(o.storedAs, o.size, o.md5, o.mtimeMs);
+        md5s[o.index] = o.entry.md5;
+        s.digests.record(o.storedAs, o.entry);
       }
     }
     failed.sort((a, b) => a[0] - b[0]);
@@ -678,8 +744,9 @@ class Session {
       );
     }
     if (offer.kind !== "dir") {
-      s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
+      s.digests.record(this.rec.storedAs!, this.partial!.entry(this.core.md5!));
     }
+    if (this.#missed) s.proofs.refund(this.#host, performance.now());
     await this.send(this.core.stored(this.rec.storedAs!));
   }
 }

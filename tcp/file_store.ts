@@ -14,9 +14,16 @@ import { md5, toHex } from "../lib/core/wire/md5.ts";
 import { receivedName } from "../lib/core/file/names.ts";
 import { TransferState } from "../lib/core/file/transfer_state.ts";
 import { readAt, writeAll } from "../lib/io/streams.ts";
+import { proofOf, SALT_BYTES } from "../lib/core/file/proof.ts";
+import type { BookEntry } from "./digest_book.ts";
 
 /** Name of the staging folder inside the server's directory. */
 export const PARTIAL_DIR = ".partial";
+
+/** A new random salt for a salted digest (`proof.ts`), hexadecimal. */
+export function newSalt(): string {
+  return toHex(crypto.getRandomValues(new Uint8Array(SALT_BYTES)));
+}
 
 /** Checks that `dir` is a writable directory; throws a {@link UserError} if not. */
 export async function checkDirectory(dir: string): Promise<void> {
@@ -302,6 +309,8 @@ export class PartialFile {
   #release: () => void;
   #gone: () => void;
   #closed = false;
+  #stored: Deno.FileInfo | undefined;
+  #proven: { salt: string; proof: string } | undefined;
 
   /** Use {@link PartialStore.open}. */
   constructor(
@@ -321,6 +330,25 @@ export class PartialFile {
     this.#makeRoom = makeRoom;
     this.#release = release;
     this.#gone = gone;
+  }
+
+  /**
+   * Once finalized: what the stored file's own handle (or the file made
+   * exclusively in the staging folder) said of it before it was renamed
+   * into place, and its salted digest when its bytes were hashed from
+   * memory; for the digest book.
+   */
+  entry(md5: string): BookEntry {
+    const info = this.#stored;
+    if (!info) throw new Error("The file is not stored");
+    return {
+      size: info.size,
+      md5,
+      mtimeMs: info.mtime?.getTime() ?? 0,
+      ino: info.ino ?? 0,
+      dev: info.dev ?? 0,
+      ...this.#proven,
+    };
   }
 
   /** The data file, created exclusively the first time it is needed. */
@@ -452,6 +480,7 @@ export class PartialFile {
     await this.#flush();
     const file = this.#data(); // an empty file has no chunk: made here
     if (sync) await file.syncData();
+    this.#stored = await file.stat();
     this.#close();
     let stored: string;
     if (overwrite) {
@@ -479,13 +508,16 @@ export class PartialFile {
   ): Promise<void> {
     const whole = this.#takeWhole();
     if (whole) {
-      storeBytes(this.#partPath, dir, storedAs, whole, mode, sync);
+      this.#stored = storeBytes(this.#partPath, dir, storedAs, whole, mode, sync);
+      const salt = newSalt();
+      this.#proven = { salt, proof: proofOf(salt, whole) };
       this.#gone();
       return;
     }
     await this.#flush();
     const file = this.#data(); // an empty file has no chunk: made here
     if (sync) await file.syncData();
+    this.#stored = await file.stat();
     this.#close();
     try {
       if (mode !== undefined) await Deno.chmod(this.#partPath, mode & 0o777);
@@ -567,7 +599,8 @@ export class PartialFile {
  * thousand small files a trip through Deno's file threads for each call
  * cost more CPU than the calls (measured: the server's CPU rose from about
  * 1.8 s to 2.3 s for 10,000 files, and the time did not fall). With `sync`
- * the data is on the disk before the rename.
+ * the data is on the disk before the rename. Returns what the file made
+ * said of itself before the rename (for the digest book: its identity).
  */
 export function storeBytes(
   tmp: string,
@@ -576,17 +609,24 @@ export function storeBytes(
   bytes: Uint8Array,
   mode: number | undefined,
   sync: boolean,
-): void {
+): Deno.FileInfo {
   const perms = mode === undefined ? undefined : mode & 0o777;
   try {
+    let info: Deno.FileInfo;
     if (sync) {
       using file = Deno.openSync(tmp, { write: true, createNew: true, mode: perms });
       for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
       file.syncDataSync();
-    } else Deno.writeFileSync(tmp, bytes, { createNew: true, mode: perms });
+      info = file.statSync();
+    } else {
+      Deno.writeFileSync(tmp, bytes, { createNew: true, mode: perms });
+      // The file just made exclusively, in the server's own staging folder.
+      info = Deno.lstatSync(tmp);
+    }
     // Made with its mode, unless the umask took bits away.
     if (perms !== undefined && (perms & umask()) !== 0) Deno.chmodSync(tmp, perms);
     Deno.renameSync(tmp, join(dir, storedAs));
+    return info;
   } catch (err) {
     try {
       Deno.removeSync(tmp);
@@ -605,7 +645,7 @@ function placeError(err: unknown, dir: string, storedAs: string): unknown {
 }
 
 /** What `path` itself is (a link is not followed), or null when nothing is there. */
-function lstatOrNull(path: string): Deno.FileInfo | null {
+export function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.lstatSync(path);
   } catch {
@@ -618,7 +658,7 @@ function lstatOrNull(path: string): Deno.FileInfo | null {
  * a random name, made exclusively (never through a link planted there),
  * then renamed over it.
  */
-async function writeReplacing(path: string, bytes: Uint8Array): Promise<void> {
+export async function writeReplacing(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID()}.tmp`;
   const f = await Deno.open(tmp, { write: true, createNew: true });
   try {
@@ -642,176 +682,6 @@ async function linkNoClobber(src: string, dir: string, base: string): Promise<st
   }
   throw new UserError(`Too many copies of ${receivedName(base)} already stored`);
 }
-
-/**
- * Where a server keeps the digests of the files it stored: a folder in its
- * own staging folder, one file per stored folder.
- */
-export const DIGEST_BOOK: string = join(PARTIAL_DIR, "digests");
-
-/** What the book says of one stored file. */
-interface Entry {
-  size: number;
-  md5: string;
-  /** The stored file's modification time when it was stored: a file changed since is not trusted. */
-  mtimeMs: number;
-}
-
-/** One stored folder's page of the book: its files' entries, by name. */
-interface Page {
-  entries: Map<string, Entry>;
-  dirty: boolean;
-}
-
-/** Pages kept in memory at once; more are saved (if changed) and dropped, oldest first. */
-const MAX_PAGES = 64;
-
-/**
- * The digests of stored files (`--update`): recorded when a file is
- * stored, read to answer an update offer without reading the file again.
- * An entry counts only while the stored file still has the size and
- * modification time it had when stored.
- *
- * The book has a page per stored folder (`DIGEST_BOOK/HASH.json`, HASH
- * naming the folder), loaded when a file of that folder is asked about
- * and kept among the last {@link MAX_PAGES} used: memory stays bounded by
- * the largest folder, however many files a tree has. Pages are saved by a
- * temporary file and a rename; a page that cannot be read starts empty
- * (its files are then sent again, never wrongly skipped).
- */
-export class DigestBook {
-  #dir: string;
-  #pages = new Map<string, Page>();
-  #saving: Promise<void> = Promise.resolve();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #lastSave = -Infinity;
-  #made = false;
-
-  /** The book of `dir`. */
-  constructor(dir: string) {
-    this.#dir = dir;
-  }
-
-  /**
-   * The stored file `name` if it is stored with this size and MD5 (and
-   * unchanged since), else null.
-   */
-  holds(name: string, size: number, md5: string): Deno.FileInfo | null {
-    const [folder, base] = split(name);
-    const e = this.#page(folder).entries.get(base);
-    if (!e || e.size !== size || e.md5 !== md5) return null;
-    const info = lstatOrNull(join(this.#dir, name));
-    return info !== null && info.isFile && info.size === size &&
-        info.mtime?.getTime() === e.mtimeMs
-      ? info
-      : null;
-  }
-
-  /**
-   * Records that `name` was just stored with this size and MD5 (and
-   * modification time, when the caller knows it). The first
-   * file in a while is saved at once, in the background (nothing waits
-   * for it); files that follow within
-   * {@link SAVE_MS} are saved together when it has passed (a folder of ten
-   * thousand files must not write its page ten thousand times) or by
-   * {@link flush}. An entry lost in a crash only makes a file be sent again.
-   */
-  record(name: string, size: number, md5: string, mtimeMs?: number): void {
-    const [folder, base] = split(name);
-    const page = this.#page(folder);
-    mtimeMs ??= Deno.lstatSync(join(this.#dir, name)).mtime?.getTime() ?? 0;
-    page.entries.set(base, { size, md5, mtimeMs });
-    page.dirty = true;
-    if (this.#timer === undefined && performance.now() - this.#lastSave >= SAVE_MS) {
-      this.#lastSave = performance.now();
-      this.#queueSave();
-      return;
-    }
-    this.#timer ??= setTimeout(() => {
-      this.#timer = undefined;
-      this.#lastSave = performance.now();
-      this.#queueSave();
-    }, SAVE_MS);
-  }
-
-  /** Saves what was recorded and not yet saved. */
-  async flush(): Promise<void> {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    this.#queueSave();
-    await this.#saving;
-  }
-
-  /** The page of `folder`, loaded if need be; the least recently used goes past the bound. */
-  #page(folder: string): Page {
-    let page = this.#pages.get(folder);
-    if (page) {
-      this.#pages.delete(folder); // to the end: most recently used
-      this.#pages.set(folder, page);
-      return page;
-    }
-    page = { entries: this.#read(folder), dirty: false };
-    this.#pages.set(folder, page);
-    if (this.#pages.size > MAX_PAGES) {
-      const [oldest, old] = this.#pages.entries().next().value!;
-      this.#pages.delete(oldest);
-      if (old.dirty) this.#queueSave([[oldest, old]]);
-    }
-    return page;
-  }
-
-  #read(folder: string): Map<string, Entry> {
-    const entries = new Map<string, Entry>();
-    try {
-      const o = JSON.parse(Deno.readTextFileSync(this.#pathOf(folder)));
-      if (o?.folder !== folder) return entries; // another folder's page: never trusted
-      for (const [name, e] of Object.entries(o.entries as Record<string, Entry>)) {
-        if (
-          typeof e?.md5 === "string" && Number.isInteger(e.size) && typeof e.mtimeMs === "number"
-        ) entries.set(name, { size: e.size, md5: e.md5, mtimeMs: e.mtimeMs });
-      }
-    } catch {
-      // No page yet, or an unreadable one: nothing is skipped.
-    }
-    return entries;
-  }
-
-  #pathOf(folder: string): string {
-    const id = createHash("sha256").update(folder).digest("hex").slice(0, 32);
-    return join(this.#dir, DIGEST_BOOK, `${id}.json`);
-  }
-
-  /** Saves the dirty pages (or those given), one save after another. */
-  #queueSave(pages: [string, Page][] = [...this.#pages]): void {
-    const dirty = pages.filter(([, p]) => p.dirty);
-    if (dirty.length === 0) return;
-    const texts = dirty.map(([folder, p]) => {
-      p.dirty = false;
-      const text = JSON.stringify({ folder, entries: Object.fromEntries(p.entries) });
-      return [folder, text] as const;
-    });
-    this.#saving = this.#saving.then(async () => {
-      if (!this.#made) {
-        await Deno.mkdir(join(this.#dir, DIGEST_BOOK), { recursive: true });
-        this.#made = true;
-      }
-      for (const [folder, text] of texts) {
-        await writeReplacing(this.#pathOf(folder), new TextEncoder().encode(text));
-      }
-    }).catch(() => {});
-  }
-}
-
-/** A stored path's folder (`.` at the top) and base name. */
-function split(name: string): [string, string] {
-  const at = name.lastIndexOf("/");
-  return at < 0 ? [".", name] : [name.slice(0, at), name.slice(at + 1)];
-}
-
-/** The longest a recorded digest waits to be saved, ms. */
-const SAVE_MS = 1000;
 
 /**
  * Where a folder's entries go, for one connection: `DIR/received-NAME/`
@@ -932,14 +802,14 @@ export interface PackPlacement {
 }
 
 /**
- * How one file of a pack was stored: its MD5, size and modification time,
- * or why it failed. Each names the file as its {@link PackPlacement} did, so
+ * How one file of a pack was stored: its digest book entry (MD5, size,
+ * time, identity and salted digest), or why it failed. Each names the file as its {@link PackPlacement} did, so
  * that the server holds nothing of a pack's files while they are stored.
  */
 export type PackOutcome =
   & Pick<PackPlacement, "index" | "storedAs">
   & (
-    | { md5: string; size: number; mtimeMs: number }
+    | { entry: BookEntry }
     | {
       /** For the client (no server path in it). */
       error: string;
@@ -975,8 +845,8 @@ export interface PackDone {
 }
 
 /**
- * Stores a pack's files (each as {@link storeBytes} does, then its MD5 and
- * modification time taken for the digest book). The store worker runs
+ * Stores a pack's files (each as {@link storeBytes} does, then its digest
+ * book entry made: from the bytes and the file made, before its rename). The store worker runs
  * this; it is exported for it alone.
  */
 export function storePackFiles(job: PackJob): PackOutcome[] {
@@ -987,9 +857,19 @@ export function storePackFiles(job: PackJob): PackOutcome[] {
     const { index, storedAs } = f;
     const bytes = job.data.subarray(f.start, f.end);
     try {
-      storeBytes(join(staging, `${stem}-${index}.tmp`), job.dir, storedAs, bytes, f.mode, job.sync);
-      const mtimeMs = Deno.lstatSync(join(job.dir, storedAs)).mtime?.getTime() ?? 0;
-      return { index, storedAs, md5: toHex(md5(bytes)), size: bytes.length, mtimeMs };
+      const tmp = join(staging, `${stem}-${index}.tmp`);
+      const info = storeBytes(tmp, job.dir, storedAs, bytes, f.mode, job.sync);
+      const salt = newSalt();
+      const entry: BookEntry = {
+        size: info.size,
+        md5: toHex(md5(bytes)),
+        mtimeMs: info.mtime?.getTime() ?? 0,
+        ino: info.ino ?? 0,
+        dev: info.dev ?? 0,
+        salt,
+        proof: proofOf(salt, bytes),
+      };
+      return { index, storedAs, entry };
     } catch (err) {
       return { index, storedAs, error: clientMessage(err, job.dir), log: describeError(err) };
     }
