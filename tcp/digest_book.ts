@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { proofHash } from "../lib/core/file/proof.ts";
-import { lstatOrNull, PARTIAL_DIR, writeReplacing } from "./file_store.ts";
+import { lstatOrNull, newSalt, PARTIAL_DIR, writeReplacing } from "./file_store.ts";
 
 /**
  * Where a server keeps the digests of the files it stored: a folder in its
@@ -30,7 +30,7 @@ export interface BookEntry {
   mtimeMs: number;
   ino: number;
   dev: number;
-  /** The salt of the salted digest (hexadecimal), once drawn. */
+  /** The salt of the salted digest (hexadecimal): the book's when it was made. */
   salt?: string;
   /** MD5(salt ‖ content), hexadecimal, once computed. */
   proof?: string;
@@ -74,10 +74,39 @@ export class DigestBook {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastSave = -Infinity;
   #made = false;
+  #salt: string | undefined;
 
   /** The book of `dir`. */
   constructor(dir: string) {
     this.#dir = dir;
+  }
+
+  /**
+   * The salt of this directory's salted digests (hexadecimal): drawn at
+   * random once and kept beside the pages (`DIGEST_BOOK/salt`), so that a
+   * client proves every file of a connection with the salt of its first
+   * challenge, in the offer itself. A digest under another salt (the book
+   * lost its salt) is computed again from the stored file when asked for.
+   */
+  get salt(): string {
+    if (this.#salt !== undefined) return this.#salt;
+    const path = join(this.#dir, DIGEST_BOOK, "salt");
+    try {
+      const text = Deno.readTextFileSync(path).trim();
+      if (/^[0-9a-f]{32}$/.test(text)) return this.#salt = text;
+    } catch {
+      // None yet: drawn now.
+    }
+    const salt = newSalt();
+    try {
+      Deno.mkdirSync(join(this.#dir, DIGEST_BOOK), { recursive: true });
+      const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+      Deno.writeTextFileSync(tmp, salt, { createNew: true });
+      Deno.renameSync(tmp, path);
+    } catch {
+      // Not kept: the digests made under it are computed again after a restart.
+    }
+    return this.#salt = salt;
   }
 
   /**

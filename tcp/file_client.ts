@@ -400,7 +400,7 @@ export async function sendEntries(
       try {
         for (const e of job.sender.receive(inner)) {
           if (e.type === "accepted") options.onToken?.(job.entry, e.token);
-          else if (e.type === "challenge") job.salt = e.salt;
+          else if (e.type === "challenge") job.salt = salt = e.salt;
           else if (e.type === "done") {
             const files = job.pack?.members.length;
             if (files !== undefined && e.done.md5s?.length !== files) {
@@ -475,6 +475,11 @@ export async function sendEntries(
   let turn = 0; // which buffer the next chunk is read into
 
   let next = 0; // the next entry's stream id
+  /**
+   * The server's salt, once a challenge named it (`--update`): a small
+   * file's offer then carries its proof, and needs no challenge of its own.
+   */
+  let salt: string | undefined;
   // Small files of a folder go in packs, but with --update (each is
   // offered with its MD5, to be skipped if stored) or a resume.
   const source = options.update || options.resume ? entries : packSmallFiles(entries);
@@ -527,6 +532,7 @@ export async function sendEntries(
       chunkSize: chooseChunkSize(size, options.chunkSize),
       resume: id === 0 ? options.resume : undefined,
       update: options.update && entry.kind !== "pack" ? true : undefined,
+      proof: options.update && data && salt !== undefined ? proofOf(salt, data) : undefined,
       path: entry.parts,
       mode: entry.mode,
       kind: entry.kind,

@@ -53,7 +53,6 @@ import { ProofLimiter, sameProof } from "../lib/core/file/proof.ts";
 import {
   checkDirectory,
   clientMessage,
-  newSalt,
   type PackPlacement,
   PackStorer,
   type PartialFile,
@@ -492,7 +491,14 @@ class Session {
   finishing: Promise<void> | undefined;
   /** An update offer's challenge: the stored file and the proof expected (null: none can match). */
   #claim:
-    | { stored: string; entry: BookEntry; expected: Promise<string | null> }
+    | {
+      stored: string;
+      entry: BookEntry;
+      /** What `lstat` said of the stored file when the book was asked. */
+      info: Deno.FileInfo;
+      /** The book's salted digest, or one being computed from the stored file. */
+      expected: string | Promise<string | null>;
+    }
     | undefined;
   /** The client's proof missed: given back once its replacement is stored. */
   #missed = false;
@@ -540,11 +546,16 @@ class Session {
             this.#entry = await this.#place.place(this.#base, parts, reuse, offer.kind === "dir");
           }
           // --update: a file stored with this size is skipped only for a
-          // client that proves it holds the same content.
+          // client that proves it holds the same content: with its offer
+          // (a small file, once the client knows the salt), or when asked.
           if (offer.update && this.#challenge(offer)) {
-            await this.send(this.core.challenge(this.#claim!.entry.salt!));
-            queue.push(...this.core.receive(EMPTY, performance.now()));
-            break;
+            if (offer.proof !== undefined) {
+              if (await this.#proven(offer.proof)) return true;
+            } else {
+              await this.send(this.core.challenge(s.digests.salt));
+              queue.push(...this.core.receive(EMPTY, performance.now()));
+              break;
+            }
           }
           await this.#accept(queue);
           break;
@@ -589,8 +600,8 @@ class Session {
   }
 
   /**
-   * Whether to challenge an update offer: the book has the file stored at
-   * its place with its size, unchanged, and this host has misses left.
+   * Whether to ask an update offer for proof: the book has the file stored
+   * at its place with its size, unchanged, and this host has misses left.
    * The salted digest expected is the book's, or computed now from the
    * stored file (while the client computes its own).
    */
@@ -599,17 +610,15 @@ class Session {
     const stored = this.#entry ?? receivedName(this.#base);
     const found = s.digests.lookup(stored, offer.size);
     if (!found || !s.proofs.mayChallenge(this.#host, performance.now())) return false;
-    let { entry } = found;
-    if (entry.salt === undefined || entry.proof === undefined) {
-      const salt = newSalt();
-      const old = entry;
-      entry = { ...old, salt, proof: undefined };
-      const expected = proveStored(s.dir, stored, old, salt).then((proof) => {
-        if (proof !== null) s.digests.prove(stored, old, salt, proof);
+    const { entry, info } = found;
+    const salt = s.digests.salt;
+    if (entry.salt !== salt || entry.proof === undefined) {
+      const expected = proveStored(s.dir, stored, entry, salt).then((proof) => {
+        if (proof !== null) s.digests.prove(stored, entry, salt, proof);
         return proof;
-      });
-      this.#claim = { stored, entry, expected };
-    } else this.#claim = { stored, entry, expected: Promise.resolve(entry.proof) };
+      }, () => null);
+      this.#claim = { stored, entry, info, expected };
+    } else this.#claim = { stored, entry, info, expected: entry.proof };
     return true;
   }
 
@@ -622,18 +631,24 @@ class Session {
     const s = this.#s;
     const { stored, entry, expected } = this.#claim!;
     const offer = this.#offer!;
-    const want = await expected.catch(() => null);
-    const now = s.digests.lookup(stored, offer.size);
-    const same = now !== null && now.entry.ino === entry.ino && now.entry.dev === entry.dev &&
-      now.entry.mtimeMs === entry.mtimeMs;
-    if (want === null || !same) return false; // nothing to compare with: not a miss
+    let want: string | null;
+    let info: Deno.FileInfo | undefined = this.#claim!.info;
+    if (typeof expected !== "string") {
+      // Computed meanwhile: the file is asked again whether it is the one stored.
+      want = await expected;
+      const now = s.digests.lookup(stored, offer.size);
+      const same = now !== null && now.entry.ino === entry.ino && now.entry.dev === entry.dev &&
+        now.entry.mtimeMs === entry.mtimeMs;
+      info = same ? now.info : undefined;
+    } else want = expected;
+    if (want === null || !info) return false; // nothing to compare with: not a miss
     if (!sameProof(want, proof)) {
       s.proofs.missed(this.#host, performance.now());
       this.#missed = true;
       return false;
     }
     const mode = offer.mode === undefined ? undefined : offer.mode & 0o777;
-    if (mode !== undefined && ((now.info.mode ?? 0) & 0o777) !== mode) {
+    if (mode !== undefined && ((info.mode ?? 0) & 0o777) !== mode) {
       await Deno.chmod(join(s.dir, stored), mode);
     }
     this.rec.storedAs = stored;
@@ -669,7 +684,9 @@ class Session {
     for (const [i, name, err] of refused) {
       fail(i, name, clientMessage(err, s.dir), describeError(err));
     }
-    const storing = placed.length > 0 ? s.packs.store(placed, data) : Promise.resolve([]);
+    const storing = placed.length > 0
+      ? s.packs.store(placed, data, s.digests.salt)
+      : Promise.resolve([]);
     placed.length = 0;
     const outcomes = await storing;
     const md5s: string[] = new Array(count).fill("");
@@ -732,7 +749,7 @@ class Session {
       }
       this.rec.storedAs = this.#entry;
     } else if (this.#entry) {
-      await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync);
+      await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync, s.digests.salt);
       this.rec.storedAs = this.#entry;
     } else {
       // An update replaces the stored copy (atomically, by rename).

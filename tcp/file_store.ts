@@ -20,7 +20,7 @@ import type { BookEntry } from "./digest_book.ts";
 /** Name of the staging folder inside the server's directory. */
 export const PARTIAL_DIR = ".partial";
 
-/** A new random salt for a salted digest (`proof.ts`), hexadecimal. */
+/** A new random salt for salted digests (`proof.ts`), hexadecimal. */
 export function newSalt(): string {
   return toHex(crypto.getRandomValues(new Uint8Array(SALT_BYTES)));
 }
@@ -499,18 +499,20 @@ export class PartialFile {
    * Moves the finished file to `DIR/storedAs` (a folder entry, whose
    * folders {@link TreePlacer} made and checked), replacing what is there,
    * with permission bits `mode` if given; `sync` as for {@link finalize}.
+   * A small file stored from memory gets its salted digest under `salt`
+   * (the digest book's) as it is stored.
    */
   async finalizeAs(
     dir: string,
     storedAs: string,
     mode: number | undefined,
     sync = false,
+    salt?: string,
   ): Promise<void> {
     const whole = this.#takeWhole();
     if (whole) {
       this.#stored = storeBytes(this.#partPath, dir, storedAs, whole, mode, sync);
-      const salt = newSalt();
-      this.#proven = { salt, proof: proofOf(salt, whole) };
+      if (salt !== undefined) this.#proven = { salt, proof: proofOf(salt, whole) };
       this.#gone();
       return;
     }
@@ -828,6 +830,8 @@ export interface PackJob {
   umask: number | undefined;
   /** Sync each file before its rename (`--fsync`). */
   sync: boolean;
+  /** The digest book's salt, for each file's salted digest. */
+  salt: string;
   /** The files to store. */
   files: PackPlacement[];
   /** The pack's data, where the files' bytes lie. */
@@ -859,7 +863,7 @@ export function storePackFiles(job: PackJob): PackOutcome[] {
     try {
       const tmp = join(staging, `${stem}-${index}.tmp`);
       const info = storeBytes(tmp, job.dir, storedAs, bytes, f.mode, job.sync);
-      const salt = newSalt();
+      const salt = job.salt;
       const entry: BookEntry = {
         size: info.size,
         md5: toHex(md5(bytes)),
@@ -914,10 +918,11 @@ export class PackStorer {
 
   /**
    * Stores `files`, whose bytes lie in `data` (handed over: `data` cannot
-   * be used after). Resolves with each file's outcome, in order; rejects
-   * only when the worker itself failed.
+   * be used after), each file's salted digest made under `salt`. Resolves
+   * with each file's outcome, in order; rejects only when the worker
+   * itself failed.
    */
-  store(files: PackPlacement[], data: Uint8Array): Promise<PackOutcome[]> {
+  store(files: PackPlacement[], data: Uint8Array, salt: string): Promise<PackOutcome[]> {
     if (this.#closed) return Promise.reject(new UserError("Server is stopping"));
     const id = this.#next++;
     const done = Promise.withResolvers<PackOutcome[]>();
@@ -927,6 +932,7 @@ export class PackStorer {
       dir: this.#dir,
       umask: processUmask,
       sync: this.#sync,
+      salt,
       files,
       data,
     };

@@ -503,3 +503,33 @@ Deno.test("file session --update: no skip without a proof, nor one that names an
   });
   assert.throws(() => new FileReceiver().receive(bad, 1), /malformed update/);
 });
+
+Deno.test("file session --update: a proof sent with the offer (the salt known from an earlier challenge) is answered at once", () => {
+  const data = payload(3000);
+  const hex = toHex(md5(data));
+  const salt = "7c".repeat(16);
+  const sender = new FileSender({
+    name: "f.bin",
+    size: data.length,
+    chunkSize: CHUNK,
+    update: true,
+    proof: proofOf(salt, data),
+  });
+  const receiver = new FileReceiver();
+  const [offer] = receiver.receive(sender.offerFrame(), 1);
+  assert.equal(offer.type === "offer" && offer.offer.proof, proofOf(salt, data));
+  // The shell checked it: no challenge, DONE at once.
+  assert.throws(() => receiver.challenge(salt), /Nothing to challenge/);
+  const [done] = sender.receive(receiver.upToDate("received-f.bin", hex));
+  assert.equal(done.type, "done");
+  assert.equal(sender.phase, "done");
+  // A proof without update is malformed.
+  const bad = encodeJson(MsgType.OFFER, {
+    name: "g",
+    size: 1,
+    chunkSize: CHUNK,
+    check: CHUNK_CHECK,
+    proof: hex,
+  });
+  assert.throws(() => new FileReceiver().receive(bad, 1), /malformed proof/);
+});

@@ -168,6 +168,12 @@ export interface Offer {
    */
   update?: true;
   /**
+   * With `update`: MD5(salt ‖ the file), the salt the server's first
+   * challenge on this connection named (one salt per server directory),
+   * so that a small file needs no challenge of its own.
+   */
+  proof?: string;
+  /**
    * A folder's entry: the path below the folder (`name`), one string per
    * component. The server stores it under `received-NAME/` with the same
    * components, each checked on its own (see `safeRelativePath`).
@@ -379,6 +385,12 @@ export function decodeOffer(payload: Uint8Array): Offer {
   const offer: Offer = { name: o.name, size: o.size, chunkSize: o.chunkSize };
   if (o.resume !== undefined) offer.resume = o.resume;
   if (o.update !== undefined) offer.update = true;
+  if (o.proof !== undefined) {
+    if (typeof o.proof !== "string" || !MD5_HEX.test(o.proof) || o.update === undefined) {
+      throw new ProtocolError("Offer has a malformed proof (an MD5, with update)");
+    }
+    offer.proof = o.proof;
+  }
   if (o.path !== undefined) {
     if (!isPathList(o.path)) {
       throw new ProtocolError("Offer has a path that is not a list of names");

@@ -264,6 +264,8 @@ export class FileReceiver {
           throw new ProtocolError(`Expected an offer, got frame type ${f.type}`);
         }
         this.#offer = decodeOffer(f.payload);
+        // A proof sent with the offer answers no challenge: it is the shell's to check.
+        this.#proved = this.#offer.proof !== undefined;
         events.push({ type: "offer", offer: this.#offer });
         continue;
       }

@@ -169,6 +169,7 @@ export class FileSender {
   offerFrame(): Uint8Array {
     if (this.#phase !== "idle") throw new Error("The offer was already sent");
     this.#phase = "offering";
+    this.#proved = this.offer.proof !== undefined;
     return encodeJson(MsgType.OFFER, { ...this.offer, check: CHUNK_CHECK });
   }
 
