@@ -75,6 +75,8 @@ export class DigestBook {
   #lastSave = -Infinity;
   #made = false;
   #salt: string | undefined;
+  /** Salted digests being computed from stored files, by file and identity. */
+  #proving = new Map<string, Promise<string | null>>();
 
   /** The book of `dir`. */
   constructor(dir: string) {
@@ -136,8 +138,29 @@ export class DigestBook {
     this.#touched(page);
   }
 
+  /**
+   * The salted digest a client must prove `entry` of `name` (stored in
+   * `dir`) with, under the book's salt: the book's, or computed from the
+   * stored file (null if it is no longer that file), then kept. One
+   * computation per stored file at a time, however many ask.
+   */
+  expectedProof(name: string, entry: BookEntry): string | Promise<string | null> {
+    const salt = this.salt;
+    if (entry.salt === salt && entry.proof !== undefined) return entry.proof;
+    const key = `${name}\0${entry.dev}:${entry.ino}:${entry.mtimeMs}`;
+    let proving = this.#proving.get(key);
+    if (!proving) {
+      proving = proveStored(this.#dir, name, entry, salt).then((proof) => {
+        if (proof !== null) this.#prove(name, entry, salt, proof);
+        return proof;
+      }, () => null).finally(() => this.#proving.delete(key));
+      this.#proving.set(key, proving);
+    }
+    return proving;
+  }
+
   /** Keeps a salted digest computed for `entry` of `name`, if it is still the entry there. */
-  prove(name: string, entry: BookEntry, salt: string, proof: string): void {
+  #prove(name: string, entry: BookEntry, salt: string, proof: string): void {
     const [folder, base] = split(name);
     const page = this.#page(folder);
     if (page.entries.get(base) !== entry) return;
@@ -261,7 +284,7 @@ function isStored(info: Deno.FileInfo, e: BookEntry): boolean {
  * (one too large to have been hashed from memory when stored): computed
  * while the client computes its own, then kept.
  */
-export async function proveStored(
+async function proveStored(
   dir: string,
   name: string,
   entry: BookEntry,

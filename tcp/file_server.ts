@@ -48,7 +48,7 @@ import {
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
-import { type BookEntry, DigestBook, proveStored } from "./digest_book.ts";
+import { type BookEntry, DigestBook } from "./digest_book.ts";
 import { ProofLimiter, sameProof } from "../lib/core/file/proof.ts";
 import {
   checkDirectory,
@@ -611,14 +611,7 @@ class Session {
     const found = s.digests.lookup(stored, offer.size);
     if (!found || !s.proofs.mayChallenge(this.#host, performance.now())) return false;
     const { entry, info } = found;
-    const salt = s.digests.salt;
-    if (entry.salt !== salt || entry.proof === undefined) {
-      const expected = proveStored(s.dir, stored, entry, salt).then((proof) => {
-        if (proof !== null) s.digests.prove(stored, entry, salt, proof);
-        return proof;
-      }, () => null);
-      this.#claim = { stored, entry, info, expected };
-    } else this.#claim = { stored, entry, info, expected: entry.proof };
+    this.#claim = { stored, entry, info, expected: s.digests.expectedProof(stored, entry) };
     return true;
   }
 
