@@ -163,8 +163,14 @@ export class DigestBook {
   #prove(name: string, entry: BookEntry, salt: string, proof: string): void {
     const [folder, base] = split(name);
     const page = this.#page(folder);
-    if (page.entries.get(base) !== entry) return;
-    page.entries.set(base, { ...entry, salt, proof });
+    const now = page.entries.get(base);
+    if (
+      !now || now.ino !== entry.ino || now.dev !== entry.dev || now.mtimeMs !== entry.mtimeMs ||
+      now.size !== entry.size
+    ) {
+      return; // another file recorded there since
+    }
+    page.entries.set(base, { ...now, salt, proof });
     this.#touched(page);
   }
 
