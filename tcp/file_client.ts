@@ -44,6 +44,7 @@ import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
+import { onInterrupt, resumeCommand } from "../lib/cli/resume.ts";
 import {
   HOST_FLAG,
   parseFlags,
@@ -909,34 +910,6 @@ export function folderLine(name: string, t: FolderTally, seconds: number): strin
     (notes.length > 0 ? `; ${notes.join(", ")}` : "");
 }
 
-/**
- * The command that resumes whatever a run with `args` left cut: the same
- * command with `--update`, quoted for a POSIX shell.
- */
-export function resumeCommand(args: readonly string[]): string {
-  const all = args.includes("--update") ? args : ["--update", ...args];
-  const quote = (a: string) => /^[\w./=:@%+,-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`;
-  return ["deno", "task", "file-client", ...all.map(quote)].join(" ");
-}
-
-/**
- * On Ctrl-C (or SIGTERM): one line with the command that resumes, then
- * exit 130. Returns a function that removes the handlers.
- */
-function onInterrupt(args: readonly string[]): () => void {
-  const handler = () => {
-    // A progress bar on the line is ended first.
-    const lead = Deno.stderr.isTerminal() ? "\n" : "";
-    console.error(`${lead}interrupted; to resume, run: ${resumeCommand(args)}`);
-    Deno.exit(130);
-  };
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, handler);
-  return () => {
-    for (const s of signals) Deno.removeSignalListener(s, handler);
-  };
-}
-
 const FLAGS = {
   host: HOST_FLAG,
   port: portFlag(FILE_PORT),
@@ -1009,7 +982,7 @@ async function main(): Promise<number> {
   let code = resolveCode(flags.code);
   const start = performance.now();
   // From here on a Ctrl-C says how to resume (the same command with --update).
-  const quiet = onInterrupt(Deno.args);
+  const quiet = onInterrupt(resumeCommand("file-client", Deno.args));
   /** Whether a transfer was cut after the server accepted it (it resumes by --update). */
   let cut = false;
   const tallies = new Map<string, FolderTally>();
@@ -1088,7 +1061,7 @@ async function main(): Promise<number> {
       `error: stopped after ${summary.entries} entries: ${describeError(summary.stopped)}`,
     );
   }
-  if (cut) console.error(`to resume, run: ${resumeCommand(Deno.args)}`);
+  if (cut) console.error(`to resume, run: ${resumeCommand("file-client", Deno.args)}`);
   const seconds = (performance.now() - start) / 1000;
   for (const name of folders) {
     const t = tallies.get(name);

@@ -22,6 +22,7 @@ import {
 import { FrameDecoder, HEADER_LENGTH, writeHeader } from "../../lib/core/wire/frame.ts";
 import { sendFile } from "../../tcp/file_client.ts";
 import { DigestBook } from "../../tcp/digest_book.ts";
+import { resumeCommand } from "../../lib/cli/resume.ts";
 import { writeAll } from "../../lib/io/streams.ts";
 import { FILE_CLIENT_PERMS, toolCommand } from "../support/tool_process.ts";
 
@@ -337,4 +338,15 @@ Deno.test("CLI: Ctrl-C after the last byte, before the confirmation: the same co
   const names = [];
   for await (const e of Deno.readDir(dst.path)) names.push(e.name);
   assert.deepEqual(names.filter((n) => n.startsWith("received-")), ["received-whole.bin"]);
+});
+
+Deno.test("the resume command is the same command with --update, quoted for a shell", () => {
+  assert.equal(
+    resumeCommand("file-client", ["--port", "4545", "my file's.bin", "plain/a.txt"]),
+    "deno task file-client --update --port 4545 'my file'\\''s.bin' plain/a.txt",
+  );
+  assert.equal(
+    resumeCommand("file-client", ["--update", "dir"]),
+    "deno task file-client --update dir",
+  );
 });
