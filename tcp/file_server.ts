@@ -489,7 +489,7 @@ class Session {
   readonly send: (bytes: Uint8Array) => Promise<void>;
   /** The verified file being stored, once it is. */
   finishing: Promise<void> | undefined;
-  /** An update offer's challenge: the stored file and the proof expected (null: none can match). */
+  /** An update offer's claim: the stored file it is about, and the proof it must match. */
   #claim:
     | {
       stored: string;
