@@ -140,7 +140,7 @@ async function compareDemo(): Promise<void> {
   try {
     // The comparison is a tool of its own (`deno task compare`); run it as one.
     const script = new URL("./bench/compare.ts", import.meta.url).pathname;
-    const { code } = await new Deno.Command(Deno.execPath(), {
+    const child = new Deno.Command(Deno.execPath(), {
       // One run a row: a glance, not a measurement (the task runs three).
       args: [
         "run",
@@ -148,9 +148,19 @@ async function compareDemo(): Promise<void> {
         script,
         ...["--seconds", "2", "--loss", "0,0.05", "--runs", "1", "--out", dir],
       ],
-      stdout: "inherit",
+      stdout: "piped",
       stderr: "inherit",
-    }).output();
+    }).spawn();
+    // Its rows as they come, but not the files it wrote: they are in a
+    // temporary folder this demo removes.
+    let rest = "";
+    for await (const text of child.stdout.pipeThrough(new TextDecoderStream())) {
+      const lines = (rest + text).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) if (!line.startsWith(`wrote ${dir}`)) console.log(line);
+    }
+    if (rest && !rest.startsWith(`wrote ${dir}`)) console.log(rest);
+    const { code } = await child.status;
     if (code !== 0) throw new UserError(`The comparison failed (exit ${code})`);
     console.log(
       "(deno task compare runs the full comparison, three runs a row, and writes a chart)",

@@ -46,9 +46,16 @@ export interface AudioTcpClientOptions {
   log?: (line: string) => void;
   /** The server's code: the session is then authenticated and encrypted. */
   code?: string;
+  /**
+   * Give up when no stream came for this long, ms, reconnecting meanwhile
+   * (default {@link AUDIO_TCP_TIMEOUT_MS}); it also bounds a connect.
+   */
+  timeoutMs?: number;
 }
 
 const HELLO_TIMEOUT_MS = 5000;
+/** How long the client reconnects to a lost server before it gives up, ms (`--timeout`). */
+export const AUDIO_TCP_TIMEOUT_MS = 30_000;
 const IDLE_MS = 5000;
 
 /** Runs a client session to the end and returns its report. */
@@ -75,10 +82,13 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
   let timer: ReturnType<typeof setTimeout> | undefined;
   let backoff = 100;
   let connectedOnce = false;
+  // Reconnecting goes on until --timeout has passed with no stream.
+  const timeoutMs = options.timeoutMs ?? AUDIO_TCP_TIMEOUT_MS;
+  let lostAt: number | undefined;
   try {
     while (!done) {
       try {
-        conn = await connectTo(host, options.port);
+        conn = await connectTo(host, options.port, timeoutMs);
         if (done) break;
         conn.setNoDelay(true);
         await session(conn, options.code, playout, tracker, `${host}:${options.port}`, log, () => {
@@ -86,6 +96,7 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
             timer = setTimeout(stop, options.duration * 1000);
           }
           connectedOnce = true;
+          lostAt = undefined;
           backoff = 100;
         });
         if (done) break;
@@ -93,6 +104,14 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
       } catch (err) {
         if (done) break;
         if (!connectedOnce || err instanceof FormatChangedError) throw err;
+        lostAt ??= performance.now();
+        if (performance.now() - lostAt > timeoutMs) {
+          throw new UserError(
+            `No stream from ${host}:${options.port} for ${
+              timeoutMs / 1000
+            } s (--timeout); gave up: ${describeError(err)}`,
+          );
+        }
         playout.stats.reconnects++;
         log(`${describeError(err)}; reconnecting in ${backoff} ms`);
         await new Promise((r) => setTimeout(r, backoff));
@@ -183,6 +202,12 @@ async function session(
 const FLAGS = {
   ...CLIENT_FLAGS,
   code: CODE_FLAG,
+  timeout: {
+    type: "string",
+    default: String(AUDIO_TCP_TIMEOUT_MS / 1000),
+    value: "SECONDS",
+    help: "give up reconnecting to a lost server after this long",
+  },
   latency: {
     type: "string",
     default: "100",
@@ -209,6 +234,7 @@ if (import.meta.main) {
             output: flags.output,
             duration,
             latencyMs: parseSecondsFlag("latency", flags.latency, "milliseconds"),
+            timeoutMs: parseSecondsFlag("timeout", flags.timeout) * 1000,
             signal,
           })),
     );

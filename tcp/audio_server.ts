@@ -22,7 +22,8 @@ import { listenTcp } from "../lib/io/net.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
-import { UsageError } from "../lib/core/errors.ts";
+import { HandshakeGate } from "../lib/core/crypto/admission.ts";
+import { UsageError, UserError } from "../lib/core/errors.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
 import { type AudioServer, runServerTool, serverFlags } from "../lib/cli/audio_shell.ts";
@@ -68,9 +69,6 @@ export interface AudioTcpServerStats {
 /** A running Audio-TCP server. */
 export type AudioTcpServer = AudioServer<AudioTcpServerStats>;
 
-/** Unproven connections one host may hold at once. */
-const MAX_HANDSHAKING = 4;
-
 /** One connected listener: its session core and the connection it writes to. */
 interface Listener {
   readonly conn: Deno.TcpConn;
@@ -92,7 +90,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   const source = options.source;
   const listener = listenTcp(host, options.port);
   const guesses = new GuessLimiter();
-  const handshaking = new Map<string, number>();
+  const gate = new HandshakeGate();
   const log = options.log ?? ((line: string) => console.log(line));
   const queueBlocks = options.queueBlocks ?? 64;
   const stuckMs = options.stuckMs ?? 5000;
@@ -144,19 +142,20 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
   });
 
   // A listener proves the code (if there is one) before it is one: at
-  // most MAX_HANDSHAKING unproven connections from a host, each 5 s long.
+  // most a few unproven connections from an address and from its network
+  // (HandshakeGate), each 5 s long.
   const admit = async (conn: Deno.TcpConn, a: Deno.NetAddr) => {
     const who = `${a.hostname}:${a.port}`;
     let secure: SecureStream | undefined;
     const early: Uint8Array[] = [];
     if (options.code !== undefined) {
-      const pending = handshaking.get(a.hostname) ?? 0;
-      if (pending >= MAX_HANDSHAKING) {
-        log(`refused a listener: ${pending} handshakes already under way from ${a.hostname}`);
+      const busy = gate.enter(a.hostname);
+      if (busy) {
+        log(`refused a listener from ${a.hostname}: ${busy}`);
+        await writeAll(conn, SecureStream.refusal(busy)).catch(() => {});
         closeQuietly(conn);
         return;
       }
-      handshaking.set(a.hostname, pending + 1);
       try {
         const coded = await acceptCoded(conn, a.hostname, guesses, {
           code: options.code,
@@ -171,9 +170,7 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
         closeQuietly(conn);
         return;
       } finally {
-        const n = (handshaking.get(a.hostname) ?? 1) - 1;
-        if (n > 0) handshaking.set(a.hostname, n);
-        else handshaking.delete(a.hostname);
+        gate.leave(a.hostname);
       }
     }
     if (stopping) return closeQuietly(conn);
@@ -195,7 +192,13 @@ export function startAudioTcpServer(options: AudioTcpServerOptions): AudioTcpSer
     // A listener sends only clock sync requests: read to answer them, to
     // notice anything else it sends, or it leaving. Times are the capture clock's.
     const reading = (async () => {
+      let first = !l.secure;
       for await (const bytes of readChunks(l.conn)) {
+        // A coded client's first frame at this plain server: said so.
+        if (first && SecureStream.isStart(bytes)) {
+          throw new UserError("A client sent a code to this server, which has none");
+        }
+        first = false;
         const frames = l.secure
           ? l.secure.receive(bytes).flatMap((e) => e.type === "data" ? [e.bytes] : [])
           : [bytes];

@@ -4,23 +4,27 @@
  * again, and only to a client that proves it holds the same content
  * (`lib/core/file/proof.ts`).
  *
+ * Every disk access here (its pages, its salt, the stored files it checks
+ * and hashes) goes through the server's {@link ContainedRoot}: resolved
+ * below DIR by the kernel, never through a symbolic link.
+ *
  * @module
  */
-import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { proofHash } from "../lib/core/file/proof.ts";
-import { lstatOrNull, newSalt, PARTIAL_DIR, writeReplacing } from "./file_store.ts";
+import type { ContainedRoot, FileDescriptor, FileStat } from "../lib/io/contained_root.ts";
+import { lstatOrNull, mkdirIfAbsent, newSalt, PARTIAL_DIR, writeReplacing } from "./file_store.ts";
 
 /**
  * Where a server keeps the digests of the files it stored: a folder in its
  * own staging folder, one file per stored folder.
  */
-export const DIGEST_BOOK: string = join(PARTIAL_DIR, "digests");
+export const DIGEST_BOOK: string = `${PARTIAL_DIR}/digests`;
 
 /**
  * What the book says of one stored file: taken from the file the server
- * wrote (its handle, or the file it made exclusively in the staging
- * folder), before it was renamed into place, never from the path after.
+ * wrote (its own handle), before it was renamed into place, never from the
+ * path after.
  */
 export interface BookEntry {
   size: number;
@@ -28,7 +32,9 @@ export interface BookEntry {
   md5: string;
   /** Modification time, ms, and identity: a file changed or replaced since is not trusted. */
   mtimeMs: number;
+  /** Inode number (with the device, the file's identity). */
   ino: number;
+  /** Device number. */
   dev: number;
   /** The salt of the salted digest (hexadecimal): the book's when it was made. */
   salt?: string;
@@ -63,7 +69,7 @@ const SAVE_MS = 1000;
  * wrongly skipped).
  */
 export class DigestBook {
-  #dir: string;
+  #root: ContainedRoot;
   #pages = new Map<string, Page>();
   /**
    * Pages with saves queued or under way (how many): a page dropped from
@@ -78,9 +84,9 @@ export class DigestBook {
   /** Salted digests being computed from stored files, by file and identity. */
   #proving = new Map<string, Promise<string | null>>();
 
-  /** The book of `dir`. */
-  constructor(dir: string) {
-    this.#dir = dir;
+  /** The book of `root`'s directory. */
+  constructor(root: ContainedRoot) {
+    this.#root = root;
   }
 
   /**
@@ -92,19 +98,22 @@ export class DigestBook {
    */
   get salt(): string {
     if (this.#salt !== undefined) return this.#salt;
-    const path = join(this.#dir, DIGEST_BOOK, "salt");
+    const rel = `${DIGEST_BOOK}/salt`;
     try {
-      const text = Deno.readTextFileSync(path).trim();
+      const text = new TextDecoder().decode(this.#root.readFile(rel)).trim();
       if (/^[0-9a-f]{32}$/.test(text)) return this.#salt = text;
     } catch {
       // None yet: drawn now.
     }
     const salt = newSalt();
     try {
-      Deno.mkdirSync(join(this.#dir, DIGEST_BOOK), { recursive: true });
-      const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-      Deno.writeTextFileSync(tmp, salt, { createNew: true });
-      Deno.renameSync(tmp, path);
+      this.#makeFolders();
+      const tmp = `${rel}.${crypto.randomUUID()}.tmp`;
+      {
+        using fd = this.#root.create(tmp, 0o600);
+        fd.writeAll(new TextEncoder().encode(salt));
+      }
+      this.#root.rename(tmp, rel);
     } catch {
       // Not kept: the digests made under it are computed again after a restart.
     }
@@ -113,13 +122,14 @@ export class DigestBook {
 
   /**
    * The entry of the stored file `name` if it is stored with this size and
-   * is still the file the server stored (with `info`, its `lstat`), else null.
+   * is still the file the server stored (with `info`, its `lstat` through
+   * the root), else null.
    */
-  lookup(name: string, size: number): { entry: BookEntry; info: Deno.FileInfo } | null {
+  lookup(name: string, size: number): { entry: BookEntry; info: FileStat } | null {
     const [folder, base] = split(name);
     const entry = this.#page(folder).entries.get(base);
     if (!entry || entry.size !== size) return null;
-    const info = lstatOrNull(join(this.#dir, name));
+    const info = lstatOrNull(this.#root, name);
     return info !== null && isStored(info, entry) ? { entry, info } : null;
   }
 
@@ -139,10 +149,10 @@ export class DigestBook {
   }
 
   /**
-   * The salted digest a client must prove `entry` of `name` (stored in
-   * `dir`) with, under the book's salt: the book's, or computed from the
-   * stored file (null if it is no longer that file), then kept. One
-   * computation per stored file at a time, however many ask.
+   * The salted digest a client must prove `entry` of `name` with, under
+   * the book's salt: the book's, or computed from the stored file (null if
+   * it is no longer that file), then kept. One computation per stored file
+   * at a time, however many ask.
    */
   expectedProof(name: string, entry: BookEntry): string | Promise<string | null> {
     const salt = this.salt;
@@ -150,7 +160,7 @@ export class DigestBook {
     const key = `${name}\0${entry.dev}:${entry.ino}:${entry.mtimeMs}`;
     let proving = this.#proving.get(key);
     if (!proving) {
-      proving = proveStored(this.#dir, name, entry, salt).then((proof) => {
+      proving = proveStored(this.#root, name, entry, salt).then((proof) => {
         if (proof !== null) this.#prove(name, entry, salt, proof);
         return proof;
       }, () => null).finally(() => this.#proving.delete(key));
@@ -220,7 +230,7 @@ export class DigestBook {
   #read(folder: string): Map<string, BookEntry> {
     const entries = new Map<string, BookEntry>();
     try {
-      const o = JSON.parse(Deno.readTextFileSync(this.#pathOf(folder)));
+      const o = JSON.parse(new TextDecoder().decode(this.#root.readFile(this.#pathOf(folder))));
       if (o?.folder !== folder) return entries; // another folder's page: never trusted
       for (const [name, e] of Object.entries(o.entries as Record<string, BookEntry>)) {
         if (isEntry(e)) entries.set(name, e);
@@ -233,7 +243,15 @@ export class DigestBook {
 
   #pathOf(folder: string): string {
     const id = createHash("sha256").update(folder).digest("hex").slice(0, 32);
-    return join(this.#dir, DIGEST_BOOK, `${id}.json`);
+    return `${DIGEST_BOOK}/${id}.json`;
+  }
+
+  /** Makes the book's folder (and the staging folder) unless there, once. */
+  #makeFolders(): void {
+    if (this.#made) return;
+    mkdirIfAbsent(this.#root, PARTIAL_DIR);
+    mkdirIfAbsent(this.#root, DIGEST_BOOK);
+    this.#made = true;
   }
 
   /** Saves the dirty pages (or those given), one save after another. */
@@ -249,13 +267,11 @@ export class DigestBook {
       return [folder, p, text] as const;
     });
     this.#saving = this.#saving.then(async () => {
-      if (!this.#made) {
-        await Deno.mkdir(join(this.#dir, DIGEST_BOOK), { recursive: true });
-        this.#made = true;
-      }
       for (const [folder, page, text] of texts) {
         try {
-          await writeReplacing(this.#pathOf(folder), new TextEncoder().encode(text));
+          this.#makeFolders();
+          const bytes = new TextEncoder().encode(text);
+          await writeReplacing(this.#root, this.#pathOf(folder), bytes);
         } catch {
           // Not saved: its files are sent again, once out of memory.
         } finally {
@@ -277,48 +293,52 @@ function isEntry(e: BookEntry | undefined): e is BookEntry {
 }
 
 /** Whether `info` (of the file at an entry's path) is the file the entry was recorded for. */
-function isStored(info: Deno.FileInfo, e: BookEntry): boolean {
-  return info.isFile && info.size === e.size && (info.mtime?.getTime() ?? 0) === e.mtimeMs &&
-    (info.ino ?? 0) === e.ino && (info.dev ?? 0) === e.dev;
+function isStored(info: FileStat, e: BookEntry): boolean {
+  return info.isFile && info.size === e.size && info.mtimeMs === e.mtimeMs &&
+    Number(info.ino) === e.ino && Number(info.dev) === e.dev;
 }
+
+/** Bytes read from a stored file at a time while it is hashed. */
+const PROVE_READ = 1024 * 1024;
 
 /**
  * The salted digest MD5(salt ‖ content) of the stored file `DIR/name`,
- * read through its own handle, if it is still the file `entry` was
- * recorded for (checked on the open handle: a file swapped in since is not
- * read); null if not. Used when the book has no salted digest for a file
- * (one too large to have been hashed from memory when stored): computed
- * while the client computes its own, then kept.
+ * read through its own handle opened under `root` (never through a link),
+ * if it is still the file `entry` was recorded for (checked on the open
+ * handle: a file swapped in since is not read); null if not. Used when
+ * the book has no salted digest for a file (one too large to have been
+ * hashed from memory when stored): computed while the client computes its
+ * own, then kept.
  */
 async function proveStored(
-  dir: string,
+  root: ContainedRoot,
   name: string,
   entry: BookEntry,
   salt: string,
 ): Promise<string | null> {
-  const path = join(dir, name);
-  const before = lstatOrNull(path);
-  if (!before || !isStored(before, entry)) return null;
-  let file: Deno.FsFile;
+  let fd: FileDescriptor;
   try {
-    file = await Deno.open(path, { read: true });
+    fd = root.open(name, { read: true });
   } catch {
     return null;
   }
   try {
-    if (!isStored(await file.stat(), entry)) return null;
+    if (!isStored(fd.stat(), entry)) return null;
     const h = proofHash(salt);
-    const buf = new Uint8Array(1024 * 1024);
     let total = 0;
-    for (let n = await file.read(buf); n !== null; n = await file.read(buf)) {
-      h.update(buf.subarray(0, n));
-      total += n;
+    while (total < entry.size) {
+      const chunk = await fd.readAtAsync(total, Math.min(PROVE_READ, entry.size - total));
+      if (chunk.length === 0) break;
+      h.update(chunk);
+      total += chunk.length;
     }
-    return total === entry.size ? h.hex() : null;
+    // Nothing past the recorded size either: the file is the one stored.
+    if (total !== entry.size || fd.readAt(total, 1).length !== 0) return null;
+    return h.hex();
   } catch {
     return null;
   } finally {
-    file.close();
+    fd.close();
   }
 }
 

@@ -40,7 +40,8 @@ import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { proofHash, proofOf } from "../lib/core/file/proof.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
-import { sealedLength } from "../lib/core/crypto/secure_stream.ts";
+import { AudioMsg } from "../lib/core/audio/tcp_frames.ts";
+import { sealedLength, SecureMsg } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
@@ -49,6 +50,7 @@ import {
   HOST_FLAG,
   parseFlags,
   parsePort,
+  parseSecondsFlag,
   parseSizeFlag,
   portFlag,
   runMain,
@@ -200,7 +202,15 @@ export interface SendEntriesOptions {
   onChunk?: (entry: Entry, index: number, sent: number) => void;
   /** Called as each entry ends, sent (or up to date) or failed. */
   onResult?: (result: EntryResult) => void;
+  /**
+   * Give up when the server neither answers nor takes bytes for this long,
+   * ms (default {@link CLIENT_TIMEOUT_MS}): a client never waits forever.
+   */
+  timeoutMs?: number;
 }
+
+/** How long a client waits on a server that makes no progress, ms (`--timeout`). */
+export const CLIENT_TIMEOUT_MS = 30_000;
 
 /** How one entry ended: sent (or up to date), or failed. */
 export type EntryResult =
@@ -305,7 +315,8 @@ export async function sendEntries(
   const report = options.onResult ?? (() => {});
   // Chunks of any size up to the largest (a very large file's are grown).
   const maxChunk = MAX_CHUNK_SIZE;
-  const conn = await connectTo(host, options.port);
+  const timeoutMs = options.timeoutMs ?? CLIENT_TIMEOUT_MS;
+  const conn = await connectTo(host, options.port, timeoutMs);
   // Small frames (offers, ends) must not wait on a delayed ACK.
   conn.setNoDelay(true);
   let coded;
@@ -316,6 +327,7 @@ export async function sendEntries(
       code: options.code,
       context: "file-tcp",
       maxInner: STREAM_OFFSET + DATA_OFFSET + maxChunk,
+      plainRefusal: MsgType.ERROR,
     });
   } catch (err) {
     closeQuietly(conn);
@@ -326,6 +338,7 @@ export async function sendEntries(
     ? new ProgressReporter(options.progress, options.total)
     : undefined;
   let moved = 0; // bytes handed to the socket the first time, all entries
+  let heard = 0; // bytes the server sent: with moved, the progress --timeout watches
   /** What the server said or did to end the connection, if it did. */
   let readFailure: unknown;
   /** A write that failed. */
@@ -380,7 +393,15 @@ export async function sendEntries(
 
   // The server's side: frames on each transfer's stream, in order.
   const link = new FrameDecoder(CLIENT_LINK_LIMITS);
+  let first = true;
   const take = (bytes: Uint8Array) => {
+    if (first && bytes.length >= 4) {
+      // An Audio-TCP server speaks first: its HELLO, or NEEDS_CODE.
+      first = false;
+      if (bytes[3] === AudioMsg.HELLO || bytes[3] === SecureMsg.NEEDS_CODE) {
+        throw new UserError("That port is an Audio-TCP server, not a file server");
+      }
+    }
     link.push(bytes);
     for (let f = link.next(); f !== null; f = link.next()) {
       if (f.type === MsgType.ERROR) {
@@ -422,7 +443,16 @@ export async function sendEntries(
   };
   const reader = (async () => {
     for (const f of coded?.early ?? []) take(f);
-    for await (const bytes of readChunks(conn)) {
+    for await (
+      const bytes of readChunks(conn, {
+        idleMs: timeoutMs,
+        progress: () => heard + moved,
+        idleText: `Server at ${host}:${options.port} made no progress for ${
+          timeoutMs / 1000
+        } s (--timeout); gave up`,
+      })
+    ) {
+      heard += bytes.length;
       if (!secure) take(bytes);
       else for (const e of secure.receive(bytes)) if (e.type === "data") take(e.bytes);
       wake?.();
@@ -932,6 +962,12 @@ const FLAGS = {
     default: false,
     help: "send what symbolic links inside folders point to (else skip them)",
   },
+  timeout: {
+    type: "string",
+    default: String(CLIENT_TIMEOUT_MS / 1000),
+    value: "SECONDS",
+    help: "give up on a server that answers nothing and takes nothing for this long",
+  },
 } as const;
 
 async function main(): Promise<number> {
@@ -997,6 +1033,7 @@ async function main(): Promise<number> {
     return sendEntries(walkEntries(sources, { followLinks, onSkip, onCollision }), {
       host: flags.host,
       port,
+      timeoutMs: parseSecondsFlag("timeout", flags.timeout) * 1000,
       chunkSize,
       progress: count === 1
         ? first

@@ -10,8 +10,6 @@
 import { UsageError, UserError } from "../lib/core/errors.ts";
 import {
   DATA_PREFIX,
-  decodeError,
-  decodeStream,
   encodeError,
   encodeStream,
   FILE_PORT,
@@ -19,7 +17,6 @@ import {
   MAX_OPEN_STREAMS,
   MsgType,
   type Offer,
-  SERVER_LINK_LIMITS,
   STREAM_OFFSET,
 } from "../lib/core/file/messages.ts";
 import {
@@ -30,6 +27,10 @@ import {
 } from "../lib/core/file/receiver.ts";
 import { receivedName, safeBaseName, safeRelativePath } from "../lib/core/file/names.ts";
 import { decodePack } from "../lib/core/file/pack.ts";
+import { StreamBudget } from "../lib/core/file/stream_budget.ts";
+import { LinkSplitter } from "../lib/core/file/link_splitter.ts";
+import { DEFAULT_MAX_FOLDERS, FolderBudget, storedMode } from "../lib/core/file/disk_policy.ts";
+import type { ContainedRoot, FileStat } from "../lib/io/contained_root.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -61,13 +62,13 @@ import {
   TreePlacer,
 } from "./file_store.ts";
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { ProtocolError } from "../lib/core/errors.ts";
-import type { SecureStream } from "../lib/core/crypto/secure_stream.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { GuessLimiter } from "../lib/core/crypto/guess_limiter.ts";
-import { concatBytes, FrameDecoder, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
+import { HandshakeGate } from "../lib/core/crypto/admission.ts";
+import { SecureStream } from "../lib/core/crypto/secure_stream.ts";
+import { concatBytes, HEADER_LENGTH } from "../lib/core/wire/frame.ts";
 
 export { FILE_PORT };
 
@@ -101,6 +102,8 @@ export interface FileServerOptions {
   maxPerHost?: number;
   /** Most partial transfers kept, in total (default 64; a host may have 8). */
   maxPartials?: number;
+  /** Most folders one connection may make (default {@link DEFAULT_MAX_FOLDERS}). */
+  maxFolders?: number;
   /**
    * The shared code: every client must prove it knows it (SPAKE2), and
    * everything after is sealed. Required when listening beyond loopback.
@@ -148,6 +151,7 @@ export const MAX_RECORDS = 10_000;
 export const KEPT_FAILURES = 16;
 
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
+// deno-lint-ignore require-await -- async: every failure to start is a rejection, as callers await it
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const host = options.host ?? "127.0.0.1";
   useNativeCrypto();
@@ -155,23 +159,33 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
   }
   const dir = options.dir;
-  await checkDirectory(dir);
+  // Everything done in DIR goes through this handle on it.
+  const root = checkDirectory(dir);
   const log = options.log ?? ((line: string) => console.log(line));
-  const stale = await removeStalePartials(dir, options.keepPartialMs ?? 7 * 86_400_000);
-  if (stale > 0) log(`removed ${stale} partial transfers nobody resumed`);
-  const listener = listenTcp(host, options.port);
+  let listener: ReturnType<typeof listenTcp>;
+  try {
+    const stale = removeStalePartials(root, options.keepPartialMs ?? 7 * 86_400_000);
+    if (stale > 0) log(`removed ${stale} partial transfers nobody resumed`);
+    listener = listenTcp(host, options.port);
+  } catch (err) {
+    root.close();
+    throw err;
+  }
   const settings: Settings = {
     dir,
+    root,
+    maxFolders: options.maxFolders ?? DEFAULT_MAX_FOLDERS,
     maxSize: options.maxSize ?? DEFAULT_MAX_SIZE,
     overwrite: options.overwrite ?? false,
     fsync: options.fsync ?? false,
     idleMs: options.idleMs ?? 30_000,
     code: options.code,
     guesses: new GuessLimiter(),
-    digests: new DigestBook(dir),
+    gate: new HandshakeGate(),
+    digests: new DigestBook(root),
     proofs: new ProofLimiter(),
-    packs: new PackStorer(dir, options.fsync ?? false),
-    store: new PartialStore(dir, {
+    packs: new PackStorer(root, options.fsync ?? false),
+    store: new PartialStore(root, {
       maxPartials: options.maxPartials ?? 64,
       maxPerHost: Math.min(8, options.maxPartials ?? 64),
     }),
@@ -187,10 +201,14 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     for await (const conn of listener) {
       const peer = conn.remoteAddr as Deno.NetAddr;
       const mine = perHost.get(peer.hostname) ?? 0;
+      // With a code, a connection is a handshake until it proves it:
+      // bounded per address and per network (the gate is left when it ends).
       const busy = conns.size >= maxClients
         ? `Server is busy (${maxClients} clients); try again later`
         : mine >= maxPerHost
         ? `Server is busy (${maxPerHost} connections from your address); try again later`
+        : settings.code !== undefined
+        ? settings.gate.enter(peer.hostname)
         : null;
       if (busy) {
         writeAll(conn, encodeError(busy)).catch(() => {}).finally(() => conn.close());
@@ -254,6 +272,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
       await Promise.allSettled([...handlers]);
       settings.packs.close();
       await settings.digests.flush();
+      root.close();
     })();
     return closing;
   };
@@ -273,7 +292,13 @@ const HANDSHAKE_MS = 5000;
 interface Settings {
   code?: string;
   guesses: GuessLimiter;
+  /** Handshakes under way, per address and network. */
+  gate: HandshakeGate;
   dir: string;
+  /** The handle on `dir` everything stored goes through. */
+  root: ContainedRoot;
+  /** Most folders one connection may make. */
+  maxFolders: number;
   maxSize: number;
   overwrite: boolean;
   idleMs: number;
@@ -322,11 +347,13 @@ async function serveConnection(
     outBytes += b.length;
     return outBytes >= OUTBOX_BYTES ? flush() : Promise.resolve();
   };
-  const place = new TreePlacer(s.dir);
+  const place = new TreePlacer(s.root, new FolderBudget(s.maxFolders));
   const sessions = new Map<number, Session>();
   /** Streams opened so far: ids grow, so one ended is never opened again. */
   let lastId = -1;
-  let link: FrameDecoder | undefined;
+  let link: LinkSplitter | undefined;
+  /** What the streams hold, capped, and their whole messages. */
+  const budget = new StreamBudget();
   let single: Session | undefined;
   let progress = 0;
   /** The first bytes, until they show how the connection is used. */
@@ -384,7 +411,8 @@ async function serveConnection(
         return false;
       }
       if (head.length > 0) bytes = concatBytes([head, bytes]);
-      if (bytes[3] === MsgType.STREAM) link = new FrameDecoder(SERVER_LINK_LIMITS);
+      if (SecureStream.isStart(bytes)) throw new CodeSentToPlain();
+      if (bytes[3] === MsgType.STREAM) link = new LinkSplitter();
       else single = new Session(s, host, place, write);
     }
     if (single) {
@@ -393,13 +421,9 @@ async function serveConnection(
       progress = single.core.frames;
       return done;
     }
-    link!.push(bytes);
-    for (let f = link!.next(); f !== null; f = link!.next()) {
-      progress++;
-      if (f.type === MsgType.ERROR) {
-        throw new UserError(`Client gave up: ${decodeError(f.payload)}`);
-      }
-      const { id, bytes: inner } = decodeStream(f.payload);
+    for (const piece of link!.push(bytes)) {
+      if (piece.type === "error") throw new UserError(`Client gave up: ${piece.message}`);
+      const { id, bytes: inner } = piece;
       let session = sessions.get(id);
       if (!session) {
         // A stream that ended (stored or failed) may still have bytes in
@@ -412,7 +436,12 @@ async function serveConnection(
         session = new Session(s, host, place, (b) => write(encodeStream(id, b)));
         sessions.set(id, session);
       }
-      if (await feed(session, inner)) sessions.delete(id);
+      // Progress is the transfers' whole messages, not link frames.
+      const before = session.core.frames;
+      const done = await feed(session, inner);
+      budget.update(id, done ? 0 : session.core.buffered, session.core.frames - before);
+      progress = budget.messages;
+      if (done) sessions.delete(id);
     }
     return false;
   };
@@ -424,7 +453,7 @@ async function serveConnection(
         context: FILE_CONTEXT,
         maxInner: STREAM_OFFSET + HEADER_LENGTH + DATA_PREFIX + MAX_CHUNK_SIZE,
         timeoutMs: HANDSHAKE_MS,
-      }, (message) => encodeError(message));
+      }, (message) => encodeError(message)).finally(() => s.gate.leave(host));
       handshakeFailed = false;
       secure = coded.secure;
       for (const inner of coded.early) {
@@ -459,7 +488,8 @@ async function serveConnection(
   } catch (err) {
     // The connection failed: every transfer still open ends with it.
     if (handshakeFailed) return reportConnection(err); // acceptCoded told the client why
-    await write(encodeError(clientMessage(err, s.dir))).then(flush).catch(() => {});
+    const told = err instanceof CodeSentToPlain ? err.toClient : clientMessage(err, s.dir);
+    await write(encodeError(told)).then(flush).catch(() => {});
     const open = single ? [single] : [...sessions.values()];
     if (open.length === 0) reportConnection(err);
     for (const session of open) await end(session, err, false);
@@ -494,8 +524,8 @@ class Session {
     | {
       stored: string;
       entry: BookEntry;
-      /** What `lstat` said of the stored file when the book was asked. */
-      info: Deno.FileInfo;
+      /** What `lstat` (through the root) said of the stored file when the book was asked. */
+      info: FileStat;
       /** The book's salted digest, or one being computed from the stored file. */
       expected: string | Promise<string | null>;
     }
@@ -625,7 +655,7 @@ class Session {
     const { stored, entry, expected } = this.#claim!;
     const offer = this.#offer!;
     let want: string | null;
-    let info: Deno.FileInfo | undefined = this.#claim!.info;
+    let info: FileStat | undefined = this.#claim!.info;
     if (typeof expected !== "string") {
       // Computed meanwhile: the file is asked again whether it is the one stored.
       want = await expected;
@@ -640,10 +670,9 @@ class Session {
       this.#missed = true;
       return false;
     }
-    const mode = offer.mode === undefined ? undefined : offer.mode & 0o777;
-    if (mode !== undefined && ((info.mode ?? 0) & 0o777) !== mode) {
-      await Deno.chmod(join(s.dir, stored), mode);
-    }
+    // Its mode follows the sender's, masked (a chmod only if it changed).
+    const mode = offer.mode === undefined ? undefined : storedMode(offer.mode, false);
+    if (mode !== undefined && (info.mode & 0o7777) !== mode) s.root.chmod(stored, mode);
     this.rec.storedAs = stored;
     this.rec.upToDate = true;
     await this.send(this.core.upToDate(stored, entry.md5));
@@ -737,17 +766,14 @@ class Session {
       // Made when placed; nothing was stored for it.
       await this.partial!.discard();
       this.partial = undefined;
-      if (offer.mode !== undefined) {
-        await Deno.chmod(join(s.dir, this.#entry!), (offer.mode & 0o777) | 0o700);
-      }
+      if (offer.mode !== undefined) s.root.chmod(this.#entry!, storedMode(offer.mode, true));
       this.rec.storedAs = this.#entry;
     } else if (this.#entry) {
-      await this.partial!.finalizeAs(s.dir, this.#entry, offer.mode, s.fsync, s.digests.salt);
+      await this.partial!.finalizeAs(this.#entry, offer.mode, s.fsync, s.digests.salt);
       this.rec.storedAs = this.#entry;
     } else {
       // An update replaces the stored copy (atomically, by rename).
       this.rec.storedAs = await this.partial!.finalize(
-        s.dir,
         this.#base,
         s.overwrite || !!offer.update,
         s.fsync,
@@ -758,6 +784,15 @@ class Session {
     }
     if (this.#missed) s.proofs.refund(this.#host, performance.now());
     await this.send(this.core.stored(this.rec.storedAs!));
+  }
+}
+
+/** A client with a code reached this server, which has none: told so, and logged. */
+class CodeSentToPlain extends UserError {
+  /** What the client is told. */
+  readonly toClient = "Server does not use a code: run without --code or SOCKETS_CODE";
+  constructor() {
+    super("A client sent a code to this server, which has none");
   }
 }
 
@@ -794,6 +829,12 @@ const FLAGS = {
     value: "SECONDS",
     help: "close connections that send no whole message for this long",
   },
+  "max-folders": {
+    type: "string",
+    default: String(DEFAULT_MAX_FOLDERS),
+    value: "N",
+    help: "folders one connection may make; entries past it fail",
+  },
   "max-partials": {
     type: "string",
     default: "64",
@@ -826,6 +867,7 @@ async function main(): Promise<void> {
     idleMs: parseSecondsFlag("idle-timeout", flags["idle-timeout"]) * 1000,
     keepPartialMs: parseSecondsFlag("keep-partial", flags["keep-partial"], "days") * 86_400_000,
     maxPartials: parseCount("max-partials", flags["max-partials"]),
+    maxFolders: parseCount("max-folders", flags["max-folders"]),
   });
   console.log(
     `file server listening on ${server.addr.hostname}:${server.addr.port}, storing in ${dir}` +

@@ -44,6 +44,8 @@ export interface AudioUdpClientOptions {
   onBound?: (addr: Deno.NetAddr) => void;
   /** The server's code: the session is then authenticated and encrypted. */
   code?: string;
+  /** Give up when the server answers nothing for this long, ms (default 5000). */
+  timeoutMs?: number;
 }
 
 const RENEW_MS = 1000;
@@ -61,6 +63,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   const sub = new UdpSubscriber({
     latencyMs: options.latencyMs,
     renewMs: RENEW_MS,
+    answerTimeoutMs: options.timeoutMs,
     code: options.code === undefined
       ? undefined
       : { code: options.code, random: crypto.getRandomValues(new Uint8Array(48)) },
@@ -190,6 +193,12 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 const FLAGS = {
   ...CLIENT_FLAGS,
   code: CODE_FLAG,
+  timeout: {
+    type: "string",
+    default: "5",
+    value: "SECONDS",
+    help: "give up on a server that answers nothing for this long",
+  },
   latency: {
     type: "string",
     default: "auto",
@@ -218,6 +227,7 @@ if (import.meta.main) {
               ? "auto"
               : parseSecondsFlag("latency", flags.latency, "milliseconds (or auto)"),
             duration,
+            timeoutMs: parseSecondsFlag("timeout", flags.timeout) * 1000,
             signal,
           })),
     );

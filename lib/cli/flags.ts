@@ -55,7 +55,7 @@ export interface ToolInfo {
 }
 
 /**
- * Parses `args` against `specs`. Prints help and exits 0 on `--help`;
+ * Parses `args` against `specs`. Prints help and exits 0 on `--help` or `-h`;
  * throws {@link UsageError} on an unknown flag or missing value.
  */
 export function parseFlags<S extends FlagSpecs>(
@@ -63,8 +63,11 @@ export function parseFlags<S extends FlagSpecs>(
   specs: S,
   info: ToolInfo,
 ): { flags: Flags<S>; positionals: string[] } {
-  const options: Record<string, { type: "string" | "boolean"; default?: string | boolean }> = {
-    help: { type: "boolean", default: false },
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; default?: string | boolean; short?: string }
+  > = {
+    help: { type: "boolean", default: false, short: "h" },
   };
   for (const [name, spec] of Object.entries(specs)) {
     options[name] = {
@@ -102,12 +105,12 @@ export function helpText(specs: FlagSpecs, info: ToolInfo): string {
   ];
   for (const [name, spec] of Object.entries(specs)) {
     const flag = spec.type === "string" ? `--${name} ${spec.value ?? "VALUE"}` : `--${name}`;
-    const def = spec.default !== undefined && spec.default !== false
+    const def = spec.default !== undefined && spec.default !== false && spec.default !== ""
       ? ` (default ${spec.default})`
       : "";
     lines.push(`  ${flag.padEnd(24)} ${spec.help}${def}`);
   }
-  lines.push(`  ${"--help".padEnd(24)} show this help`);
+  lines.push(`  ${"-h, --help".padEnd(24)} show this help`);
   return lines.join("\n");
 }
 

@@ -198,7 +198,15 @@ export {
   GuessLimiter,
   HOST_BURST,
   HOST_EVERY_MS,
+  NETWORK_BURST,
+  NETWORK_EVERY_MS,
 } from "./crypto/guess_limiter.ts";
+export {
+  HandshakeGate,
+  HANDSHAKES_PER_ADDRESS,
+  HANDSHAKES_PER_NETWORK,
+  networkOf,
+} from "./crypto/admission.ts";
 export {
   type CryptoProvider,
   cryptoProvider,
@@ -299,6 +307,8 @@ export {
   type ReceiverEvent,
   WholeFileMismatch,
 } from "./file/receiver.ts";
+export { MAX_CONNECTION_HELD, StreamBudget } from "./file/stream_budget.ts";
+export { type LinkPiece, LinkSplitter } from "./file/link_splitter.ts";
 export {
   DATA_OFFSET,
   FileSender,
@@ -315,6 +325,12 @@ export {
   sameProof,
 } from "./file/proof.ts";
 export { type ChunkOutcome, PAGE_CHUNKS, TransferState } from "./file/transfer_state.ts";
+export {
+  DEFAULT_MAX_FOLDERS,
+  FolderBudget,
+  OFFERED_MODE_MASK,
+  storedMode,
+} from "./file/disk_policy.ts";
 export {
   combineRuns,
   compareChart,

@@ -20,6 +20,8 @@ export interface ReadChunksOptions {
   progress?: () => number;
   /** Size of the read buffer (default 256 KiB). */
   readSize?: number;
+  /** What the error says when the time runs out (default: the connection made no progress). */
+  idleText?: string;
 }
 
 /**
@@ -38,16 +40,23 @@ export async function* readChunks(
   // One coarse interval instead of a timer re-armed on every read: a live
   // stream reads ~90 times a second, and timer churn costs more than the read.
   let last = performance.now();
+  // Progress made while no read returns (a client's writes) counts too.
+  let seen = options.progress?.();
   const timer = idleMs === undefined ? undefined : setInterval(() => {
+    const p = options.progress?.();
+    if (p !== seen) {
+      seen = p;
+      last = performance.now();
+    }
     if (performance.now() - last < idleMs) return;
     idle = true;
     closeQuietly(conn);
   }, Math.max(10, idleMs / 4));
   const idleError = () =>
     new UserError(
-      options.progress
+      options.idleText ?? (options.progress
         ? `Connection made no progress for ${idleMs! / 1000} s; closed it`
-        : `Connection idle for ${idleMs! / 1000} s; closed it`,
+        : `Connection idle for ${idleMs! / 1000} s; closed it`),
     );
   try {
     while (true) {

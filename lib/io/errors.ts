@@ -5,7 +5,7 @@
  * @module
  */
 import { UserError } from "../core/errors.ts";
-import { PortAudioError, PortAudioLoadError } from "../../native/mod.ts";
+import { LibcError, PortAudioError, PortAudioLoadError } from "../../native/mod.ts";
 
 /**
  * Turns any thrown value into a one-line message a user can act on. Known
@@ -18,6 +18,12 @@ export function describeError(err: unknown, context?: string): string {
   const prefix = context ? `${context}: ` : "";
   if (err instanceof UserError) return err.message;
   if (err instanceof PortAudioError || err instanceof PortAudioLoadError) return err.message;
+  if (err instanceof LibcError) {
+    if (err.code === "ENOSPC" || err.code === "EDQUOT") {
+      return `${prefix}no space left on the device`;
+    }
+    if (err.code === "EACCES" || err.code === "EPERM") return `${prefix}permission denied`;
+  }
   if (err instanceof Deno.errors.ConnectionRefused) {
     return `${prefix}connection refused (is the server running?)`;
   }

@@ -13,6 +13,7 @@ export {
 } from "./audio_io.ts";
 export { type Capture, newStreamId, startCapture } from "./capture.ts";
 export { now } from "./clock.ts";
+export { ContainedRoot, type FileStat, type RootOpenOptions } from "./contained_root.ts";
 export { readChunks, type ReadChunksOptions } from "./conn.ts";
 export { grantedEnv } from "./env.ts";
 export { closeQuietly, describeError, readError } from "./errors.ts";

@@ -31,12 +31,33 @@ export function sameAddress(from: Deno.Addr, server: Deno.NetAddr): boolean {
     from.port === server.port;
 }
 
-/** Connects over TCP; failures become one-line {@link UserError}s. */
-export async function connectTo(host: string, port: number): Promise<Deno.TcpConn> {
+/**
+ * Connects over TCP, giving up after `timeoutMs` if given (a host that
+ * drops the SYN would otherwise hold the caller for minutes); failures
+ * become one-line {@link UserError}s.
+ */
+export async function connectTo(
+  host: string,
+  port: number,
+  timeoutMs?: number,
+): Promise<Deno.TcpConn> {
+  const connecting = Deno.connect({ hostname: host, port, transport: "tcp" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    if (timeoutMs === undefined) return;
+    timer = setTimeout(() => {
+      // One that connects after all is closed at once.
+      connecting.then((c) => c.close(), () => {});
+      reject(new UserError(`Could not connect to ${host}:${port} within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+  });
   try {
-    return await Deno.connect({ hostname: host, port, transport: "tcp" });
+    return await Promise.race([connecting, late]);
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(describeError(err, `Could not connect to ${host}:${port}`));
+  } finally {
+    clearTimeout(timer);
   }
 }
 

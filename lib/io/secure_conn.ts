@@ -38,6 +38,8 @@ export interface CodedOptions {
   timeoutMs?: number;
   /** A server whose clients speak last sends NEEDS_CODE first (Audio-TCP). */
   announce?: boolean;
+  /** A client's: the type of its protocol's plain ERROR (see {@link SecureStream}). */
+  plainRefusal?: number;
 }
 
 /**
@@ -104,22 +106,18 @@ export async function acceptCoded(
     random: crypto.getRandomValues(new Uint8Array(48)),
     maxInner: options.maxInner,
   });
-  let counted = false;
   try {
     const throttled = guesses.check(host, Date.now());
     if (throttled) throw new UserError(throttled);
+    // A handshake is a guess at the code from its start (so that the
+    // connections begun at once from one address are all counted), given
+    // back when the peer's confirmation matches.
+    guesses.failed(host, Date.now());
     if (options.announce) await writeAll(conn, SecureStream.announcement());
-    // Our confirmation lets the peer test one guess at the code: counted
-    // as it goes out (so the next connection already sees it), given back
-    // if the peer's confirmation matches.
-    const early = await handshake(conn, secure, options.timeoutMs ?? 5000, () => {
-      if (!counted) guesses.failed(host, Date.now());
-      counted = true;
-    });
-    if (counted) guesses.refund(host, Date.now());
+    const early = await handshake(conn, secure, options.timeoutMs ?? 5000, () => {});
+    guesses.refund(host, Date.now());
     return { secure, early };
   } catch (err) {
-    if (!counted && err instanceof CodeMismatch) guesses.failed(host, Date.now());
     const message = err instanceof Error ? err.message : String(err);
     const refusal = err instanceof CodeRequired
       ? plainRefusal(message)
@@ -136,6 +134,7 @@ export async function connectCoded(conn: Deno.Conn, options: CodedOptions): Prom
     context: options.context,
     random: crypto.getRandomValues(new Uint8Array(48)),
     maxInner: options.maxInner,
+    plainRefusal: options.plainRefusal,
   });
   await writeAll(conn, secure.start());
   try {

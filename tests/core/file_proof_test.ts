@@ -1,11 +1,12 @@
 /**
  * The proof of possession's core: the salted digest and the limit on
- * proofs that miss, per address.
+ * proofs that miss, per address and per network.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   hexBytes,
+  NETWORK_FACTOR,
   PROOF_BURST,
   PROOF_EVERY_MS,
   ProofLimiter,
@@ -42,4 +43,16 @@ Deno.test("proof limiter: a host misses a burst, then one every period; other ho
   // Its replacement stored: the miss is given back.
   limits.refund("10.0.0.1", t + PROOF_EVERY_MS);
   assert.ok(limits.mayChallenge("10.0.0.1", t + PROOF_EVERY_MS));
+});
+
+Deno.test("proof limiter: a network's addresses together miss at most its burst; another network is not held back", () => {
+  const limits = new ProofLimiter();
+  const t = 1_000_000;
+  // Four addresses of one /24 spend its misses, each within its own burst.
+  for (let h = 1; h <= NETWORK_FACTOR; h++) {
+    for (let i = 0; i < PROOF_BURST; i++) limits.missed(`10.0.0.${h}`, t);
+  }
+  assert.ok(!limits.mayChallenge("10.0.0.99", t), "a fresh address of that network is held back");
+  assert.ok(limits.mayChallenge("10.0.1.1", t), "another network is not");
+  assert.ok(limits.mayChallenge("10.0.0.99", t + PROOF_EVERY_MS / NETWORK_FACTOR));
 });

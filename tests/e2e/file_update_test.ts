@@ -22,6 +22,7 @@ import {
 import { FrameDecoder, HEADER_LENGTH, writeHeader } from "../../lib/core/wire/frame.ts";
 import { sendFile } from "../../tcp/file_client.ts";
 import { DigestBook } from "../../tcp/digest_book.ts";
+import { ContainedRoot } from "../../lib/io/contained_root.ts";
 import { resumeCommand } from "../../lib/cli/resume.ts";
 import { writeAll } from "../../lib/io/streams.ts";
 import { FILE_CLIENT_PERMS, toolCommand } from "../support/tool_process.ts";
@@ -243,7 +244,8 @@ Deno.test("digest book: a page dropped from memory and written to again before i
       await Deno.writeFile(join(dir.path, `d${f}`, n), new Uint8Array([f]));
     }
   }
-  const book = new DigestBook(dir.path);
+  using root = ContainedRoot.open(dir.path);
+  const book = new DigestBook(root);
   // d0's page is dropped (more than 64 folders follow) with its save still
   // queued; then d0 gets another entry, and is dropped and saved again.
   book.record("d0/a", entry("d0/a"));
@@ -251,10 +253,37 @@ Deno.test("digest book: a page dropped from memory and written to again before i
   book.record("d0/b", entry("d0/b"));
   for (let f = 1; f < 70; f++) book.record(`d${f}/b`, entry(`d${f}/b`));
   await book.flush();
-  const again = new DigestBook(dir.path);
+  const again = new DigestBook(root);
   for (let f = 0; f < 70; f++) {
     for (const n of ["a", "b"]) assert.ok(again.lookup(`d${f}/${n}`, 1), `d${f}/${n} is recorded`);
   }
+});
+
+Deno.test("attack: the digest book's folder swapped for a link to outside DIR: its salt and pages are never written there, nor read from there", async () => {
+  await using dir = await tempDir();
+  await using outside = await tempDir();
+  await Deno.writeTextFile(join(dir.path, "f"), "x");
+  await Deno.mkdir(join(dir.path, ".partial"));
+  await Deno.symlink(outside.path, join(dir.path, ".partial", "digests"));
+  // A salt planted outside: a book that followed the link would take it.
+  const planted = "0".repeat(32);
+  await Deno.writeTextFile(join(outside.path, "salt"), planted);
+  using root = ContainedRoot.open(dir.path);
+  const book = new DigestBook(root);
+  assert.notEqual(book.salt, planted);
+  const info = Deno.lstatSync(join(dir.path, "f"));
+  book.record("f", {
+    size: 1,
+    md5: "0".repeat(32),
+    mtimeMs: info.mtime!.getTime(),
+    ino: info.ino!,
+    dev: info.dev!,
+  });
+  await book.flush();
+  const names = [];
+  for await (const e of Deno.readDir(outside.path)) names.push(e.name);
+  assert.deepEqual(names, ["salt"], "nothing but the planted salt outside DIR");
+  assert.equal(await Deno.readTextFile(join(outside.path, "salt")), planted);
 });
 
 /** Starts the client tool; resolves its output once it exits. */

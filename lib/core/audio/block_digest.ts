@@ -48,3 +48,17 @@ export function blockDigest(
   const d = createHash("md5").update(head).update(samples).digest();
   return new Uint8Array(d.buffer, d.byteOffset, MD5_LENGTH);
 }
+
+/** One captured block, ready for every transport. */
+export interface StreamBlock {
+  /** Block sequence number (32-bit, wraps). */
+  seq: number;
+  /** Capture time of the block's first sample, ms, on the sender's clock. */
+  captured: number;
+  /** MD5 of the block, header and samples ({@link blockDigest}). */
+  digest: Uint8Array;
+  /** The samples as bytes (16-bit little-endian). */
+  bytes: Uint8Array;
+  /** The samples. */
+  samples: Int16Array;
+}

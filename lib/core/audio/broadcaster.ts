@@ -9,7 +9,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
-import { type BlockContext, blockDigest } from "./block_digest.ts";
+import { type BlockContext, blockDigest, type StreamBlock } from "./block_digest.ts";
 import {
   AUDIO_SERVER_LIMITS,
   AudioMsg,
@@ -17,19 +17,7 @@ import {
   encodeSyncReplyFrame,
 } from "./tcp_frames.ts";
 
-/** One captured block, ready for every transport. */
-export interface StreamBlock {
-  /** Block sequence number (32-bit, wraps). */
-  seq: number;
-  /** Capture time of the block's first sample, ms, on the sender's clock. */
-  captured: number;
-  /** MD5 of the block, header and samples ({@link blockDigest}). */
-  digest: Uint8Array;
-  /** The samples as bytes (16-bit little-endian). */
-  bytes: Uint8Array;
-  /** The samples. */
-  samples: Int16Array;
-}
+export type { StreamBlock } from "./block_digest.ts";
 
 /** Numbers and digests the blocks of one capture. */
 export class Broadcaster {

@@ -22,11 +22,10 @@
 import { type AudioSpec, blockBytes } from "./spec.ts";
 import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
 import { ProtocolError } from "../errors.ts";
-import type { StreamBlock } from "./broadcaster.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { SecureMsg } from "../crypto/secure_stream.ts";
 import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
-import { blockDigest } from "./block_digest.ts";
+import { blockDigest, type StreamBlock } from "./block_digest.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,

@@ -24,6 +24,8 @@ import {
 } from "./udp_datagrams.ts";
 import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./udp_secure.ts";
 import { GuessLimiter } from "../crypto/guess_limiter.ts";
+import { networkOf } from "../crypto/admission.ts";
+import { bytesEqual } from "../wire/md5.ts";
 
 /** Counters of the listener table (and of the server around it). */
 export interface UdpServerStats {
@@ -55,6 +57,12 @@ export interface ListenerTableOptions {
   maxListeners: number;
   /** Most listeners at once from one host, whatever its ports (default 8). */
   maxPerHost?: number;
+  /**
+   * Most listeners at once from one network, its /24 or /64 (default a
+   * quarter of `maxListeners`, at least `maxPerHost`): a stranger with a
+   * few addresses cannot fill the table.
+   */
+  maxPerNetwork?: number;
   /** Forget a listener silent for this long, ms. */
   timeoutMs: number;
   /**
@@ -71,7 +79,7 @@ export interface ListenerTableOptions {
 }
 
 /** Handshakes under way from one host, and in all, at most. */
-const MAX_PENDING_PER_HOST = 4;
+const MAX_PENDING_PER_HOST = 3;
 const MAX_PENDING = 256;
 /** How long an answered handshake waits for its confirmation, ms. */
 const PENDING_MS = 2000;
@@ -95,7 +103,10 @@ export class ListenerTable<A> {
     string,
     { addr: A; host: string; lastSeen: number; secure?: ServerHandshake }
   >();
-  #pending = new Map<string, { hs: ServerHandshake; at: number }>();
+  #pending = new Map<
+    string,
+    { hs: ServerHandshake; at: number; init: Uint8Array; reply: Uint8Array }
+  >();
   #guesses = new GuessLimiter();
   #perHost = new Map<string, number>();
 
@@ -154,15 +165,12 @@ export class ListenerTable<A> {
     if (known) {
       known.lastSeen = now;
       if (!haveFormat) out.push(known.secure ? this.#key(known.secure) : this.#options.format);
-    } else if (
-      this.#listeners.size >= this.#options.maxListeners ||
-      (this.#perHost.get(hostOf(key)) ?? 0) >= (this.#options.maxPerHost ?? 8)
-    ) {
+    } else if (this.#full(hostOf(key))) {
       st.listenersRefused++;
       return [encodeFull()];
     } else {
       const host = hostOf(key);
-      this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+      this.#count(host, 1);
       this.#listeners.set(key, { addr, host, lastSeen: now });
       st.listenersJoined++;
       out.push(this.#options.format);
@@ -200,6 +208,10 @@ export class ListenerTable<A> {
         if (mine > 0) return [];
         return [bareDatagram(SecureUdpMsg.THROTTLED)];
       }
+      // The same INIT again (the answer was slow or lost): the same answer,
+      // not a new handshake the listener's confirmation would not match.
+      const same = this.#pending.get(key);
+      if (same && bytesEqual(same.init, d)) return [same.reply];
       if (mine >= MAX_PENDING_PER_HOST && !this.#pending.has(key)) return [];
       if (this.#pending.size >= MAX_PENDING) {
         this.#pending.delete(this.#pending.keys().next().value!);
@@ -215,7 +227,7 @@ export class ListenerTable<A> {
       // The reply's confirmation lets the sender test one guess at the
       // code: counted now, whatever follows.
       this.#guesses.failed(host, now);
-      this.#pending.set(key, { hs, at: now });
+      this.#pending.set(key, { hs, at: now, init: d.slice(), reply });
       return [reply];
     }
     const hs = this.#pending.get(key)?.hs;
@@ -227,14 +239,11 @@ export class ListenerTable<A> {
     this.#pending.delete(key);
     if (!hs.confirm(d)) return [bareDatagram(SecureUdpMsg.WRONG_CODE)];
     this.#guesses.refund(host, now);
-    if (
-      this.#listeners.size >= this.#options.maxListeners ||
-      (this.#perHost.get(host) ?? 0) >= (this.#options.maxPerHost ?? 8)
-    ) {
+    if (this.#full(host)) {
       this.stats.listenersRefused++;
       return [encodeFull()];
     }
-    this.#perHost.set(host, (this.#perHost.get(host) ?? 0) + 1);
+    this.#count(host, 1);
     this.#listeners.set(key, { addr, host, lastSeen: now, secure: hs });
     this.stats.listenersJoined++;
     return [this.#key(hs)];
@@ -265,9 +274,26 @@ export class ListenerTable<A> {
     const l = this.#listeners.get(key);
     if (!l) return;
     this.#listeners.delete(key);
-    const n = (this.#perHost.get(l.host) ?? 1) - 1;
-    if (n > 0) this.#perHost.set(l.host, n);
-    else this.#perHost.delete(l.host);
+    this.#count(l.host, -1);
+  }
+
+  /** Whether a new listener from `host` is refused: the table, its host or its network is full. */
+  #full(host: string): boolean {
+    const o = this.#options;
+    const perHost = o.maxPerHost ?? 8;
+    const perNetwork = o.maxPerNetwork ?? Math.max(perHost, Math.floor(o.maxListeners / 4));
+    return this.#listeners.size >= o.maxListeners ||
+      (this.#perHost.get(host) ?? 0) >= perHost ||
+      (this.#perHost.get(networkOf(host)) ?? 0) >= perNetwork;
+  }
+
+  /** Counts a listener of `host` in (1) or out (-1), by address and by network. */
+  #count(host: string, by: number): void {
+    for (const k of [host, networkOf(host)]) {
+      const n = (this.#perHost.get(k) ?? 0) + by;
+      if (n > 0) this.#perHost.set(k, n);
+      else this.#perHost.delete(k);
+    }
   }
 }
 

@@ -317,7 +317,9 @@ export class UdpSubscriber {
     }
     if (type === SecureUdpMsg.WRONG_CODE && this.#handshake) return new CodeMismatch().message;
     if (type === SecureUdpMsg.THROTTLED && this.#handshake) {
-      return "Too many wrong codes from your address; try again in a few seconds";
+      // The datagram does not say whose guesses: the address's, its
+      // network's, or everyone's.
+      return "Too many wrong codes for this server just now; try again in a few seconds";
     }
     return null;
   }

@@ -21,7 +21,14 @@
  * @module
  */
 import { ProtocolError, UserError } from "../errors.ts";
-import { encodeFrame, FrameDecoder, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
+import {
+  encodeFrame,
+  FRAME_MAGIC,
+  FRAME_VERSION,
+  FrameDecoder,
+  HEADER_LENGTH,
+  writeHeader,
+} from "../wire/frame.ts";
 import { printable } from "../wire/text.ts";
 import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, type Spake2 } from "./spake2.ts";
 import { codeExchange } from "./code.ts";
@@ -86,6 +93,12 @@ export interface SecureStreamOptions {
   random: Uint8Array;
   /** Largest frame of the inner protocol, header included. */
   maxInner: number;
+  /**
+   * A client's: the frame type of the inner protocol's plain refusal (its
+   * ERROR, whose payload is text). A server that refuses before any
+   * handshake (busy, no code) says so in it, and the client shows its words.
+   */
+  plainRefusal?: number;
 }
 
 /** Bytes of the sealed frame that carries an inner frame of `innerLength` bytes. */
@@ -105,6 +118,7 @@ export class SecureStream {
   #own: Uint8Array | undefined;
   #ready = false;
   #sawFrame = false;
+  #plainRefusal: number | undefined;
 
   /** One side; the client's first bytes are {@link start}'s. */
   constructor(role: "server" | "client", o: SecureStreamOptions) {
@@ -124,8 +138,10 @@ export class SecureStream {
         [SecureMsg.SEALED]: o.maxInner + TAG_LENGTH,
         [SecureMsg.REFUSED]: 1024,
         [SecureMsg.NEEDS_CODE]: 0,
+        ...(o.plainRefusal === undefined ? {} : { [o.plainRefusal]: 1024 }),
       },
     });
+    this.#plainRefusal = o.plainRefusal;
   }
 
   /** Whether the handshake is done and frames may be sealed. */
@@ -165,6 +181,9 @@ export class SecureStream {
         throw why === new CodeMismatch().message ? new CodeMismatch() : new UserError(why);
       }
       if (f.type === SecureMsg.NEEDS_CODE && this.#role === "client" && !this.#ready) continue;
+      if (f.type === this.#plainRefusal && !this.#ready) {
+        throw new UserError(printable(new TextDecoder().decode(f.payload)));
+      }
       if (this.#ready) {
         if (f.type !== SecureMsg.SEALED) throw new ProtocolError(`Unexpected frame type ${f.type}`);
         const header = new Uint8Array(HEADER_LENGTH);
@@ -214,6 +233,17 @@ export class SecureStream {
     writeHeader(out, SecureMsg.SEALED, inner.length + TAG_LENGTH);
     this.#sealer!.sealInto(out, HEADER_LENGTH, inner, out.subarray(0, HEADER_LENGTH));
     return out;
+  }
+
+  /**
+   * Whether `bytes` (a connection's first, at least 4) open a coded
+   * client's handshake: what a server without a code tells apart from
+   * its own protocol, to say what happened.
+   */
+  static isStart(bytes: Uint8Array): boolean {
+    return bytes.length >= 4 && bytes[0] === FRAME_MAGIC >> 8 &&
+      bytes[1] === (FRAME_MAGIC & 0xff) && bytes[2] === FRAME_VERSION &&
+      bytes[3] === SecureMsg.PAKE;
   }
 
   /** The NEEDS_CODE frame a server sends first where its clients speak last. */

@@ -116,6 +116,24 @@ export const SERVER_LIMITS: FrameLimits = {
   },
 };
 
+/**
+ * Frame limits of a transfer before its offer: offer-sized frames only (a
+ * stranger's stream holds no chunk's worth of memory before it offered).
+ */
+export const BEFORE_OFFER_LIMITS: FrameLimits = {
+  maxPayload: { [MsgType.OFFER]: MAX_OFFER_BYTES, [MsgType.ERROR]: 1024 },
+};
+
+/** Frame limits of a transfer once offered: its DATA frames no larger than its chunks. */
+export function offeredLimits(chunkSize: number): FrameLimits {
+  return {
+    maxPayload: {
+      ...SERVER_LIMITS.maxPayload,
+      [MsgType.DATA]: DATA_PREFIX + Math.min(chunkSize, MAX_CHUNK_SIZE),
+    },
+  };
+}
+
 /** Bytes before a stream's inner frames in a STREAM frame: the stream id. */
 export const STREAM_PREFIX = 4;
 

@@ -14,9 +14,11 @@
  *
  * A proof cannot make a guessable file safe: whoever guesses its content
  * can prove it. So misses (proofs that do not match) are limited per
- * address, as code guesses are ({@link ProofLimiter}): a host may miss
- * {@link PROOF_BURST} times, then once every {@link PROOF_EVERY_MS} ms.
- * While a host is over its limit, its update offers are never challenged
+ * address and per network, as code guesses are ({@link ProofLimiter}): a
+ * host may miss {@link PROOF_BURST} times, then once every
+ * {@link PROOF_EVERY_MS} ms; its network (/24 or /64) {@link NETWORK_FACTOR}
+ * times as many, regained as many times as fast, so that one guesser
+ * with many addresses of one network gains little. While a host is over its limit, its update offers are never challenged
  * (the file is simply asked for), so the answer tells it nothing. A miss
  * followed by the whole replacement being stored is given back: an honest
  * client whose file changed sends it, and the content it was compared with
@@ -25,6 +27,7 @@
  * @module
  */
 import { Md5Stream } from "../wire/md5.ts";
+import { networkOf } from "../crypto/admission.ts";
 
 /** Bytes of a salt. */
 export const SALT_BYTES = 16;
@@ -32,7 +35,12 @@ export const SALT_BYTES = 16;
 export const PROOF_BURST = 32;
 /** Then one more this often, ms. */
 export const PROOF_EVERY_MS = 10_000;
-/** Hosts remembered at most (the least recently missed are forgotten first). */
+/**
+ * A network (/24, /64) may miss this many times an address's burst, and
+ * regains misses this many times as fast (as with code guesses).
+ */
+export const NETWORK_FACTOR = 4;
+/** Hosts (and networks) remembered at most (the least recently missed are forgotten first). */
 const MAX_HOSTS = 10_000;
 
 /** Bytes of a hexadecimal string (even length, lower or upper case). */
@@ -65,46 +73,66 @@ interface Bucket {
   at: number;
 }
 
-/** The limit on proofs that miss, per host, of one server. */
+/**
+ * The limit on proofs that miss, per address and per network (its /24 or
+ * /64, as code guesses are counted: {@link networkOf}), of one server.
+ */
 export class ProofLimiter {
   #hosts = new Map<string, Bucket>();
+  #networks = new Map<string, Bucket>();
   #burst: number;
   #everyMs: number;
 
-  /** A limiter allowing `burst` misses at once, then one every `everyMs` ms. */
+  /**
+   * A limiter allowing an address `burst` misses at once, then one every
+   * `everyMs` ms; a network {@link NETWORK_FACTOR} times as many, regained
+   * {@link NETWORK_FACTOR} times as fast.
+   */
   constructor(burst = PROOF_BURST, everyMs = PROOF_EVERY_MS) {
     this.#burst = burst;
     this.#everyMs = everyMs;
   }
 
-  /** Whether `host` may be challenged at `now` (it has a miss left to spend). */
+  /** Whether `host` may be challenged at `now` (it and its network have a miss left to spend). */
   mayChallenge(host: string, now: number): boolean {
     const b = this.#hosts.get(host);
-    return !b || this.#refill(b, now).tokens >= 1;
+    if (b && this.#refill(b, now, false).tokens < 1) return false;
+    const n = this.#networks.get(networkOf(host));
+    return !n || this.#refill(n, now, true).tokens >= 1;
   }
 
   /** Records a proof from `host` that did not match. */
   missed(host: string, now: number): void {
-    let b = this.#hosts.get(host);
-    if (b) {
-      this.#hosts.delete(host); // to the end: most recently missed
-      this.#refill(b, now);
-    } else {
-      b = { tokens: this.#burst, at: now };
-      if (this.#hosts.size >= MAX_HOSTS) this.#hosts.delete(this.#hosts.keys().next().value!);
-    }
-    b.tokens -= 1;
-    this.#hosts.set(host, b);
+    this.#take(this.#hosts, host, now, false);
+    this.#take(this.#networks, networkOf(host), now, true);
   }
 
   /** Gives back a miss: the file it was about has been replaced by the host's whole upload. */
   refund(host: string, now: number): void {
     const b = this.#hosts.get(host);
-    if (b) this.#refill(b, now).tokens = Math.min(this.#burst, b.tokens + 1);
+    if (b) this.#refill(b, now, false).tokens = Math.min(this.#burst, b.tokens + 1);
+    const n = this.#networks.get(networkOf(host));
+    if (n) {
+      this.#refill(n, now, true).tokens = Math.min(this.#burst * NETWORK_FACTOR, n.tokens + 1);
+    }
   }
 
-  #refill(b: Bucket, now: number): Bucket {
-    b.tokens = Math.min(this.#burst, b.tokens + Math.max(0, now - b.at) / this.#everyMs);
+  #take(m: Map<string, Bucket>, key: string, now: number, network: boolean): void {
+    let b = m.get(key);
+    if (b) {
+      m.delete(key); // to the end: most recently missed
+      this.#refill(b, now, network);
+    } else {
+      b = { tokens: this.#burst * (network ? NETWORK_FACTOR : 1), at: now };
+      if (m.size >= MAX_HOSTS) m.delete(m.keys().next().value!);
+    }
+    b.tokens -= 1;
+    m.set(key, b);
+  }
+
+  #refill(b: Bucket, now: number, network: boolean): Bucket {
+    const f = network ? NETWORK_FACTOR : 1;
+    b.tokens = Math.min(this.#burst * f, b.tokens + Math.max(0, now - b.at) * f / this.#everyMs);
     b.at = now;
     return b;
   }

@@ -47,6 +47,7 @@ import { ProtocolError, UserError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
 import { bytesEqual, PrefixMd5, toHex } from "../wire/md5.ts";
 import {
+  BEFORE_OFFER_LIMITS,
   type ChunkRef,
   decodeChunk,
   decodeEnd,
@@ -57,7 +58,7 @@ import {
   encodeNack,
   MsgType,
   type Offer,
-  SERVER_LIMITS,
+  offeredLimits,
 } from "./messages.ts";
 import type { TransferState } from "./transfer_state.ts";
 
@@ -95,7 +96,7 @@ export class FileReceiver {
     nacks: 0,
     droppedChunks: 0,
   };
-  #decoder = new FrameDecoder(SERVER_LIMITS);
+  #decoder = new FrameDecoder(BEFORE_OFFER_LIMITS);
   #offer: Offer | undefined;
   #state: TransferState | undefined;
   /** MD5 over chunks [0, #hashed), all held and verified. */
@@ -124,11 +125,28 @@ export class FileReceiver {
     return this.#frames;
   }
 
-  /** Takes bytes from the client at time `now` (ms) and returns what to do. */
+  /**
+   * Bytes of the client's held here, not yet taken as whole messages: what
+   * a connection's budget counts ({@link StreamBudget}).
+   */
+  get buffered(): number {
+    return this.#decoder.buffered;
+  }
+
+  /**
+   * Takes bytes from the client at time `now` (ms) and returns what to do.
+   * Until its offer, a transfer takes offer-sized frames only; then DATA
+   * frames no larger than its chunks.
+   */
   receive(bytes: Uint8Array, now: number): ReceiverEvent[] {
-    this.#decoder.push(bytes);
     const events: ReceiverEvent[] = [];
-    this.#pump(events);
+    try {
+      this.#decoder.push(bytes);
+      this.#pump(events);
+    } catch (err) {
+      if (this.#offer || !(err instanceof ProtocolError)) throw err;
+      throw new ProtocolError(`A transfer must open with its offer: ${err.message}`);
+    }
     if (this.#state && !this.#verified) {
       this.#lastSave ??= now;
       if (now - this.#lastSave > CHECKPOINT_MS) {
@@ -264,6 +282,7 @@ export class FileReceiver {
           throw new ProtocolError(`Expected an offer, got frame type ${f.type}`);
         }
         this.#offer = decodeOffer(f.payload);
+        this.#decoder.setLimits(offeredLimits(this.#offer.chunkSize));
         // A proof sent with the offer answers no challenge: it is the shell's to check.
         this.#proved = this.#offer.proof !== undefined;
         events.push({ type: "offer", offer: this.#offer });

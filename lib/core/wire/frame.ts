@@ -100,6 +100,19 @@ export class FrameDecoder {
     this.#buf = new Uint8Array(0);
   }
 
+  /**
+   * Enforces `limits` from the next frame on (the pending header, if in
+   * hand, is checked against them at once): a session that allows larger
+   * frames only once the peer proved something (an offer accepted).
+   * Throws {@link ProtocolError} like {@link next}.
+   */
+  setLimits(limits: FrameLimits): void {
+    this.#limits = limits;
+    this.#maxFrame = HEADER_LENGTH + Math.max(0, ...Object.values(limits.maxPayload));
+    if (this.#end - this.#start >= HEADER_LENGTH) this.#header();
+    else this.#checkPartialMagic();
+  }
+
   /** Bytes received but not yet returned as frames. */
   get buffered(): number {
     return this.#end - this.#start;
