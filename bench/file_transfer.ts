@@ -584,7 +584,8 @@ runMain(async () => {
     const again = await ours(file, recv, { again: true });
     console.log(
       `file-tcp --update again over the unchanged ${formatBytes(size)}: ` +
-        `${again.seconds.toFixed(2)} s (the client reads the file once for its MD5; 0 bytes sent)`,
+        `${again.seconds.toFixed(2)} s (the client reads the file once for its proof, ` +
+        "the server its stored copy the first time; 0 bytes sent)",
     );
     if (files > 0) await treeRounds(work, files, rounds);
   } finally {

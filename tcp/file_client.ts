@@ -4,8 +4,10 @@
  * the token the server gave when it started), and exits 0 only once the
  * server has confirmed the whole file's MD5.
  *
- * With `--update`, a file the server already stores with the same size and
- * MD5 is not sent again, and one that changed replaces the stored copy.
+ * With `--update`, a file the server already stores with the same content
+ * is not sent again (the client proves it holds that content: see
+ * `lib/core/file/proof.ts`), one that changed replaces the stored copy,
+ * and one whose transfer was cut resumes.
  *
  * Run: `deno task file-client [--host 127.0.0.1] [--port 4545] [--resume TOKEN] [--update] [FILE ...]`
  *
@@ -36,13 +38,14 @@ import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError, readError } from "../lib/io/errors.ts";
 import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
-import { md5, Md5Stream, toHex } from "../lib/core/wire/md5.ts";
+import { proofHash, proofOf } from "../lib/core/file/proof.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { AudioMsg } from "../lib/core/audio/tcp_frames.ts";
 import { sealedLength, SecureMsg } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { ProgressReporter } from "../lib/cli/progress.ts";
+import { onInterrupt, resumeCommand } from "../lib/cli/resume.ts";
 import {
   HOST_FLAG,
   parseFlags,
@@ -79,9 +82,10 @@ export interface SendOptions {
   /** The server's code: the session is then authenticated and encrypted. */
   code?: string;
   /**
-   * Skip the file if the server already stores it with the same size and
-   * MD5; otherwise replace the stored copy (`--update`). The file is read
-   * once more first, for its MD5.
+   * Skip the file if the server already stores it with the same content
+   * (proved: the file is read once more when the server asks, that is when
+   * it stores a file of this size); otherwise replace the stored copy, or
+   * resume its cut transfer (`--update`).
    */
   update?: boolean;
 }
@@ -122,12 +126,14 @@ export interface SendResult {
   chunksSkipped: number;
   /** Chunks sent again because the server's MD5 check failed. */
   chunksResent: number;
+  /** Bytes of the file sent with data (not those the server already held). */
+  bytesSent: number;
   /** The server already stored the file (`--update`): nothing was sent. */
   upToDate: boolean;
 }
 
-/** The size of the regular file at `path`, with errors a user can act on. */
-function inputSize(path: string): number {
+/** What the regular file at `path` is, with errors a user can act on. */
+function inputInfo(path: string): Deno.FileInfo {
   let info: Deno.FileInfo;
   try {
     info = Deno.statSync(path);
@@ -136,31 +142,40 @@ function inputSize(path: string): number {
   }
   if (info.isDirectory) throw new UserError(`${path} is a directory, not a file`);
   if (!info.isFile) throw new UserError(`${path} is not a regular file`);
-  return info.size;
+  return info;
 }
 
 /** Opens `path` for reading, with errors a user can act on. */
-function openInput(path: string): { file: Deno.FsFile; size: number } {
-  const size = inputSize(path);
+function openInput(path: string): { file: Deno.FsFile; size: number; mtime: number } {
+  const info = inputInfo(path);
   try {
-    return { file: Deno.openSync(path, { read: true }), size };
+    const file = Deno.openSync(path, { read: true });
+    return { file, size: info.size, mtime: Math.trunc(info.mtime?.getTime() ?? 0) };
   } catch (err) {
     throw new UserError(describeError(err, `Cannot read ${path}`));
   }
 }
 
-/** The whole file's MD5 (hexadecimal), read from the start; the file is left at its start. */
-function fileMd5(file: Deno.FsFile, path: string, buf: Uint8Array): string {
-  const h = new Md5Stream();
+/**
+ * The salted digest MD5(salt ‖ file) that proves the file is held, read
+ * from the start (`--update`, when the server asks).
+ */
+function fileProof(file: Deno.FsFile, path: string, buf: Uint8Array, salt: string): string {
+  const h = proofHash(salt);
   try {
+    file.seekSync(0, Deno.SeekMode.Start);
     for (let n = file.readSync(buf); n !== null; n = file.readSync(buf)) {
       h.update(buf.subarray(0, n));
     }
-    file.seekSync(0, Deno.SeekMode.Start);
   } catch (err) {
     throw new UserError(describeError(err, `Cannot read ${path}`));
   }
   return h.hex();
+}
+
+/** Bytes a transfer sent with data: the file but the prefix the server held. */
+function bytesSent(offer: { size: number; chunkSize: number }, skipped: number): number {
+  return offer.size - Math.min(offer.size, skipped * offer.chunkSize);
 }
 
 /** Options of {@link sendEntries}. */
@@ -253,6 +268,8 @@ interface Job {
   done?: Done;
   /** Why the transfer failed, and whether the server is yet to be told. */
   failure?: { error: unknown; tell: boolean };
+  /** The server's challenge (`--update`): the salt to prove the file with. */
+  salt?: string;
   start: number;
 }
 
@@ -260,8 +277,9 @@ interface Job {
 function ready(j: Job): boolean {
   // A NACK after the END sends the sender back too: it sends the chunks
   // again, but the END only once. An eager file (one chunk) goes before
-  // the server's accept.
-  return j.failure === undefined && (j.sender.next !== null || (!j.ended && j.sender.canEnd));
+  // the server's accept. A challenge (`--update`) is answered by a proof.
+  return j.failure === undefined &&
+    (j.sender.next !== null || (!j.ended && j.sender.canEnd) || j.sender.phase === "proving");
 }
 
 /** How a {@link sendEntries} run ended. */
@@ -363,6 +381,7 @@ export async function sendEntries(
             chunksSent: 1,
             chunksSkipped: 0,
             chunksResent: 0,
+            bytesSent: sizes[i],
             upToDate: false,
           },
         });
@@ -403,6 +422,7 @@ export async function sendEntries(
       try {
         for (const e of job.sender.receive(inner)) {
           if (e.type === "accepted") options.onToken?.(job.entry, e.token);
+          else if (e.type === "challenge") job.salt = salt = e.salt;
           else if (e.type === "done") {
             const files = job.pack?.members.length;
             if (files !== undefined && e.done.md5s?.length !== files) {
@@ -486,6 +506,11 @@ export async function sendEntries(
   let turn = 0; // which buffer the next chunk is read into
 
   let next = 0; // the next entry's stream id
+  /**
+   * The server's salt, once a challenge named it (`--update`): a small
+   * file's offer then carries its proof, and needs no challenge of its own.
+   */
+  let salt: string | undefined;
   // Small files of a folder go in packs, but with --update (each is
   // offered with its MD5, to be skipped if stored) or a resume.
   const source = options.update || options.resume ? entries : packSmallFiles(entries);
@@ -505,7 +530,7 @@ export async function sendEntries(
     let file: Deno.FsFile | undefined;
     let data: Uint8Array | undefined;
     let size = entry.size;
-    let update: string | undefined;
+    let mtime = entry.mtime;
     let pack: Job["pack"];
     if (entry.kind === "pack") {
       const packed = readPack(entry.members!, report);
@@ -519,11 +544,13 @@ export async function sendEntries(
           // what was read: no handle, no seek, no second stat.
           data = readSmall(entry.source);
           size = data.length;
-          if (options.update) update = toHex(md5(data));
         } else if (entry.source !== undefined) {
-          ({ file, size } = openInput(entry.source));
-          if (options.update) update = fileMd5(file, entry.source, scratch);
-        } else if (options.update) update = EMPTY_MD5;
+          let at: number;
+          ({ file, size, mtime: at } = openInput(entry.source));
+          // A named file's cut transfer resumes by `--update` too: its
+          // partial is named by its name, size and time, as a folder entry's.
+          mtime ??= at;
+        }
       } catch (err) {
         closeQuietly(file);
         report({ entry, ok: false, error: err });
@@ -535,11 +562,12 @@ export async function sendEntries(
       size,
       chunkSize: chooseChunkSize(size, options.chunkSize),
       resume: id === 0 ? options.resume : undefined,
-      update,
+      update: options.update && entry.kind !== "pack" ? true : undefined,
+      proof: options.update && data && salt !== undefined ? proofOf(salt, data) : undefined,
       path: entry.parts,
       mode: entry.mode,
       kind: entry.kind,
-      mtime: entry.mtime,
+      mtime,
     });
     const job: Job = {
       entry,
@@ -578,6 +606,9 @@ export async function sendEntries(
               storedAs: job.done.storedAs,
               chunks: job.sender.chunks,
               ...job.sender.counters,
+              bytesSent: job.done.upToDate
+                ? 0
+                : bytesSent(job.sender.offer, job.sender.counters.chunksSkipped),
               upToDate: job.done.upToDate === true,
             },
           });
@@ -609,6 +640,21 @@ export async function sendEntries(
           if (idle) await woken.promise;
         }
         wake = undefined;
+        continue;
+      }
+      if (job.sender.phase === "proving") {
+        // The server stores a file of this size: proved by a pass over ours.
+        try {
+          const salt = job.salt!;
+          const proof = job.data
+            ? proofOf(salt, job.data)
+            : fileProof(job.file!, job.entry.source!, scratch, salt);
+          job.position = -1; // the next read seeks
+          await small(job, job.sender.proofFrame(proof));
+        } catch (err) {
+          job.failure = { error: err, tell: true };
+          ended.push(job);
+        }
         continue;
       }
       const i = job.sender.next;
@@ -778,9 +824,6 @@ function readPack(
   return files.length === 0 ? undefined : { data: encodePack(files), pack };
 }
 
-/** The MD5 of nothing: an empty folder's, as `--update` offers it. */
-const EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e";
-
 /** An entry's name as the user knows it: `FOLDER/path` or the file's name. */
 export function displayName(entry: Entry): string {
   return entry.parts ? [entry.name, ...entry.parts].join("/") : entry.name;
@@ -788,7 +831,7 @@ export function displayName(entry: Entry): string {
 
 /** Sends one file. Throws {@link UserError} on any failure. */
 export async function sendFile(options: SendOptions): Promise<SendResult> {
-  const size = inputSize(options.path);
+  const { size } = inputInfo(options.path);
   const entry: Entry = {
     source: options.path,
     name: options.name ?? basename(options.path),
@@ -823,12 +866,15 @@ export function summarize(r: SendResult): string {
     return `${r.name}: up to date as ${r.storedAs} (${formatBytes(r.bytes)}, MD5 ${r.md5}), ` +
       `0 bytes sent`;
   }
+  // What moved: a resumed file's rest, not its size.
   const resumed = r.chunksSkipped > 0
-    ? `, resumed (${r.chunksSkipped} chunks already on server)`
+    ? `, resumed from ${formatBytes(r.bytes - r.bytesSent)} (${r.chunksSkipped} chunks ` +
+      `already on server) of ${formatBytes(r.bytes)}`
     : "";
   const resent = r.chunksResent > 0 ? `, ${r.chunksResent} chunks resent after MD5 failures` : "";
-  return `${r.name}: ${r.bytes} bytes (${formatBytes(r.bytes)}) in ${r.seconds.toFixed(2)} s, ` +
-    `${formatRate(r.bytes, r.seconds)}, MD5 ${r.md5}, stored as ${r.storedAs}${resumed}${resent}`;
+  const sent = r.bytesSent;
+  return `${r.name}: ${sent} bytes (${formatBytes(sent)}) in ${r.seconds.toFixed(2)} s, ` +
+    `${formatRate(sent, r.seconds)}, MD5 ${r.md5}, stored as ${r.storedAs}${resumed}${resent}`;
 }
 
 /**
@@ -872,7 +918,7 @@ export function tally(t: FolderTally, r: EntryResult): void {
   else if (r.result.upToDate) t.upToDate++;
   else {
     t.files++;
-    t.bytes += r.result.bytes;
+    t.bytes += r.result.bytesSent;
     if (r.result.chunksSkipped > 0) t.resumed++;
   }
   if (r.ok) t.root ??= r.result.storedAs.split("/")[0];
@@ -971,9 +1017,13 @@ async function main(): Promise<number> {
   const onCollision = (line: string) => console.error(`warning: ${line}`);
   let code = resolveCode(flags.code);
   const start = performance.now();
+  // From here on a Ctrl-C says how to resume (the same command with --update).
+  const quiet = onInterrupt(resumeCommand("file-client", Deno.args));
+  /** Whether a transfer was cut after the server accepted it (it resumes by --update). */
+  let cut = false;
   const tallies = new Map<string, FolderTally>();
   let upToDate = 0;
-  let bytesSent = 0;
+  let sentBytes = 0;
   let failed = 0;
   // A failure shared by many entries (the connection's) is said once.
   let lastError: string | undefined;
@@ -1014,7 +1064,7 @@ async function main(): Promise<number> {
         }
         if (r.ok) {
           if (r.result.upToDate) upToDate++;
-          else if (!r.entry.kind) bytesSent += r.result.bytes;
+          else if (!r.entry.kind) sentBytes += r.result.bytesSent;
           // A folder's files are summed up in its line, but for those that
           // resumed or needed chunks again.
           if (!r.entry.parts || r.result.chunksSkipped > 0 || r.result.chunksResent > 0) {
@@ -1023,6 +1073,9 @@ async function main(): Promise<number> {
           return;
         }
         failed++;
+        // A named file's line says how to resume it (its token); a
+        // folder's entries are resumed by the command said at the end.
+        if (r.token && r.entry.parts) cut = true;
         // The same reason again (the connection's, or a server refusing
         // every entry, a full disk) is counted, not repeated: the reason
         // apart from the entry's own name.
@@ -1036,13 +1089,16 @@ async function main(): Promise<number> {
       },
     });
   });
+  quiet();
   if (same > 0) console.error(`error: ${same} more failed, for the same reason`);
   if (summary.stopped !== undefined) {
     failed++;
+    cut = true;
     console.error(
       `error: stopped after ${summary.entries} entries: ${describeError(summary.stopped)}`,
     );
   }
+  if (cut) console.error(`to resume, run: ${resumeCommand("file-client", Deno.args)}`);
   const seconds = (performance.now() - start) / 1000;
   for (const name of folders) {
     const t = tallies.get(name);
@@ -1051,7 +1107,7 @@ async function main(): Promise<number> {
   }
   if (flags.update) {
     console.log(
-      `${bytesSent === 0 ? "0 bytes" : formatBytes(bytesSent)} sent, ` +
+      `${sentBytes === 0 ? "0 bytes" : formatBytes(sentBytes)} sent, ` +
         `${upToDate} ${upToDate === 1 ? "file" : "files"} up to date`,
     );
   }

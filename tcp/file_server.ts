@@ -30,7 +30,7 @@ import { decodePack } from "../lib/core/file/pack.ts";
 import { StreamBudget } from "../lib/core/file/stream_budget.ts";
 import { LinkSplitter } from "../lib/core/file/link_splitter.ts";
 import { DEFAULT_MAX_FOLDERS, FolderBudget, storedMode } from "../lib/core/file/disk_policy.ts";
-import type { ContainedRoot } from "../lib/io/contained_root.ts";
+import type { ContainedRoot, FileStat } from "../lib/io/contained_root.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
@@ -49,10 +49,11 @@ import {
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
+import { type BookEntry, DigestBook } from "./digest_book.ts";
+import { ProofLimiter, sameProof } from "../lib/core/file/proof.ts";
 import {
   checkDirectory,
   clientMessage,
-  DigestBook,
   type PackPlacement,
   PackStorer,
   type PartialFile,
@@ -150,6 +151,7 @@ export const MAX_RECORDS = 10_000;
 export const KEPT_FAILURES = 16;
 
 /** Starts a file server. Throws {@link UserError} if DIR or the port is unusable. */
+// deno-lint-ignore require-await -- async: every failure to start is a rejection, as callers await it
 export async function startFileServer(options: FileServerOptions): Promise<FileServer> {
   const host = options.host ?? "127.0.0.1";
   useNativeCrypto();
@@ -181,6 +183,7 @@ export async function startFileServer(options: FileServerOptions): Promise<FileS
     guesses: new GuessLimiter(),
     gate: new HandshakeGate(),
     digests: new DigestBook(root),
+    proofs: new ProofLimiter(),
     packs: new PackStorer(root, options.fsync ?? false),
     store: new PartialStore(root, {
       maxPartials: options.maxPartials ?? 64,
@@ -301,6 +304,8 @@ interface Settings {
   idleMs: number;
   store: PartialStore;
   digests: DigestBook;
+  /** Misses of `--update`'s proofs of possession, per address. */
+  proofs: ProofLimiter;
   /** Stores verified packs' files, on a thread of its own. */
   packs: PackStorer;
   fsync: boolean;
@@ -514,6 +519,19 @@ class Session {
   readonly send: (bytes: Uint8Array) => Promise<void>;
   /** The verified file being stored, once it is. */
   finishing: Promise<void> | undefined;
+  /** An update offer's claim: the stored file it is about, and the proof it must match. */
+  #claim:
+    | {
+      stored: string;
+      entry: BookEntry;
+      /** What `lstat` (through the root) said of the stored file when the book was asked. */
+      info: FileStat;
+      /** The book's salted digest, or one being computed from the stored file. */
+      expected: string | Promise<string | null>;
+    }
+    | undefined;
+  /** The client's proof missed: given back once its replacement is stored. */
+  #missed = false;
 
   constructor(
     s: Settings,
@@ -557,31 +575,25 @@ class Session {
             const parts = safeRelativePath(offer.path);
             this.#entry = await this.#place.place(this.#base, parts, reuse, offer.kind === "dir");
           }
-          if (offer.update) {
-            // --update: the file already stored, unchanged, is not sent again.
-            const stored = this.#entry ?? receivedName(this.#base);
-            const held = s.digests.holds(stored, offer.size, offer.update);
-            if (held) {
-              // Its mode follows the sender's, masked (a chmod only if it changed).
-              const mode = offer.mode === undefined ? undefined : storedMode(offer.mode, false);
-              if (mode !== undefined && (held.mode & 0o7777) !== mode) {
-                s.root.chmod(stored, mode);
-              }
-              this.rec.storedAs = stored;
-              this.rec.upToDate = true;
-              await this.send(this.core.upToDate(stored));
-              return true;
+          // --update: a file stored with this size is skipped only for a
+          // client that proves it holds the same content: with its offer
+          // (a small file, once the client knows the salt), or when asked.
+          if (offer.update && this.#challenge(offer)) {
+            if (offer.proof !== undefined) {
+              if (await this.#proven(offer.proof)) return true;
+            } else {
+              await this.send(this.core.challenge(s.digests.salt));
+              queue.push(...this.core.receive(EMPTY, performance.now()));
+              break;
             }
           }
-          // A folder entry's partial is named by its path, size and time,
-          // so that a cut one resumes when it is offered again.
-          const named = offer.resume === undefined && offer.mtime !== undefined;
-          const resume = named ? entryToken(offer) : offer.resume;
-          this.partial = s.store.open(offer.size, offer.chunkSize, resume, this.#host, named);
-          await this.send(this.core.accept(this.partial.state, this.partial.token));
-          queue.push(...this.core.receive(EMPTY, performance.now()));
+          await this.#accept(queue);
           break;
         }
+        case "proof":
+          if (await this.#proven(e.proof)) return true;
+          await this.#accept(queue);
+          break;
         case "store":
           await this.partial!.writeChunk(e.index, e.data);
           break;
@@ -603,6 +615,68 @@ class Session {
       }
     }
     return false;
+  }
+
+  /** Opens (or resumes) the offer's partial and accepts it. */
+  async #accept(queue: ReceiverEvent[]): Promise<void> {
+    const offer = this.#offer!;
+    // A folder entry's (or an update's) partial is named by its path,
+    // size and time, so that a cut one resumes when it is offered again.
+    const named = offer.resume === undefined && offer.mtime !== undefined;
+    const resume = named ? entryToken(offer) : offer.resume;
+    this.partial = this.#s.store.open(offer.size, offer.chunkSize, resume, this.#host, named);
+    await this.send(this.core.accept(this.partial.state, this.partial.token));
+    queue.push(...this.core.receive(EMPTY, performance.now()));
+  }
+
+  /**
+   * Whether to ask an update offer for proof: the book has the file stored
+   * at its place with its size, unchanged, and this host has misses left.
+   * The salted digest expected is the book's, or computed now from the
+   * stored file (while the client computes its own).
+   */
+  #challenge(offer: Offer): boolean {
+    const s = this.#s;
+    const stored = this.#entry ?? receivedName(this.#base);
+    const found = s.digests.lookup(stored, offer.size);
+    if (!found || !s.proofs.mayChallenge(this.#host, performance.now())) return false;
+    const { entry, info } = found;
+    this.#claim = { stored, entry, info, expected: s.digests.expectedProof(stored, entry) };
+    return true;
+  }
+
+  /**
+   * Whether the client's proof shows it holds the stored file, still
+   * there: then the offer is answered up to date (its mode, and only
+   * then, follows the sender's). A miss is counted against the host.
+   */
+  async #proven(proof: string): Promise<boolean> {
+    const s = this.#s;
+    const { stored, entry, expected } = this.#claim!;
+    const offer = this.#offer!;
+    let want: string | null;
+    let info: FileStat | undefined = this.#claim!.info;
+    if (typeof expected !== "string") {
+      // Computed meanwhile: the file is asked again whether it is the one stored.
+      want = await expected;
+      const now = s.digests.lookup(stored, offer.size);
+      const same = now !== null && now.entry.ino === entry.ino && now.entry.dev === entry.dev &&
+        now.entry.mtimeMs === entry.mtimeMs;
+      info = same ? now.info : undefined;
+    } else want = expected;
+    if (want === null || !info) return false; // nothing to compare with: not a miss
+    if (!sameProof(want, proof)) {
+      s.proofs.missed(this.#host, performance.now());
+      this.#missed = true;
+      return false;
+    }
+    // Its mode follows the sender's, masked (a chmod only if it changed).
+    const mode = offer.mode === undefined ? undefined : storedMode(offer.mode, false);
+    if (mode !== undefined && (info.mode & 0o7777) !== mode) s.root.chmod(stored, mode);
+    this.rec.storedAs = stored;
+    this.rec.upToDate = true;
+    await this.send(this.core.upToDate(stored, entry.md5));
+    return true;
   }
 
   /**
@@ -632,7 +706,9 @@ class Session {
     for (const [i, name, err] of refused) {
       fail(i, name, clientMessage(err, s.dir), describeError(err));
     }
-    const storing = placed.length > 0 ? s.packs.store(placed, data) : Promise.resolve([]);
+    const storing = placed.length > 0
+      ? s.packs.store(placed, data, s.digests.salt)
+      : Promise.resolve([]);
     placed.length = 0;
     const outcomes = await storing;
     const md5s: string[] = new Array(count).fill("");
@@ -640,8 +716,8 @@ class Session {
       if ("error" in o) {
         fail(o.index, `${this.#offer!.name}${o.storedAs.slice(root.length)}`, o.error, o.log);
       } else {
-        md5s[o.index] = o.md5;
-        s.digests.record(o.storedAs, o.size, o.md5, o.mtimeMs);
+        md5s[o.index] = o.entry.md5;
+        s.digests.record(o.storedAs, o.entry);
       }
     }
     failed.sort((a, b) => a[0] - b[0]);
@@ -693,7 +769,7 @@ class Session {
       if (offer.mode !== undefined) s.root.chmod(this.#entry!, storedMode(offer.mode, true));
       this.rec.storedAs = this.#entry;
     } else if (this.#entry) {
-      await this.partial!.finalizeAs(this.#entry, offer.mode, s.fsync);
+      await this.partial!.finalizeAs(this.#entry, offer.mode, s.fsync, s.digests.salt);
       this.rec.storedAs = this.#entry;
     } else {
       // An update replaces the stored copy (atomically, by rename).
@@ -704,8 +780,9 @@ class Session {
       );
     }
     if (offer.kind !== "dir") {
-      s.digests.record(this.rec.storedAs!, offer.size, this.core.md5!);
+      s.digests.record(this.rec.storedAs!, this.partial!.entry(this.core.md5!));
     }
+    if (this.#missed) s.proofs.refund(this.#host, performance.now());
     await this.send(this.core.stored(this.rec.storedAs!));
   }
 }

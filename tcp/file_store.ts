@@ -19,9 +19,16 @@ import { receivedName } from "../lib/core/file/names.ts";
 import { TransferState } from "../lib/core/file/transfer_state.ts";
 import { ContainedRoot, type FileDescriptor, type FileStat } from "../lib/io/contained_root.ts";
 import { FolderBudget, storedMode } from "../lib/core/file/disk_policy.ts";
+import { proofOf, SALT_BYTES } from "../lib/core/file/proof.ts";
+import type { BookEntry } from "./digest_book.ts";
 
 /** Name of the staging folder inside the server's directory. */
 export const PARTIAL_DIR = ".partial";
+
+/** A new random salt for salted digests (`proof.ts`), hexadecimal. */
+export function newSalt(): string {
+  return toHex(crypto.getRandomValues(new Uint8Array(SALT_BYTES)));
+}
 
 /**
  * Opens the root everything in `dir` is done through, once `dir` is found
@@ -49,7 +56,7 @@ export function checkDirectory(dir: string): ContainedRoot {
 }
 
 /** Makes folder `rel` under `root` unless one is there (a link there is refused later, when used). */
-function mkdirIfAbsent(root: ContainedRoot, rel: string): void {
+export function mkdirIfAbsent(root: ContainedRoot, rel: string): void {
   try {
     root.mkdir(rel, 0o755);
   } catch (err) {
@@ -320,6 +327,8 @@ export class PartialFile {
   #release: () => void;
   #gone: () => void;
   #closed = false;
+  #stored: FileStat | undefined;
+  #proven: { salt: string; proof: string } | undefined;
 
   /** Use {@link PartialStore.open}. */
   constructor(
@@ -341,6 +350,17 @@ export class PartialFile {
     this.#makeRoom = makeRoom;
     this.#release = release;
     this.#gone = gone;
+  }
+
+  /**
+   * Once finalized: what the stored file's own handle said of it before it
+   * was renamed into place, and its salted digest when its bytes were
+   * hashed from memory; for the digest book.
+   */
+  entry(md5: string): BookEntry {
+    const info = this.#stored;
+    if (!info) throw new Error("The file is not stored");
+    return { ...bookIdentity(info), md5, ...this.#proven };
   }
 
   /** The data file, created exclusively the first time it is needed. */
@@ -471,6 +491,7 @@ export class PartialFile {
     await this.#flush();
     const file = this.#data(); // an empty file has no chunk: made here
     if (sync) await file.syncDataAsync();
+    this.#stored = file.stat();
     this.#close();
     let stored: string;
     if (overwrite) {
@@ -498,18 +519,26 @@ export class PartialFile {
    * Moves the finished file to `DIR/storedAs` (a folder entry, whose
    * folders {@link TreePlacer} made), replacing what is there, with the
    * offered permission bits `mode` if given (masked: {@link storedMode});
-   * `sync` as for {@link finalize}.
+   * `sync` as for {@link finalize}. A small file stored from memory gets
+   * its salted digest under `salt` (the digest book's) as it is stored.
    */
-  async finalizeAs(storedAs: string, mode: number | undefined, sync = false): Promise<void> {
+  async finalizeAs(
+    storedAs: string,
+    mode: number | undefined,
+    sync = false,
+    salt?: string,
+  ): Promise<void> {
     const whole = this.#takeWhole();
     if (whole) {
-      storeBytes(this.#root, this.#partPath, storedAs, whole, mode, sync);
+      this.#stored = storeBytes(this.#root, this.#partPath, storedAs, whole, mode, sync);
+      if (salt !== undefined) this.#proven = { salt, proof: proofOf(salt, whole) };
       this.#gone();
       return;
     }
     await this.#flush();
     const file = this.#data(); // an empty file has no chunk: made here
     if (sync) await file.syncDataAsync();
+    this.#stored = file.stat();
     this.#close();
     try {
       if (mode !== undefined) this.#root.chmod(this.#partPath, storedMode(mode, false));
@@ -638,7 +667,7 @@ function placeError(err: unknown, root: ContainedRoot, storedAs: string): unknow
 }
 
 /** What `rel` itself is (a link is not followed), or null when nothing (or a link on the way) is there. */
-function lstatOrNull(root: ContainedRoot, rel: string): FileStat | null {
+export function lstatOrNull(root: ContainedRoot, rel: string): FileStat | null {
   try {
     return root.lstat(rel);
   } catch {
@@ -651,7 +680,11 @@ function lstatOrNull(root: ContainedRoot, rel: string): FileStat | null {
  * a random name, made exclusively (never through a link planted there),
  * then renamed over it, through `root`.
  */
-async function writeReplacing(root: ContainedRoot, rel: string, bytes: Uint8Array): Promise<void> {
+export async function writeReplacing(
+  root: ContainedRoot,
+  rel: string,
+  bytes: Uint8Array,
+): Promise<void> {
   const tmp = `${rel}.${crypto.randomUUID()}.tmp`;
   {
     using f = root.open(tmp, { write: true, createNew: true });
@@ -675,173 +708,12 @@ function linkNoClobber(root: ContainedRoot, src: string, base: string): string {
 }
 
 /**
- * Where a server keeps the digests of the files it stored: a folder in its
- * own staging folder, one file per stored folder.
+ * A stored file's size, time and identity as the digest book records them
+ * (from the file's own handle, taken before its rename into place).
  */
-export const DIGEST_BOOK: string = `${PARTIAL_DIR}/digests`;
-
-/** What the book says of one stored file. */
-interface Entry {
-  size: number;
-  md5: string;
-  /** The stored file's modification time when it was stored: a file changed since is not trusted. */
-  mtimeMs: number;
+export function bookIdentity(info: FileStat): Pick<BookEntry, "size" | "mtimeMs" | "ino" | "dev"> {
+  return { size: info.size, mtimeMs: info.mtimeMs, ino: Number(info.ino), dev: Number(info.dev) };
 }
-
-/** One stored folder's page of the book: its files' entries, by name. */
-interface Page {
-  entries: Map<string, Entry>;
-  dirty: boolean;
-}
-
-/** Pages kept in memory at once; more are saved (if changed) and dropped, oldest first. */
-const MAX_PAGES = 64;
-
-/**
- * The digests of stored files (`--update`): recorded when a file is
- * stored, read to answer an update offer without reading the file again.
- * An entry counts only while the stored file still has the size and
- * modification time it had when stored.
- *
- * The book has a page per stored folder (`DIGEST_BOOK/HASH.json`, HASH
- * naming the folder), loaded when a file of that folder is asked about
- * and kept among the last {@link MAX_PAGES} used: memory stays bounded by
- * the largest folder, however many files a tree has. Pages are saved by a
- * temporary file and a rename; a page that cannot be read starts empty
- * (its files are then sent again, never wrongly skipped).
- */
-export class DigestBook {
-  #root: ContainedRoot;
-  #pages = new Map<string, Page>();
-  #saving: Promise<void> = Promise.resolve();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #lastSave = -Infinity;
-  #made = false;
-
-  /** The book of `root`'s directory. */
-  constructor(root: ContainedRoot) {
-    this.#root = root;
-  }
-
-  /**
-   * The stored file `name` if it is stored with this size and MD5 (and
-   * unchanged since), else null.
-   */
-  holds(name: string, size: number, md5: string): FileStat | null {
-    const [folder, base] = split(name);
-    const e = this.#page(folder).entries.get(base);
-    if (!e || e.size !== size || e.md5 !== md5) return null;
-    const info = lstatOrNull(this.#root, name);
-    return info !== null && info.isFile && info.size === size && info.mtimeMs === e.mtimeMs
-      ? info
-      : null;
-  }
-
-  /**
-   * Records that `name` was just stored with this size and MD5 (and
-   * modification time, when the caller knows it). The first
-   * file in a while is saved at once, in the background (nothing waits
-   * for it); files that follow within
-   * {@link SAVE_MS} are saved together when it has passed (a folder of ten
-   * thousand files must not write its page ten thousand times) or by
-   * {@link flush}. An entry lost in a crash only makes a file be sent again.
-   */
-  record(name: string, size: number, md5: string, mtimeMs?: number): void {
-    const [folder, base] = split(name);
-    const page = this.#page(folder);
-    mtimeMs ??= lstatOrNull(this.#root, name)?.mtimeMs ?? 0;
-    page.entries.set(base, { size, md5, mtimeMs });
-    page.dirty = true;
-    if (this.#timer === undefined && performance.now() - this.#lastSave >= SAVE_MS) {
-      this.#lastSave = performance.now();
-      this.#queueSave();
-      return;
-    }
-    this.#timer ??= setTimeout(() => {
-      this.#timer = undefined;
-      this.#lastSave = performance.now();
-      this.#queueSave();
-    }, SAVE_MS);
-  }
-
-  /** Saves what was recorded and not yet saved. */
-  async flush(): Promise<void> {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    this.#queueSave();
-    await this.#saving;
-  }
-
-  /** The page of `folder`, loaded if need be; the least recently used goes past the bound. */
-  #page(folder: string): Page {
-    let page = this.#pages.get(folder);
-    if (page) {
-      this.#pages.delete(folder); // to the end: most recently used
-      this.#pages.set(folder, page);
-      return page;
-    }
-    page = { entries: this.#read(folder), dirty: false };
-    this.#pages.set(folder, page);
-    if (this.#pages.size > MAX_PAGES) {
-      const [oldest, old] = this.#pages.entries().next().value!;
-      this.#pages.delete(oldest);
-      if (old.dirty) this.#queueSave([[oldest, old]]);
-    }
-    return page;
-  }
-
-  #read(folder: string): Map<string, Entry> {
-    const entries = new Map<string, Entry>();
-    try {
-      const o = JSON.parse(new TextDecoder().decode(this.#root.readFile(this.#pathOf(folder))));
-      if (o?.folder !== folder) return entries; // another folder's page: never trusted
-      for (const [name, e] of Object.entries(o.entries as Record<string, Entry>)) {
-        if (
-          typeof e?.md5 === "string" && Number.isInteger(e.size) && typeof e.mtimeMs === "number"
-        ) entries.set(name, { size: e.size, md5: e.md5, mtimeMs: e.mtimeMs });
-      }
-    } catch {
-      // No page yet, or an unreadable one: nothing is skipped.
-    }
-    return entries;
-  }
-
-  #pathOf(folder: string): string {
-    const id = createHash("sha256").update(folder).digest("hex").slice(0, 32);
-    return `${DIGEST_BOOK}/${id}.json`;
-  }
-
-  /** Saves the dirty pages (or those given), one save after another. */
-  #queueSave(pages: [string, Page][] = [...this.#pages]): void {
-    const dirty = pages.filter(([, p]) => p.dirty);
-    if (dirty.length === 0) return;
-    const texts = dirty.map(([folder, p]) => {
-      p.dirty = false;
-      const text = JSON.stringify({ folder, entries: Object.fromEntries(p.entries) });
-      return [folder, text] as const;
-    });
-    this.#saving = this.#saving.then(async () => {
-      if (!this.#made) {
-        mkdirIfAbsent(this.#root, DIGEST_BOOK);
-        this.#made = true;
-      }
-      for (const [folder, text] of texts) {
-        await writeReplacing(this.#root, this.#pathOf(folder), new TextEncoder().encode(text));
-      }
-    }).catch(() => {});
-  }
-}
-
-/** A stored path's folder (`.` at the top) and base name. */
-function split(name: string): [string, string] {
-  const at = name.lastIndexOf("/");
-  return at < 0 ? [".", name] : [name.slice(0, at), name.slice(at + 1)];
-}
-
-/** The longest a recorded digest waits to be saved, ms. */
-const SAVE_MS = 1000;
 
 /**
  * Where a folder's entries go, for one connection: `DIR/received-NAME/`
@@ -910,6 +782,7 @@ export class TreePlacer {
     return chosen;
   }
 
+  // deno-lint-ignore require-await -- async: a failed choice is a rejection, which #root drops
   async #choose(base: string, reuse: boolean): Promise<string> {
     for (let copy = 0; copy < 10000; copy++) {
       const name = receivedName(base, copy);
@@ -977,14 +850,15 @@ export interface PackPlacement {
 }
 
 /**
- * How one file of a pack was stored: its MD5, size and modification time,
- * or why it failed. Each names the file as its {@link PackPlacement} did, so
- * that the server holds nothing of a pack's files while they are stored.
+ * How one file of a pack was stored: its digest book entry (MD5, size,
+ * time, identity and salted digest), or why it failed. Each names the file
+ * as its {@link PackPlacement} did, so that the server holds nothing of a
+ * pack's files while they are stored.
  */
 export type PackOutcome =
   & Pick<PackPlacement, "index" | "storedAs">
   & (
-    | { md5: string; size: number; mtimeMs: number }
+    | { entry: BookEntry }
     | {
       /** For the client (no server path in it). */
       error: string;
@@ -1009,6 +883,8 @@ export interface PackJob {
   umask: number | undefined;
   /** Sync each file before its rename (`--fsync`). */
   sync: boolean;
+  /** The digest book's salt, for each file's salted digest. */
+  salt: string;
   /** The files to store. */
   files: PackPlacement[];
   /** The pack's data, where the files' bytes lie. */
@@ -1026,9 +902,9 @@ export interface PackDone {
 }
 
 /**
- * Stores a pack's files (each as {@link storeBytes} does, then its MD5 and
- * modification time taken for the digest book). The store worker runs
- * this; it is exported for it alone.
+ * Stores a pack's files (each as {@link storeBytes} does, then its digest
+ * book entry made: from the bytes and the file made, before its rename).
+ * The store worker runs this; it is exported for it alone.
  */
 export function storePackFiles(job: PackJob): PackOutcome[] {
   processUmask ??= job.umask;
@@ -1039,8 +915,14 @@ export function storePackFiles(job: PackJob): PackOutcome[] {
     const bytes = job.data.subarray(f.start, f.end);
     try {
       const tmp = `${PARTIAL_DIR}/${stem}-${index}.tmp`;
-      const { mtimeMs } = storeBytes(root, tmp, storedAs, bytes, f.mode, job.sync);
-      return { index, storedAs, md5: toHex(md5(bytes)), size: bytes.length, mtimeMs };
+      const info = storeBytes(root, tmp, storedAs, bytes, f.mode, job.sync);
+      const entry: BookEntry = {
+        ...bookIdentity(info),
+        md5: toHex(md5(bytes)),
+        salt: job.salt,
+        proof: proofOf(job.salt, bytes),
+      };
+      return { index, storedAs, entry };
     } catch (err) {
       return { index, storedAs, error: clientMessage(err, job.dir), log: describeError(err) };
     }
@@ -1085,10 +967,11 @@ export class PackStorer {
 
   /**
    * Stores `files`, whose bytes lie in `data` (handed over: `data` cannot
-   * be used after). Resolves with each file's outcome, in order; rejects
-   * only when the worker itself failed.
+   * be used after), each file's salted digest made under `salt`. Resolves
+   * with each file's outcome, in order; rejects only when the worker
+   * itself failed.
    */
-  store(files: PackPlacement[], data: Uint8Array): Promise<PackOutcome[]> {
+  store(files: PackPlacement[], data: Uint8Array, salt: string): Promise<PackOutcome[]> {
     if (this.#closed) return Promise.reject(new UserError("Server is stopping"));
     const id = this.#next++;
     const done = Promise.withResolvers<PackOutcome[]>();
@@ -1099,6 +982,7 @@ export class PackStorer {
       rootFd: this.#root.duplicate(),
       umask: processUmask,
       sync: this.#sync,
+      salt,
       files,
       data,
     };

@@ -15,6 +15,7 @@ export {
   specFromFlags,
 } from "./audio_shell.ts";
 export { CODE_FLAG, isLoopback, newCode, resolveCode, withCodePrompt } from "./code.ts";
+export { onInterrupt, resumeCommand } from "./resume.ts";
 export {
   type Flags,
   type FlagSpec,

@@ -316,6 +316,14 @@ export {
   type SenderEvent,
   type SenderPhase,
 } from "./file/sender.ts";
+export {
+  PROOF_BURST,
+  PROOF_EVERY_MS,
+  ProofLimiter,
+  proofOf,
+  SALT_BYTES,
+  sameProof,
+} from "./file/proof.ts";
 export { type ChunkOutcome, PAGE_CHUNKS, TransferState } from "./file/transfer_state.ts";
 export {
   DEFAULT_MAX_FOLDERS,

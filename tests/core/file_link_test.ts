@@ -316,7 +316,7 @@ Deno.test("packs: an offer of a pack names no path and no update and stays under
   for (
     const bad of [{ size: MAX_PACK_BYTES + 1 }, { size: 10, path: ["a"] }, {
       size: 10,
-      update: "0".repeat(32),
+      update: true,
     }]
   ) {
     assert.throws(

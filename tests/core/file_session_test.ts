@@ -11,6 +11,7 @@ import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { CHUNK_CHECK, encodeJson, encodeNack, MsgType } from "../../lib/core/file/messages.ts";
 import { md5, PrefixMd5, toHex } from "../../lib/core/wire/md5.ts";
 import { ProtocolError, UserError } from "../../lib/core/errors.ts";
+import { proofOf } from "../../lib/core/file/proof.ts";
 
 const CHUNK = 1024;
 
@@ -400,21 +401,29 @@ Deno.test("file session: the sender refuses every out-of-order message a server 
   assert.throws(() => fresh().closed(), /without answering/);
 });
 
-Deno.test("file session --update: a file the server already stores ends at the offer, nothing sent", () => {
+Deno.test("file session --update: a stored file is skipped once the client proves it holds it, nothing sent", () => {
   const data = payload(5000);
   const hex = toHex(md5(data));
+  const salt = "5a".repeat(16);
   const sender = new FileSender({
     name: "f.bin",
     size: data.length,
     chunkSize: CHUNK,
-    update: hex,
+    update: true,
   });
   const receiver = new FileReceiver();
   const [offer] = receiver.receive(sender.offerFrame(), 1);
   assert.equal(offer.type, "offer");
-  assert.equal(offer.type === "offer" && offer.offer.update, hex);
-  // The shell found it in its digests: DONE at once.
-  const events = sender.receive(receiver.upToDate("received-f.bin"));
+  assert.equal(offer.type === "offer" && offer.offer.update, true);
+  // The shell stores a file of this size: it asks for proof, and nothing moves meanwhile.
+  assert.deepEqual(sender.receive(receiver.challenge(salt)), [{ type: "challenge", salt }]);
+  assert.equal(sender.phase, "proving");
+  assert.equal(sender.next, null);
+  assert.equal(sender.canEnd, false);
+  const proof = proofOf(salt, data);
+  assert.deepEqual(receiver.receive(sender.proofFrame(proof), 2), [{ type: "proof", proof }]);
+  // It matches what the shell kept: DONE.
+  const events = sender.receive(receiver.upToDate("received-f.bin", hex));
   assert.deepEqual(events, [{
     type: "done",
     done: { md5: hex, storedAs: "received-f.bin", bytes: 5000, upToDate: true },
@@ -424,60 +433,67 @@ Deno.test("file session --update: a file the server already stores ends at the o
   assert.equal(sender.counters.chunksSent, 0);
   assert.equal(receiver.md5, hex);
   // Nothing more is taken from the client.
-  assert.deepEqual(receiver.receive(encodeJson(MsgType.END, { md5: hex }), 2), []);
+  assert.deepEqual(receiver.receive(encodeJson(MsgType.END, { md5: hex }), 3), []);
 });
 
-Deno.test("file session --update: a file the server does not hold is sent whole, as always", () => {
+Deno.test("file session --update: a file the server does not hold, or whose proof misses, is sent whole", () => {
   const data = payload(5000);
-  const sender = new FileSender({
-    name: "f.bin",
-    size: data.length,
-    chunkSize: CHUNK,
-    update: toHex(md5(data)),
-  });
-  const receiver = new FileReceiver();
-  const [offer] = receiver.receive(sender.offerFrame(), 1);
-  assert.equal(offer.type, "offer");
-  const [accepted] = sender.receive(receiver.accept(new TransferState(5000, CHUNK), TOKEN));
-  assert.equal(accepted.type, "accepted");
-  assert.equal(sender.next, 0);
+  for (const challenged of [false, true]) {
+    const sender = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK, update: true });
+    const receiver = new FileReceiver();
+    const [offer] = receiver.receive(sender.offerFrame(), 1);
+    assert.equal(offer.type, "offer");
+    if (challenged) {
+      const [c] = sender.receive(receiver.challenge("00".repeat(16)));
+      assert.equal(c.type, "challenge");
+      const [p] = receiver.receive(sender.proofFrame(proofOf("00".repeat(16), data)), 2);
+      assert.equal(p.type, "proof");
+    }
+    const [accepted] = sender.receive(receiver.accept(new TransferState(5000, CHUNK), TOKEN));
+    assert.equal(accepted.type, "accepted");
+    assert.equal(sender.next, 0);
+  }
 });
 
-Deno.test("file session --update: the sender refuses a skip it did not ask for, or one that names another file", () => {
+Deno.test("file session --update: no skip without a proof, nor one that names another size; the receiver takes only a proof after its challenge", () => {
   const data = payload(5000);
   const hex = toHex(md5(data));
   const skip = (done: Record<string, unknown>) =>
     encodeJson(MsgType.DONE, { md5: hex, storedAs: "received-f.bin", bytes: 5000, ...done });
-  // No update asked for: a DONE at the offer is out of order.
-  const plain = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK });
-  plain.offerFrame();
-  assert.throws(() => plain.receive(skip({ upToDate: true })), ProtocolError);
-  // Asked for: another MD5, another size, or no upToDate flag are refused.
-  for (
-    const wrong of [{ md5: "0".repeat(32), upToDate: true }, { bytes: 4999, upToDate: true }, {}]
-  ) {
-    const s = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK, update: hex });
+  // No update asked for, or no proof sent: a DONE at the offer is out of order.
+  for (const update of [undefined, true] as const) {
+    const s = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK, update });
     s.offerFrame();
+    assert.throws(() => s.receive(skip({ upToDate: true })), ProtocolError);
+  }
+  // Proved: another size, or no upToDate flag, are refused.
+  for (const wrong of [{ bytes: 4999, upToDate: true }, {}]) {
+    const s = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK, update: true });
+    s.offerFrame();
+    s.receive(encodeJson(MsgType.CHALLENGE, { salt: "11".repeat(16) }));
+    s.proofFrame(proofOf("11".repeat(16), data));
     assert.throws(() => s.receive(skip(wrong)), ProtocolError, JSON.stringify(wrong));
     assert.notEqual(s.phase, "done");
   }
-  // A skip after the file was sent is a lie too.
-  const sent = new FileSender({ name: "f.bin", size: 0, chunkSize: CHUNK });
-  sent.offerFrame();
-  sent.receive(encodeJson(MsgType.ACCEPT, { token: TOKEN, held: [] }));
-  sent.endFrame();
-  const empty = toHex(md5(new Uint8Array()));
+  // A challenge to a plain offer, or a second one, is out of order.
+  const plain = new FileSender({ name: "f.bin", size: 5000, chunkSize: CHUNK });
+  plain.offerFrame();
   assert.throws(
-    () =>
-      sent.receive(
-        encodeJson(MsgType.DONE, { md5: empty, storedAs: "f", bytes: 0, upToDate: true }),
-      ),
+    () => plain.receive(encodeJson(MsgType.CHALLENGE, { salt: "11".repeat(16) })),
     ProtocolError,
   );
-  // The receiver skips only an update offer, and a malformed MD5 is refused.
+  // The receiver: no skip before a proof, no challenge of a plain offer,
+  // nothing but a proof after a challenge, and a malformed update refused.
   const r = new FileReceiver();
   r.receive(new FileSender({ name: "g", size: 1, chunkSize: CHUNK }).offerFrame(), 1);
-  assert.throws(() => r.upToDate("received-g"), /Nothing to skip/);
+  assert.throws(() => r.upToDate("received-g", hex), /Nothing to skip/);
+  assert.throws(() => r.challenge("11".repeat(16)), /Nothing to challenge/);
+  const u = new FileReceiver();
+  const updater = new FileSender({ name: "g", size: 1, chunkSize: CHUNK, update: true });
+  u.receive(updater.offerFrame(), 1);
+  assert.throws(() => u.upToDate("received-g", hex), /Nothing to skip/);
+  u.challenge("11".repeat(16));
+  assert.throws(() => u.receive(encodeJson(MsgType.END, { md5: hex }), 2), /Expected a proof/);
   const bad = encodeJson(MsgType.OFFER, {
     name: "g",
     size: 1,
@@ -485,5 +501,35 @@ Deno.test("file session --update: the sender refuses a skip it did not ask for, 
     check: CHUNK_CHECK,
     update: "NOT-AN-MD5",
   });
-  assert.throws(() => new FileReceiver().receive(bad, 1), /malformed MD5/);
+  assert.throws(() => new FileReceiver().receive(bad, 1), /malformed update/);
+});
+
+Deno.test("file session --update: a proof sent with the offer (the salt known from an earlier challenge) is answered at once", () => {
+  const data = payload(3000);
+  const hex = toHex(md5(data));
+  const salt = "7c".repeat(16);
+  const sender = new FileSender({
+    name: "f.bin",
+    size: data.length,
+    chunkSize: CHUNK,
+    update: true,
+    proof: proofOf(salt, data),
+  });
+  const receiver = new FileReceiver();
+  const [offer] = receiver.receive(sender.offerFrame(), 1);
+  assert.equal(offer.type === "offer" && offer.offer.proof, proofOf(salt, data));
+  // The shell checked it: no challenge, DONE at once.
+  assert.throws(() => receiver.challenge(salt), /Nothing to challenge/);
+  const [done] = sender.receive(receiver.upToDate("received-f.bin", hex));
+  assert.equal(done.type, "done");
+  assert.equal(sender.phase, "done");
+  // A proof without update is malformed.
+  const bad = encodeJson(MsgType.OFFER, {
+    name: "g",
+    size: 1,
+    chunkSize: CHUNK,
+    check: CHUNK_CHECK,
+    proof: hex,
+  });
+  assert.throws(() => new FileReceiver().receive(bad, 1), /malformed proof/);
 });

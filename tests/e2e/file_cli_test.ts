@@ -244,8 +244,8 @@ Deno.test("CLI: a cut transfer names its token in one line, and --resume with it
   await waitFor(() => srv.records.length === 1);
   const r = await client(["--port", String(srv.addr.port), "--resume", token, path]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /resumed \((\d+) chunks already on server\)/);
-  assert.ok(Number(/resumed \((\d+)/.exec(r.stdout)![1]) >= 12, r.stdout);
+  assert.match(r.stdout, /resumed from \S+ \S+ \((\d+) chunks already on server\)/);
+  assert.ok(Number(/resumed from \S+ \S+ \((\d+)/.exec(r.stdout)![1]) >= 12, r.stdout);
   assert.deepEqual(await Deno.readFile(join(dst.path, "received-big.bin")), data);
   // A token that is not one, or one for several files, is a usage error.
   assert.match(

@@ -262,8 +262,11 @@ Deno.test("tree: a client killed in the middle of a tree runs again with --updat
   await waitFor(() => srv.records.some((r) => r.error && r.name === "set/m-big.bin"));
   const r = await client(["--port", String(srv.addr.port), "--update", root]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^set\/m-big\.bin: .*resumed \((\d+) chunks already on server\)/m);
-  const resumed = Number(/resumed \((\d+) chunks/.exec(r.stdout)![1]);
+  assert.match(
+    r.stdout,
+    /^set\/m-big\.bin: .*resumed from \S+ \S+ \((\d+) chunks already on server\)/m,
+  );
+  const resumed = Number(/resumed from \S+ \S+ \((\d+) chunks/.exec(r.stdout)![1]);
   assert.ok(resumed >= 64, `${resumed} chunks of 64 KiB were kept`);
   assert.match(r.stdout, /up to date/);
   assert.deepEqual(await tree(join(dst.path, "received-set")), await tree(root));

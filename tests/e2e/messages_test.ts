@@ -74,10 +74,12 @@ Deno.test("messages: -h works like --help on every tool, and no flag shows an em
 
 Deno.test("messages: the demo never says it wrote files into a folder it then removes", async () => {
   const r = await runTool("demo.ts", [], {
+    // As the deno.json task grants them (the file server's root needs libc).
     permissions: [
       "--allow-net=127.0.0.1",
       "--allow-read",
       "--allow-write",
+      "--allow-ffi",
       "--allow-env",
       "--allow-run",
       "--allow-sys=uid",

@@ -5,12 +5,15 @@
  * A transfer, as the client sees it:
  *
  * 1. client → `OFFER` {name, size, chunkSize, check: "md5-prefix", resume?: the
- *    token of a cut transfer, update?: the whole file's MD5 (`--update`)}
+ *    token of a cut transfer, update?: true (`--update`)}
  * 2. server → `ACCEPT` {token, held: the chunks it already holds verified, a
  *    prefix [[0, n]] or none}
- *    or `ERROR`, or, to an offer with `update` whose file it already stores
- *    (same size and MD5, by the digest it kept when it stored it),
- *    `DONE` {md5, storedAs, bytes, upToDate: true} at once: nothing moves.
+ *    or `ERROR`, or, to an offer with `update` for a file it stores with
+ *    that size (by its digest book, the file unchanged since), a
+ *    `CHALLENGE` {salt}: the client answers `PROOF` {proof: MD5(salt ‖ its
+ *    file)}, and the server answers `DONE` {md5, storedAs, bytes,
+ *    upToDate: true} if the proof matches what it kept (nothing moves),
+ *    else `ACCEPT` (see `proof.ts`: misses are limited per address).
  *    An `update` offer it does not skip replaces the stored copy. The token names this transfer's partial data; only an
  *    offer that carries it resumes that data, so no other client can find,
  *    probe or damage it. Without a valid token nothing is held.
@@ -50,6 +53,10 @@ export const MsgType = {
    * on its own stream (see {@link encodeStream}).
    */
   STREAM: 9,
+  /** Server → client: prove you hold the stored file (`--update`): {salt}. */
+  CHALLENGE: 10,
+  /** Client → server: {proof}, the MD5 of the salt and then the file. */
+  PROOF: 11,
 } as const;
 
 /**
@@ -104,6 +111,7 @@ export const SERVER_LIMITS: FrameLimits = {
     [MsgType.DATA]: DATA_PREFIX + MAX_CHUNK_SIZE,
     [MsgType.CHECK]: DATA_PREFIX,
     [MsgType.END]: 1024,
+    [MsgType.PROOF]: 128,
     [MsgType.ERROR]: 1024,
   },
 };
@@ -154,6 +162,7 @@ export const CLIENT_LIMITS: FrameLimits = {
     [MsgType.ACCEPT]: 64 + MAX_HELD_RANGES * 24,
     [MsgType.NACK]: 4,
     [MsgType.DONE]: MAX_DONE_BYTES,
+    [MsgType.CHALLENGE]: 128,
     [MsgType.ERROR]: 1024,
   },
 };
@@ -169,11 +178,19 @@ export interface Offer {
   /** The token the server gave for this file's earlier, cut transfer. */
   resume?: string;
   /**
-   * `--update`: the whole file's MD5 (hexadecimal). A server that stores
-   * this file already (same size and MD5) answers DONE at once; otherwise
-   * the file replaces the stored copy instead of being stored beside it.
+   * `--update`: a server that stores a file of this size at this name
+   * challenges the client to prove it holds the same content, and answers
+   * DONE (up to date) if it does; otherwise the file replaces the stored
+   * copy instead of being stored beside it. (An MD5 here, as clients
+   * before proofs sent, is taken as `true`: an MD5 alone never skips a file.)
    */
-  update?: string;
+  update?: true;
+  /**
+   * With `update`: MD5(salt ‖ the file), the salt the server's first
+   * challenge on this connection named (one salt per server directory),
+   * so that a small file needs no challenge of its own.
+   */
+  proof?: string;
   /**
    * A folder's entry: the path below the folder (`name`), one string per
    * component. The server stores it under `received-NAME/` with the same
@@ -377,12 +394,21 @@ export function decodeOffer(payload: Uint8Array): Offer {
   if (o.resume !== undefined && (typeof o.resume !== "string" || !TOKEN.test(o.resume))) {
     throw new ProtocolError("Offer has a malformed resume token");
   }
-  if (o.update !== undefined && (typeof o.update !== "string" || !MD5_HEX.test(o.update))) {
-    throw new ProtocolError("Offer has a malformed MD5 to update by");
+  if (
+    o.update !== undefined && o.update !== true &&
+    (typeof o.update !== "string" || !MD5_HEX.test(o.update))
+  ) {
+    throw new ProtocolError("Offer has a malformed update field");
   }
   const offer: Offer = { name: o.name, size: o.size, chunkSize: o.chunkSize };
   if (o.resume !== undefined) offer.resume = o.resume;
-  if (o.update !== undefined) offer.update = o.update;
+  if (o.update !== undefined) offer.update = true;
+  if (o.proof !== undefined) {
+    if (typeof o.proof !== "string" || !MD5_HEX.test(o.proof) || o.update === undefined) {
+      throw new ProtocolError("Offer has a malformed proof (an MD5, with update)");
+    }
+    offer.proof = o.proof;
+  }
   if (o.path !== undefined) {
     if (!isPathList(o.path)) {
       throw new ProtocolError("Offer has a path that is not a list of names");
@@ -442,6 +468,24 @@ export function decodeAccept(payload: Uint8Array, chunks: number): Accept {
     last = r[1];
   }
   return { token: o.token, held };
+}
+
+/** Decodes a CHALLENGE payload: the salt (hexadecimal) to prove possession with. */
+export function decodeChallenge(payload: Uint8Array): string {
+  const o = parseJson(payload, "Challenge");
+  if (typeof o.salt !== "string" || !/^[0-9a-f]{32}$/.test(o.salt)) {
+    throw new ProtocolError("Challenge has no usable salt");
+  }
+  return o.salt;
+}
+
+/** Decodes a PROOF payload: the salted digest (hexadecimal). */
+export function decodeProof(payload: Uint8Array): string {
+  const o = parseJson(payload, "Proof");
+  if (typeof o.proof !== "string" || !MD5_HEX.test(o.proof)) {
+    throw new ProtocolError("Proof is not an MD5 in hexadecimal");
+  }
+  return o.proof;
 }
 
 /** Decodes and validates an END payload. */

@@ -5,7 +5,9 @@
  *
  * ```text
  * awaiting offer ──OFFER──▶ offered ──accept(state)──▶ receiving ──END──▶ ending
- *                                                             verified ◀──┘ (all held, MD5 matches)
+ *                                │                            verified ◀──┘ (all held, MD5 matches)
+ *                                └─challenge(salt)──▶ challenged ──PROOF──▶ proved
+ *                                        proved ──upToDate()──▶ done, or ──accept(state)──▶ receiving
  * ```
  *
  * Every chunk is checked by the MD5 of the file up to its end (its prefix
@@ -19,7 +21,11 @@
  * Events, which the shell must act on strictly in order (first in, first
  * out, including the events that {@link FileReceiver.hashChunk} returns):
  * - `offer`: open (or resume) the partial for this offer, then call
- *   {@link FileReceiver.accept} with its state and send the bytes it returns.
+ *   {@link FileReceiver.accept} with its state and send the bytes it returns;
+ *   or, for an `update` offer of a file stored with its size, send what
+ *   {@link FileReceiver.challenge} returns.
+ * - `proof`: the client's answer to the challenge; send what
+ *   {@link FileReceiver.upToDate} returns if it matches, else accept.
  * - `store`: a verified new chunk; write it at its offset. `data` is a view
  *   valid until the next call into the core.
  * - `read`: a resumed transfer's held chunk, which the running MD5 needs
@@ -47,6 +53,7 @@ import {
   decodeEnd,
   decodeError,
   decodeOffer,
+  decodeProof,
   encodeJson,
   encodeNack,
   MsgType,
@@ -58,6 +65,7 @@ import type { TransferState } from "./transfer_state.ts";
 /** What the client's bytes mean, for the shell to act on. */
 export type ReceiverEvent =
   | { type: "offer"; offer: Offer }
+  | { type: "proof"; proof: string }
   | { type: "store"; index: number; data: Uint8Array }
   | { type: "read"; index: number }
   | { type: "send"; bytes: Uint8Array }
@@ -104,6 +112,10 @@ export class FileReceiver {
   #verified = false;
   #lastSave: number | undefined;
   #frames = 0;
+  /** A challenge went out and its proof has not come yet. */
+  #challenged = false;
+  /** The client's proof came. */
+  #proved = false;
 
   /**
    * Whole messages taken so far: progress, as the shell's idle timeout
@@ -179,20 +191,31 @@ export class FileReceiver {
   }
 
   /**
-   * The DONE frame that ends an `update` offer at once: the shell found the
-   * file already stored as `storedAs` with the offer's size and MD5.
+   * The CHALLENGE frame for an `update` offer of a file the shell stores
+   * with the offer's size: the client is to prove it holds the content by
+   * MD5(salt ‖ content), which comes as a `proof` event.
    */
-  upToDate(storedAs: string): Uint8Array {
+  challenge(salt: string): Uint8Array {
     const offer = this.#offer;
-    if (!offer?.update || this.#state || this.#verified) throw new Error("Nothing to skip");
+    if (!offer?.update || this.#state || this.#challenged || this.#proved) {
+      throw new Error("Nothing to challenge");
+    }
+    this.#challenged = true;
+    return encodeJson(MsgType.CHALLENGE, { salt });
+  }
+
+  /**
+   * The DONE frame that ends an `update` offer: the client proved that it
+   * holds the file stored as `storedAs` (whose MD5 is `md5`).
+   */
+  upToDate(storedAs: string, md5: string): Uint8Array {
+    const offer = this.#offer;
+    if (!offer?.update || !this.#proved || this.#state || this.#verified) {
+      throw new Error("Nothing to skip");
+    }
     this.#verified = true;
-    this.#expected = offer.update;
-    return encodeJson(MsgType.DONE, {
-      md5: offer.update,
-      storedAs,
-      bytes: offer.size,
-      upToDate: true,
-    });
+    this.#expected = md5;
+    return encodeJson(MsgType.DONE, { md5, storedAs, bytes: offer.size, upToDate: true });
   }
 
   /** The whole file's MD5 (hexadecimal), once verified. */
@@ -233,7 +256,10 @@ export class FileReceiver {
 
   /** Takes frames while the session can: not before the shell accepts, not while a read is out. */
   #pump(events: ReceiverEvent[]): void {
-    while (!(this.#offer && !this.#state) && !this.#verified && this.#reading === undefined) {
+    while (
+      (!this.#offer || this.#state || (this.#challenged && !this.#proved)) &&
+      !this.#verified && this.#reading === undefined
+    ) {
       // A resumed transfer's held chunks are confirmed by CHECKs without
       // hashing; before anything else, the running MD5 catches up on them.
       if (this.#state && this.#hashed < this.#next) {
@@ -257,7 +283,18 @@ export class FileReceiver {
         }
         this.#offer = decodeOffer(f.payload);
         this.#decoder.setLimits(offeredLimits(this.#offer.chunkSize));
+        // A proof sent with the offer answers no challenge: it is the shell's to check.
+        this.#proved = this.#offer.proof !== undefined;
         events.push({ type: "offer", offer: this.#offer });
+        continue;
+      }
+      if (!this.#state) {
+        // Challenged: the proof, and nothing else, until the shell answers it.
+        if (f.type !== MsgType.PROOF) {
+          throw new ProtocolError(`Expected a proof, got frame type ${f.type}`);
+        }
+        this.#proved = true;
+        events.push({ type: "proof", proof: decodeProof(f.payload) });
         continue;
       }
       switch (f.type) {

@@ -9,7 +9,8 @@
  *
  * ```text
  * offering ──ACCEPT──▶ sending ──endFrame()──▶ ending ──DONE──▶ done
- *     ├──DONE (upToDate, an `update` offer the server already stores)──▶ done
+ *     ├──CHALLENGE (an `update` offer of a file the server stores)──▶ proving
+ *     │     proving ──proofFrame()──▶ proved ──DONE (upToDate)──▶ done, or ──ACCEPT──▶ sending
  *     ├──endFrame() (an eager file: one chunk, sent with the offer)──▶ ending (ACCEPT, then DONE)
  *     └──ERROR──▶ refused      (NACKs in sending and ending; ERROR anywhere ends it)
  * ```
@@ -29,6 +30,7 @@ import {
   CLIENT_LIMITS,
   DATA_PREFIX,
   decodeAccept,
+  decodeChallenge,
   decodeDone,
   decodeError,
   decodeNack,
@@ -52,7 +54,12 @@ export type SenderEvent =
   /** The server asks for chunk `index` again (its MD5 failed there). */
   | { type: "resend"; index: number }
   /** The server stored the file and confirmed its whole-file MD5. */
-  | { type: "done"; done: Done };
+  | { type: "done"; done: Done }
+  /**
+   * The server stores a file of this size here: prove you hold it by
+   * {@link FileSender.proofFrame} with MD5(salt ‖ the file).
+   */
+  | { type: "challenge"; salt: string };
 
 /** Counters of a sender session. */
 export interface SenderCounters {
@@ -65,7 +72,7 @@ export interface SenderCounters {
 }
 
 /** Where a sender session is: see the diagram above. */
-export type SenderPhase = "idle" | "offering" | "sending" | "ending" | "done";
+export type SenderPhase = "idle" | "offering" | "proving" | "sending" | "ending" | "done";
 
 /** The sender's side of one file transfer. */
 export class FileSender {
@@ -89,6 +96,8 @@ export class FileSender {
   #md5: string | undefined;
   #asked = new Map<number, number>();
   #token: string | undefined;
+  /** The proof went out (once, to the server's one challenge). */
+  #proved = false;
 
   /** A sender for `offer`; nothing is sent until {@link offerFrame}. */
   constructor(offer: Offer) {
@@ -115,8 +124,8 @@ export class FileSender {
    * again, in order.
    */
   get next(): number | null {
-    return this.#phase !== "idle" && (this.#phase !== "offering" || this.eager) &&
-        this.#next < this.chunks
+    return this.#phase !== "idle" && this.#phase !== "proving" &&
+        (this.#phase !== "offering" || this.eager) && this.#next < this.chunks
       ? this.#next
       : null;
   }
@@ -144,10 +153,23 @@ export class FileSender {
     return this.#md5;
   }
 
+  /**
+   * The PROOF frame answering the server's challenge: `proof` is
+   * MD5(salt ‖ the file), hexadecimal. The server then answers DONE (up
+   * to date) or ACCEPT (send the file).
+   */
+  proofFrame(proof: string): Uint8Array {
+    if (this.#phase !== "proving") throw new Error("No challenge to answer");
+    this.#phase = "offering";
+    this.#proved = true;
+    return encodeJson(MsgType.PROOF, { proof });
+  }
+
   /** The OFFER frame that opens the session. */
   offerFrame(): Uint8Array {
     if (this.#phase !== "idle") throw new Error("The offer was already sent");
     this.#phase = "offering";
+    this.#proved = this.offer.proof !== undefined;
     return encodeJson(MsgType.OFFER, { ...this.offer, check: CHUNK_CHECK });
   }
 
@@ -170,11 +192,17 @@ export class FileSender {
             : `Server failed the transfer: ${why}`,
         );
       }
-      if (this.#phase === "offering" && f.type === MsgType.DONE && this.offer.update) {
-        // The server already stores this very file: nothing to send.
+      if (
+        this.#phase === "offering" && f.type === MsgType.CHALLENGE && this.offer.update &&
+        !this.#proved
+      ) {
+        this.#phase = "proving";
+        events.push({ type: "challenge", salt: decodeChallenge(f.payload) });
+      } else if (this.#phase === "offering" && f.type === MsgType.DONE && this.#proved) {
+        // The client proved it holds the file the server stores: nothing to send.
         const done = decodeDone(f.payload);
-        if (!done.upToDate || done.md5 !== this.offer.update || done.bytes !== this.offer.size) {
-          throw new ProtocolError("Server skipped the file but names another MD5 or size");
+        if (!done.upToDate || done.bytes !== this.offer.size) {
+          throw new ProtocolError("Server skipped the file but names another size");
         }
         this.#md5 = done.md5;
         this.#phase = "done";
