@@ -12,8 +12,13 @@
  *     ├──CHALLENGE (an `update` offer of a file the server stores)──▶ proving
  *     │     proving ──proofFrame()──▶ proved ──DONE (upToDate)──▶ done, or ──ACCEPT──▶ sending
  *     ├──endFrame() (an eager file: one chunk, sent with the offer)──▶ ending (ACCEPT, then DONE)
- *     └──ERROR──▶ refused      (NACKs in sending and ending; ERROR anywhere ends it)
+ *     └──ERROR──▶ failed       (NACKs in sending and ending; ERROR anywhere ends it)
  * ```
+ *
+ * {@link TRANSITIONS} holds every move the diagram allows. Once the
+ * session failed (the server's error, a message it may not send now),
+ * every further input is refused: {@link FileSender.receive} and every
+ * frame builder throw the failure that ended it, again.
  *
  * Each chunk goes with the MD5 of the file up to its end, which the core
  * computes as the chunk first goes out (one pass over the file); the last
@@ -72,7 +77,30 @@ export interface SenderCounters {
 }
 
 /** Where a sender session is: see the diagram above. */
-export type SenderPhase = "idle" | "offering" | "proving" | "sending" | "ending" | "done";
+export type SenderPhase =
+  | "idle"
+  | "offering"
+  | "proving"
+  | "sending"
+  | "ending"
+  | "done"
+  | "failed";
+
+/**
+ * The moves a sender session may make, from each phase: anything else is
+ * a bug of the caller's (the server's messages that do not fit are
+ * refused before a move is tried). `failed` and `done` end the session.
+ */
+export const TRANSITIONS: Readonly<Record<SenderPhase, readonly SenderPhase[]>> = {
+  idle: ["offering", "failed"],
+  // ACCEPT; CHALLENGE; an eager file's END; a proved file's DONE.
+  offering: ["sending", "proving", "ending", "done", "failed"],
+  proving: ["offering", "failed"],
+  sending: ["ending", "failed"],
+  ending: ["done", "failed"],
+  done: ["failed"],
+  failed: [],
+};
 
 /** The sender's side of one file transfer. */
 export class FileSender {
@@ -98,6 +126,8 @@ export class FileSender {
   #token: string | undefined;
   /** The proof went out (once, to the server's one challenge). */
   #proved = false;
+  /** Why the session failed, once it did. */
+  #failure: unknown;
 
   /** A sender for `offer`; nothing is sent until {@link offerFrame}. */
   constructor(offer: Offer) {
@@ -124,7 +154,7 @@ export class FileSender {
    * again, in order.
    */
   get next(): number | null {
-    return this.#phase !== "idle" && this.#phase !== "proving" &&
+    return this.#phase !== "idle" && this.#phase !== "proving" && this.#phase !== "failed" &&
         (this.#phase !== "offering" || this.eager) && this.#next < this.chunks
       ? this.#next
       : null;
@@ -159,16 +189,18 @@ export class FileSender {
    * to date) or ACCEPT (send the file).
    */
   proofFrame(proof: string): Uint8Array {
+    this.#refuseIfFailed();
     if (this.#phase !== "proving") throw new Error("No challenge to answer");
-    this.#phase = "offering";
+    this.#go("offering");
     this.#proved = true;
     return encodeJson(MsgType.PROOF, { proof });
   }
 
   /** The OFFER frame that opens the session. */
   offerFrame(): Uint8Array {
+    this.#refuseIfFailed();
     if (this.#phase !== "idle") throw new Error("The offer was already sent");
-    this.#phase = "offering";
+    this.#go("offering");
     this.#proved = this.offer.proof !== undefined;
     return encodeJson(MsgType.OFFER, { ...this.offer, check: CHUNK_CHECK });
   }
@@ -179,87 +211,129 @@ export class FileSender {
    * {@link UserError} when the server refuses or fails the transfer.
    */
   receive(bytes: Uint8Array): SenderEvent[] {
-    this.#decoder.push(bytes);
-    const events: SenderEvent[] = [];
-    for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
-      if (f.type === MsgType.ERROR) {
-        const why = decodeError(f.payload);
-        // Before its accept, the server's error refuses the offer (an eager
-        // file's chunk may have gone already).
-        throw new UserError(
-          this.#phase === "offering" || this.#token === undefined
-            ? `Server refused ${this.offer.name}: ${why}`
-            : `Server failed the transfer: ${why}`,
-        );
+    this.#refuseIfFailed();
+    try {
+      this.#decoder.push(bytes);
+      const events: SenderEvent[] = [];
+      for (let f = this.#decoder.next(); f !== null; f = this.#decoder.next()) {
+        this.#take(f, events);
       }
-      if (
-        this.#phase === "offering" && f.type === MsgType.CHALLENGE && this.offer.update &&
-        !this.#proved
-      ) {
-        this.#phase = "proving";
-        events.push({ type: "challenge", salt: decodeChallenge(f.payload) });
-      } else if (this.#phase === "offering" && f.type === MsgType.DONE && this.#proved) {
-        // The client proved it holds the file the server stores: nothing to send.
-        const done = decodeDone(f.payload);
-        if (!done.upToDate || done.bytes !== this.offer.size) {
-          throw new ProtocolError("Server skipped the file but names another size");
-        }
-        this.#md5 = done.md5;
-        this.#phase = "done";
-        events.push({ type: "done", done });
-      } else if (
-        this.#phase === "offering" || (this.#phase === "ending" && this.eager && !this.#token)
-      ) {
-        if (f.type !== MsgType.ACCEPT) {
-          throw new ProtocolError(`Expected the server's accept, got frame type ${f.type}`);
-        }
-        const accept = decodeAccept(f.payload, this.chunks);
-        // Only a resumed offer, or a folder entry (its partial is named by
-        // its path, size and time), finds chunks already held.
-        if (!this.offer.resume && this.offer.mtime === undefined && accept.held.length > 0) {
-          throw new ProtocolError("Server claims to hold chunks of a transfer never started");
-        }
-        // Chunks are checked by prefix MD5, so a server holds a prefix.
-        if (accept.held.length > 1 || (accept.held.length === 1 && accept.held[0][0] !== 0)) {
-          throw new ProtocolError("Server claims to hold chunks that do not start the file");
-        }
-        // An eager file's chunk went already: as DATA, whatever is held.
-        if (!(this.eager && this.#sent > 0)) this.#heldLimit = accept.held[0]?.[1] ?? 0;
-        this.#token = accept.token;
-        if (this.#phase === "offering") this.#phase = "sending";
-        events.push({ type: "accepted", held: accept.held, token: accept.token });
-      } else if (
-        f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")
-      ) {
-        const index = decodeNack(f.payload);
-        if (index >= this.#sent) {
-          throw new ProtocolError(`Server asked for chunk ${index}, which was not sent`);
-        }
-        // A server of ours fails a transfer after MAX_CHUNK_RETRIES bad
-        // copies of a chunk (one more for a held copy that differs): more
-        // requests than that are a flood.
-        const asked = (this.#asked.get(index) ?? 0) + 1;
-        if (asked > MAX_CHUNK_RETRIES + 1) {
-          throw new ProtocolError(`Server asked for chunk ${index} ${asked} times`);
-        }
-        this.#asked.set(index, asked);
-        // Go back: the server dropped what came after it.
-        this.#next = Math.min(this.#next, index);
-        this.#heldLimit = Math.min(this.#heldLimit, index);
-        events.push({ type: "resend", index });
-      } else if (f.type === MsgType.DONE && this.#phase === "ending") {
-        const done = decodeDone(f.payload);
-        if (done.upToDate) throw new ProtocolError("Server skipped a file it was sent");
-        if (done.md5 !== this.#md5) {
-          throw new UserError(`Server stored MD5 ${done.md5}, but the file's MD5 is ${this.#md5}`);
-        }
-        this.#phase = "done";
-        events.push({ type: "done", done });
-      } else {
-        throw new ProtocolError(`Unexpected frame type ${f.type} from the server`);
-      }
+      return events;
+    } catch (err) {
+      this.fail(err);
+      throw err;
     }
-    return events;
+  }
+
+  /**
+   * Ends the session as failed with `error` (the server's, or the
+   * shell's: the file could not be read): it takes no more input.
+   */
+  fail(error: unknown): void {
+    if (this.#phase === "failed") return;
+    this.#failure = error;
+    this.#go("failed");
+  }
+
+  /** The session's failure, if it failed: every later input is refused with it. */
+  get failure(): unknown {
+    return this.#failure;
+  }
+
+  /**
+   * Throws when the session failed: it takes no more input, and says the
+   * failure that ended it again, each time.
+   */
+  #refuseIfFailed(): void {
+    if (this.#phase === "failed") throw this.#failure;
+  }
+
+  /** Moves to phase `to`, which {@link TRANSITIONS} must allow. */
+  #go(to: SenderPhase): void {
+    if (!TRANSITIONS[this.#phase].includes(to)) {
+      throw new Error(`A sender cannot go from ${this.#phase} to ${to}`);
+    }
+    this.#phase = to;
+  }
+
+  /** Takes one frame of the server's, adding what it means to `events`. */
+  #take(f: { type: number; payload: Uint8Array }, events: SenderEvent[]): void {
+    if (f.type === MsgType.ERROR) {
+      const why = decodeError(f.payload);
+      // Before its accept, the server's error refuses the offer (an eager
+      // file's chunk may have gone already).
+      throw new UserError(
+        this.#phase === "offering" || this.#token === undefined
+          ? `Server refused ${this.offer.name}: ${why}`
+          : `Server failed the transfer: ${why}`,
+      );
+    }
+    if (
+      this.#phase === "offering" && f.type === MsgType.CHALLENGE && this.offer.update &&
+      !this.#proved
+    ) {
+      this.#go("proving");
+      events.push({ type: "challenge", salt: decodeChallenge(f.payload) });
+    } else if (this.#phase === "offering" && f.type === MsgType.DONE && this.#proved) {
+      // The client proved it holds the file the server stores: nothing to send.
+      const done = decodeDone(f.payload);
+      if (!done.upToDate || done.bytes !== this.offer.size) {
+        throw new ProtocolError("Server skipped the file but names another size");
+      }
+      this.#md5 = done.md5;
+      this.#go("done");
+      events.push({ type: "done", done });
+    } else if (
+      this.#phase === "offering" || (this.#phase === "ending" && this.eager && !this.#token)
+    ) {
+      if (f.type !== MsgType.ACCEPT) {
+        throw new ProtocolError(`Expected the server's accept, got frame type ${f.type}`);
+      }
+      const accept = decodeAccept(f.payload, this.chunks);
+      // Only a resumed offer, or a folder entry (its partial is named by
+      // its path, size and time), finds chunks already held.
+      if (!this.offer.resume && this.offer.mtime === undefined && accept.held.length > 0) {
+        throw new ProtocolError("Server claims to hold chunks of a transfer never started");
+      }
+      // Chunks are checked by prefix MD5, so a server holds a prefix.
+      if (accept.held.length > 1 || (accept.held.length === 1 && accept.held[0][0] !== 0)) {
+        throw new ProtocolError("Server claims to hold chunks that do not start the file");
+      }
+      // An eager file's chunk went already: as DATA, whatever is held.
+      if (!(this.eager && this.#sent > 0)) this.#heldLimit = accept.held[0]?.[1] ?? 0;
+      this.#token = accept.token;
+      if (this.#phase === "offering") this.#go("sending");
+      events.push({ type: "accepted", held: accept.held, token: accept.token });
+    } else if (
+      f.type === MsgType.NACK && (this.#phase === "sending" || this.#phase === "ending")
+    ) {
+      const index = decodeNack(f.payload);
+      if (index >= this.#sent) {
+        throw new ProtocolError(`Server asked for chunk ${index}, which was not sent`);
+      }
+      // A server of ours fails a transfer after MAX_CHUNK_RETRIES bad
+      // copies of a chunk (one more for a held copy that differs): more
+      // requests than that are a flood.
+      const asked = (this.#asked.get(index) ?? 0) + 1;
+      if (asked > MAX_CHUNK_RETRIES + 1) {
+        throw new ProtocolError(`Server asked for chunk ${index} ${asked} times`);
+      }
+      this.#asked.set(index, asked);
+      // Go back: the server dropped what came after it.
+      this.#next = Math.min(this.#next, index);
+      this.#heldLimit = Math.min(this.#heldLimit, index);
+      events.push({ type: "resend", index });
+    } else if (f.type === MsgType.DONE && this.#phase === "ending") {
+      const done = decodeDone(f.payload);
+      if (done.upToDate) throw new ProtocolError("Server skipped a file it was sent");
+      if (done.md5 !== this.#md5) {
+        throw new UserError(`Server stored MD5 ${done.md5}, but the file's MD5 is ${this.#md5}`);
+      }
+      this.#go("done");
+      events.push({ type: "done", done });
+    } else {
+      throw new ProtocolError(`Unexpected frame type ${f.type} from the server`);
+    }
   }
 
   /** Whether the server holds chunk `index` (so it is confirmed by a CHECK). */
@@ -275,6 +349,7 @@ export class FileSender {
    * once, the first time it is sent, into the file's running MD5.
    */
   chunkFrame(index: number, frame: Uint8Array, length: number): Uint8Array {
+    this.#refuseIfFailed();
     const early = this.#phase === "offering" && this.eager;
     if (this.#phase !== "sending" && this.#phase !== "ending" && !early) {
       throw new Error(`Cannot send a chunk while ${this.#phase}`);
@@ -302,8 +377,9 @@ export class FileSender {
 
   /** The END frame with the whole file's MD5, once every chunk was sent. */
   endFrame(): Uint8Array {
+    this.#refuseIfFailed();
     if (!this.canEnd) throw new Error("END before every chunk was sent");
-    this.#phase = "ending";
+    this.#go("ending");
     this.#md5 = toHex(this.#prefix.digest());
     return encodeJson(MsgType.END, { md5: this.#md5 });
   }
