@@ -12,28 +12,9 @@ import { basename, join } from "node:path";
 import { UserError } from "../lib/core/errors.ts";
 import { describeError, readError } from "../lib/io/errors.ts";
 
-/** One thing to send: a file, or an empty folder of a tree. */
-export interface Entry {
-  /** Where to read it (a file; unset for an empty folder). */
-  source?: string;
-  /** The name sent: the file's, or the folder's for a tree entry. */
-  name: string;
-  /** A tree entry's path below its folder, one string per component. */
-  parts?: string[];
-  /**
-   * `"dir"` for an empty folder of a tree; `"pack"` for small files of one
-   * folder sent together (`members`), made by the sender, never by a walk.
-   */
-  kind?: "dir" | "pack";
-  /** A pack's files, each an entry of the folder `name`. */
-  members?: Entry[];
-  /** Size in bytes when walked. */
-  size: number;
-  /** Permission bits. */
-  mode?: number;
-  /** Modification time, ms (tree entries: names a cut entry's partial data). */
-  mtime?: number;
-}
+import type { Entry } from "../lib/core/file/entry.ts";
+
+export type { Entry };
 
 /** What a walk tells besides its entries. */
 export interface WalkOptions {
