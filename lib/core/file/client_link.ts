@@ -122,6 +122,9 @@ export interface ChunkOut {
   sent?: number;
 }
 
+/** No events: returned without allocating, as most polls have none. */
+const NONE: readonly ClientEvent[] = [];
+
 /** The client's side of one File-TCP connection. */
 export class ClientLink {
   #options: ClientLinkOptions;
@@ -172,8 +175,9 @@ export class ClientLink {
   }
 
   /** What happened since the last call. */
-  events(): ClientEvent[] {
+  events(): readonly ClientEvent[] {
     const out = this.#events;
+    if (out.length === 0) return NONE;
     this.#events = [];
     return out;
   }
