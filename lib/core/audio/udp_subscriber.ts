@@ -35,7 +35,15 @@ import {
   type PlayoutDecision,
   type TargetCounters,
 } from "./jitter_buffer.ts";
-import { decodeRepair, type FecCounters, FecDecoder, newFecCounters } from "./fec.ts";
+import {
+  type BlockCheck,
+  decodeRepair,
+  type FecCounters,
+  FecDecoder,
+  newFecCounters,
+} from "./fec.ts";
+import { blockDigest } from "./block_digest.ts";
+import { bytesEqual } from "../wire/md5.ts";
 import { blockBytes } from "./spec.ts";
 import {
   type AssembledBlock,
@@ -57,6 +65,7 @@ import {
   UdpMsg,
 } from "./udp_datagrams.ts";
 import { ClientHandshake, openData, openRepair, SecureUdpMsg } from "./udp_secure.ts";
+import { stripCheck } from "./datagram_check.ts";
 import { CodeMismatch } from "../crypto/secure_stream.ts";
 
 /** What a datagram or the passing of time means for the session. */
@@ -122,6 +131,8 @@ export class UdpSubscriber {
   #streamKey: Uint8Array | undefined;
   /** Sealed datagrams that failed to open (tampered, replayed, injected). */
   tampered = 0;
+  /** Datagrams that failed their check (`datagram_check.ts`): damaged on the way, dropped. */
+  damaged = 0;
   /** Blocks rebuilt from repair data and queued in time to play. */
   recovered = 0;
   #fec: FecDecoder | undefined;
@@ -200,7 +211,7 @@ export class UdpSubscriber {
     }
     if (type === UdpMsg.DATA && this.#reasm && this.#jitter) {
       const plain = this.#unseal(d, openData);
-      if (!plain) return this.#invalid();
+      if (!plain) return this.#dropped();
       d = plain;
       const f = decodeFragment(d);
       if (isRejected(f) || f.streamId !== this.#format!.streamId) return this.#invalid();
@@ -215,7 +226,7 @@ export class UdpSubscriber {
     }
     if (type === UdpMsg.REPAIR && this.#fec) {
       const plain = this.#unseal(d, openRepair);
-      if (!plain) return this.#invalid();
+      if (!plain) return this.#dropped();
       d = plain;
       const r = decodeRepair(d);
       if (isRejected(r)) return this.#invalid();
@@ -252,17 +263,28 @@ export class UdpSubscriber {
   }
 
   /**
-   * A stream datagram as it is without a code, or opened with the stream
-   * key; null (counted tampered) when it fails its tag.
+   * A stream datagram opened with the stream key, or without a code with
+   * its check stripped (as it is if the format announced none); null when
+   * it fails its tag (counted tampered) or its check (counted damaged).
    */
   #unseal(
     d: Uint8Array,
     open: (key: Uint8Array, d: Uint8Array) => Uint8Array | null,
   ): Uint8Array | null {
-    if (!this.#streamKey) return d;
+    if (!this.#streamKey) {
+      if (!this.#format?.check) return d;
+      const body = stripCheck(d);
+      if (!body) this.damaged++;
+      return body;
+    }
     const opened = open(this.#streamKey, d);
     if (!opened) this.tampered++;
     return opened;
+  }
+
+  /** A datagram that failed its tag (also counted invalid) or its check (only damaged). */
+  #dropped(): SubscriberEvent[] {
+    return this.#streamKey ? this.#invalid() : [];
   }
 
   /** A format arrived (in the clear, or sealed in a KEY): the stream (re)starts if new. */
@@ -392,13 +414,22 @@ export class UdpSubscriber {
   /** Fragments (received, or rebuilt from repairs) through reassembly into the jitter buffer. */
   #assemble(frags: Fragment[], now: number): SubscriberEvent[] {
     const blocks: (AssembledBlock & { arrived: number })[] = [];
-    for (const f of frags) {
+    const queue = [...frags];
+    for (let f = queue.shift(); f; f = queue.shift()) {
       const b = this.#reasm!.push(f);
-      if (b) blocks.push({ ...b, arrived: now });
+      if (!b) continue;
+      // A block that fails its MD5 may be rebuilt without a damaged fragment.
+      const retried = !b.intact && this.#fec ? this.#fec.suspect(b.seq, this.#check) : [];
+      if (retried.length) queue.push(...retried);
+      else blocks.push({ ...b, arrived: now });
     }
     // Play-out waits for the clocks to be known.
     return blocks.length ? this.#toJitter(blocks.flatMap((b) => this.#timeline.arrive(b))) : [];
   }
+
+  /** Whether a block rebuilt by a trial passes its MD5 (header and stream included). */
+  #check: BlockCheck = (seq, captured, digest, bytes) =>
+    bytesEqual(blockDigest(this.#format!, seq, captured, bytes), digest);
 
   /** The BYE to send when leaving, if the server ever gave a cookie. */
   bye(): Uint8Array | null {
@@ -427,6 +458,7 @@ export class UdpSubscriber {
       repair_bytes: c.repairBytes,
       datagrams_repair: c.repairs,
       fec_groups_unrecoverable: c.unrecoverable,
+      blocks_trial_rebuilt: c.trialRebuilt,
       fragments_per_block: this.#reasm?.fragmentsPerBlock ?? 0,
       blocks_reordered: this.counters.reordered,
       fragments_received: f.fragments,
@@ -434,6 +466,7 @@ export class UdpSubscriber {
       fragments_expired: f.expired,
       datagrams_invalid: this.invalid + f.invalid + c.refused,
       datagrams_tampered: this.tampered,
+      datagrams_damaged: this.damaged,
     };
   }
 
