@@ -17,7 +17,7 @@ import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { now } from "../lib/io/clock.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { openUdpClientSocket, resolveUdpServer, sameAddress } from "../lib/io/net.ts";
-import { Playout } from "../lib/io/playout.ts";
+import { keepsTimeline, Playout } from "../lib/io/playout.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
@@ -60,6 +60,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   options.onBound?.(socket.addr as Deno.NetAddr);
   const sub = new UdpSubscriber({
     latencyMs: options.latencyMs,
+    keepTimeline: keepsTimeline(options.output),
     renewMs: RENEW_MS,
     code: options.code === undefined
       ? undefined

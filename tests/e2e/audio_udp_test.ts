@@ -339,7 +339,13 @@ soundTest("UDP: microphone to speaker through PortAudio", async (pulse) => {
 
 Deno.test("play-out: slots the sink is too late for are skipped and counted: blocks late, concealments skipped", async () => {
   const order = newOrderCounters();
-  await using playout = new Playout("udp", order, { output: "null", lateMs: 50, status: false });
+  // As a sound device does: a file keeps every slot (next test).
+  await using playout = new Playout("udp", order, {
+    output: "null",
+    lateMs: 50,
+    status: false,
+    keepTimeline: false,
+  });
   await playout.begin(DEFAULT_SPEC);
   const block = new Int16Array(DEFAULT_SPEC.block);
   // Captured a second ago: too late to play, whatever they hold.
@@ -362,4 +368,28 @@ Deno.test("play-out: slots the sink is too late for are skipped and counted: blo
     5,
     "each slot counted once",
   );
+});
+
+Deno.test("play-out to a file keeps every slot: late blocks are written, stretches write nothing", async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, "rec.wav");
+  const order = newOrderCounters();
+  const spec = { ...DEFAULT_SPEC, channels: 1 };
+  await using playout = new Playout("udp", order, { output: path, lateMs: 50, status: false });
+  await playout.begin(spec);
+  const block = (v: number) => new Int16Array(spec.block).fill(v);
+  const old = now() - 1000;
+  playout.decide({ kind: "play", seq: 0, captured: old, samples: block(100) });
+  playout.decide({ kind: "stretch", seq: 1, captured: old, ms: 7 });
+  playout.decide({ kind: "conceal", seq: 1, captured: old, reason: "missing" });
+  playout.decide({ kind: "play", seq: 2, captured: now(), samples: block(300) });
+  await playout.close();
+  const { samples } = await readWav(path);
+  assert.equal(samples.length, 3 * spec.block, "three slots of one block each");
+  assert.ok(samples.subarray(0, spec.block).every((v) => v === 100));
+  assert.ok(samples.subarray(2 * spec.block).every((v) => v === 300));
+  const r = playout.report();
+  assert.equal(r.blocks_received, 2);
+  assert.equal(r.blocks_concealed, 1);
+  assert.equal(r.blocks_sink_late, 0);
 });

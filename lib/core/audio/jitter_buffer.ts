@@ -18,8 +18,10 @@
  * if it comes.
  *
  * With an automatic target ({@link AutoTarget}) the target follows the
- * path. It starts at the first block's transit (at most one block's
- * length and a millisecond) plus a margin. When a slot
+ * path. It starts at a safe margin ({@link safeStartMs}: three blocks,
+ * at least a block and 30 ms), so that a clean path never misses a slot
+ * from the first one, or higher when the first block's transit (at most
+ * one block's length and a millisecond) needs it. When a slot
  * falls due with its block missing and the largest transit measured over
  * the last blocks (late parts of blocks it did not wait for among them),
  * plus the time repair data for that block needs, says it
@@ -32,6 +34,13 @@
  * their frames (linear interpolation, a pitch change no one hears) or, in
  * a quiet block, by up to half of them. Either way there is no step in
  * the waveform.
+ *
+ * A recording keeps the stream's slot timeline instead
+ * ({@link AutoTarget.keepTimeline}): slot k holds block k exactly as sent,
+ * or a concealment of one block's length. Nothing is squeezed: the target
+ * comes down in steps (later slots fall due earlier; a file has no clock
+ * to hear it), stretches are waits the sink writes nothing for, and slots
+ * skipped when the stream jumps ahead are concealed in place.
  *
  * @module
  */
@@ -77,6 +86,28 @@ const INCH_MS = 0.5;
 const GRACE_MS = 5;
 /** Samples at or below this magnitude count as quiet (about −54 dBFS). */
 const QUIET = 64;
+/**
+ * Coming down after a calm spell, the target stops this far above the
+ * slowest transit measured, ms: a loaded machine's next spike is seldom
+ * more, and a stretch after a calm spell is a glitch a clean path should
+ * not have.
+ */
+export const HEADROOM_MS = 4;
+/** The automatic target starts this many blocks above the capture time... */
+const START_BLOCKS = 3;
+/** ...and at least this much above one block's length, ms. */
+const START_SLACK_MS = 30;
+/** Most slots a recording conceals in place when the stream jumps ahead (else it rejoins). */
+const MOST_OWED = 4096;
+
+/**
+ * Where an automatic target starts for blocks of `blockMs`: a margin a
+ * clean path never misses (three blocks, at least a block and 30 ms;
+ * measured on loopback with three listeners joining at once, README).
+ */
+export function safeStartMs(blockMs: number): number {
+  return Math.max(START_BLOCKS * blockMs, blockMs + START_SLACK_MS);
+}
 
 /** An automatic jitter target (`--latency auto`). */
 export interface AutoTarget {
@@ -97,6 +128,13 @@ export interface AutoTarget {
   recoveryMs?: (seq: number) => number;
   /** The newest block any part of which has come (fragments before reassembly). */
   heardOf?: () => number | undefined;
+  /** Where the target starts, ms (default {@link safeStartMs}; within `maxMs`). */
+  startMs?: number;
+  /**
+   * Keep the slot timeline (a recording): never squeeze a block; the
+   * target comes down in steps and skipped slots are concealed in place.
+   */
+  keepTimeline?: boolean;
 }
 
 /** Fresh {@link TargetCounters}: no target yet, nothing counted. */
@@ -176,6 +214,10 @@ export class JitterBuffer {
   #rebuiltAt = -Infinity;
   #stretching: number | undefined;
   #lastLate: number | undefined;
+  /** Concealments owed to slots skipped over (a recording keeps them). */
+  #owed: PlayoutDecision[] = [];
+  /** The slot after the last one decided before the stream stopped. */
+  #stoppedAt: number | undefined;
   /** How the target moved (with a fixed target, it stays put). */
   readonly target: TargetCounters;
 
@@ -214,6 +256,7 @@ export class JitterBuffer {
     const joining = this.#next === undefined;
     if (joining) {
       this.#next = b.seq; // Join the stream at the first block received.
+      this.#rejoin(b);
     }
     if (this.#auto && b.arrived !== undefined) {
       const transit = b.arrived - b.captured;
@@ -225,7 +268,13 @@ export class JitterBuffer {
           // Start at what the block's own length needs: a first block held
           // up while the sockets warm would otherwise set seconds of
           // latency. A path slower than that is followed at once (below).
-          this.#setTarget(this.#need(Math.min(transit, this.#blockMs + 1), 0));
+          // The calm spell that lets it come down starts now.
+          this.#troubleAt = b.arrived;
+          const start = Math.min(
+            this.#auto.maxMs,
+            this.#auto.startMs ?? safeStartMs(this.#blockMs),
+          );
+          this.#setTarget(Math.max(start, this.#need(Math.min(transit, this.#blockMs + 1), 0)));
         }
         this.#observe(transit);
       }
@@ -290,12 +339,14 @@ export class JitterBuffer {
 
   /** When the next slot is due (ms, same clock as capture times), or null. */
   nextDue(): number | null {
+    if (this.#owed.length > 0) return this.#owed[0].captured; // past: at once
     if (this.#next === undefined || !this.#anchor) return null;
     return this.#capturedOf(this.#next) + this.#target;
   }
 
   /** The decision for the next slot if it is due at `now`, else null. */
   pop(now: number): PlayoutDecision | null {
+    if (this.#owed.length > 0) return this.#owed.shift()!;
     const due = this.nextDue();
     if (due === null || now < due) return null;
     const seq = this.#next!;
@@ -335,6 +386,7 @@ export class JitterBuffer {
     this.#concealed.add(seq);
     if (++this.#missingRun > this.#window && this.#buffer.size === 0) {
       // The stream stopped: stop concealing and rejoin at the next block.
+      this.#stoppedAt = seq + 1;
       this.#next = undefined;
       this.#anchor = undefined;
       this.#missingRun = 0;
@@ -382,8 +434,13 @@ export class JitterBuffer {
   #squeeze(samples: Int16Array, now: number): Int16Array {
     const a = this.#auto;
     if (!a || now - this.#troubleAt < CALM_MS || this.#transits.length === 0) return samples;
-    const excess = this.#target - this.#need(this.#maxTransit(), 0);
+    const excess = this.#target - this.#need(this.#maxTransit() + HEADROOM_MS, 0);
     if (excess < 0.5) return samples;
+    if (a.keepTimeline) {
+      // A recording: the target steps down (a block's length at most), nothing played changes.
+      this.#setTarget(this.#target - Math.min(excess, this.#blockMs));
+      return samples;
+    }
     const frames = samples.length / a.channels;
     let quiet = true;
     for (let i = 0; i < samples.length && quiet; i++) quiet = Math.abs(samples[i]) <= QUIET;
@@ -402,9 +459,35 @@ export class JitterBuffer {
 
   #skip() {
     const seq = this.#next!;
+    const b = this.#buffer.get(seq);
     if (!this.#buffer.delete(seq)) this.#concealed.add(seq);
+    if (this.#auto?.keepTimeline && this.#owed.length < MOST_OWED) {
+      // A recording keeps the slot: its block if it came, else a concealment.
+      const captured = this.#capturedOf(seq);
+      this.#owed.push(
+        b?.intact
+          ? { kind: "play", seq, captured: b.captured, samples: b.samples }
+          : { kind: "conceal", seq, captured, reason: b ? "corrupted" : "missing" },
+      );
+    }
     this.#next = seq + 1;
     this.#expire();
+  }
+
+  /**
+   * Rejoining after the stream stopped at block `b`: a recording conceals
+   * the slots between in place (when not too many), so it keeps its timeline.
+   */
+  #rejoin(b: JitterBlock): void {
+    const from = this.#stoppedAt;
+    this.#stoppedAt = undefined;
+    if (!this.#auto?.keepTimeline || from === undefined) return;
+    const gap = (b.seq - from) | 0;
+    if (gap <= 0 || gap > MOST_OWED) return;
+    for (let k = 0; k < gap; k++) {
+      const captured = b.captured - (gap - k) * this.#blockMs;
+      this.#owed.push({ kind: "conceal", seq: (from + k) >>> 0, captured, reason: "missing" });
+    }
   }
 
   #expire() {

@@ -33,6 +33,7 @@ import {
   newTargetCounters,
   type OrderCounters,
   type PlayoutDecision,
+  safeStartMs,
   type TargetCounters,
 } from "./jitter_buffer.ts";
 import {
@@ -95,10 +96,17 @@ export interface SubscriberOptions {
   latencyMs?: number | "auto";
   /** Largest automatic target, ms (default {@link AUTO_MAX_MS}). */
   maxLatencyMs?: number;
+  /** Where the automatic target starts, ms (default `safeStartMs`, `jitter_buffer.ts`). */
+  startLatencyMs?: number;
   /** Give up when the server has not answered for this long, ms (default 5000). */
   answerTimeoutMs?: number;
   /** Renew the subscription (and sync clocks) this often, ms (default 1000). */
   renewMs?: number;
+  /**
+   * Keep the stream's slot timeline (a file or `null` output): blocks are
+   * never squeezed, and the shell writes nothing for a stretch.
+   */
+  keepTimeline?: boolean;
   /** The server's code, and 48 random bytes for the handshake (the shell's). */
   code?: { code: string; random: Uint8Array };
 }
@@ -300,7 +308,7 @@ export class UdpSubscriber {
     }
     const latency = this.#options.latencyMs ?? "auto";
     const targetMs = this.#jitter?.targetMs ??
-      (latency === "auto" ? Math.ceil(3 * blockMs(fmt)) : latency);
+      (latency === "auto" ? safeStartMs(blockMs(fmt)) : latency);
     this.#format = fmt;
     this.#newest = undefined;
     const fragments = fragmentsOf(fmt, blockBytes(fmt));
@@ -316,11 +324,16 @@ export class UdpSubscriber {
         // Repairs leave with the group's last block.
         recoveryMs: fec && ((seq) => (fec.blocks - 1 - (seq % fec.blocks)) * ms),
         heardOf: () => this.#newest,
+        keepTimeline: this.#options.keepTimeline,
+        startMs: this.#options.startLatencyMs,
       }
       : undefined;
+    // The window holds the largest target and then some (64 blocks at least).
+    const most = latency === "auto" ? this.maxLatencyMs : latency;
     this.#jitter = new JitterBuffer({
       targetMs,
       blockMs: ms,
+      window: Math.max(64, Math.ceil(most / ms) + 16),
       counters: this.counters,
       target: this.#target,
       auto,
