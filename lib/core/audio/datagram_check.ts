@@ -21,7 +21,7 @@ import { crc32c, CRC32C_LENGTH } from "../wire/crc32c.ts";
 /** The check's name in the stream's format. */
 export const DATAGRAM_CHECK = "crc32c";
 /** Bytes the check adds to a datagram. */
-export const CHECK_LENGTH = CRC32C_LENGTH;
+export const CHECK_LENGTH: number = CRC32C_LENGTH;
 
 /** `d` followed by its CRC32C. */
 export function addCheck(d: Uint8Array): Uint8Array {
