@@ -1,0 +1,83 @@
+/**
+ * Audio-TCP's automatic latency bound (`--latency auto`, the default), with
+ * no I/O: how late after capture a block may reach a sound device before
+ * it is skipped. TCP delivers every block, but a lost segment holds up
+ * everything behind it until it is sent again, so the bound follows the
+ * path as the UDP jitter target does (`jitter_buffer.ts`): it starts at a
+ * safe margin, grows at once when a block arrives later than it allows (a
+ * stall: the blocks behind it are then played, not skipped), and after a
+ * calm spell ({@link CALM_MS} with no stall) comes down, a little with
+ * each block, towards the slowest arrival measured plus headroom.
+ *
+ * It follows arrivals, not the sink: a sound device that stalls on its own
+ * still has its late blocks skipped, so the session is live again at once.
+ *
+ * @module
+ */
+import { CALM_MS, HEADROOM_MS } from "./jitter_buffer.ts";
+
+/** Where Audio-TCP's automatic bound starts, ms (what lost nothing at 5% loss, README). */
+export const TCP_AUTO_START_MS = 300;
+/** Largest automatic bound, ms. */
+export const TCP_AUTO_MAX_MS = 2000;
+/** Arrivals of this many recent blocks set what the bound needs. */
+const WINDOW = 128;
+/** The bound comes down by at most this much a block, ms. */
+const STEP_MS = 1;
+
+/** Options of an {@link AutoBound}. */
+export interface AutoBoundOptions {
+  /** Where the bound starts, ms (default {@link TCP_AUTO_START_MS}). */
+  startMs?: number;
+  /** Largest bound, ms (default {@link TCP_AUTO_MAX_MS}). */
+  maxMs?: number;
+}
+
+/** A latency bound that follows the path's arrivals. */
+export class AutoBound {
+  /** Times the bound grew at a stall. */
+  grew = 0;
+  /** Lowest bound so far, ms. */
+  minMs: number;
+  /** Highest bound so far, ms. */
+  maxMsSeen: number;
+  #ms: number;
+  #max: number;
+  #arrivals: number[] = [];
+  #troubleAt: number | undefined;
+
+  /** A bound at its start. */
+  constructor(options: AutoBoundOptions = {}) {
+    this.#max = options.maxMs ?? TCP_AUTO_MAX_MS;
+    this.#ms = Math.min(this.#max, options.startMs ?? TCP_AUTO_START_MS);
+    this.minMs = this.maxMsSeen = this.#ms;
+  }
+
+  /** The bound now, ms. */
+  get ms(): number {
+    return this.#ms;
+  }
+
+  /** A block arrived `latency` ms after its capture, at `now` (ms). */
+  observe(latency: number, now: number): void {
+    this.#troubleAt ??= now; // the calm spell counts from the first block
+    this.#arrivals.push(latency);
+    if (this.#arrivals.length > WINDOW) this.#arrivals.shift();
+    if (latency + HEADROOM_MS > this.#ms) {
+      // A stall: cover it at once (within the largest bound).
+      this.#set(Math.min(this.#max, Math.ceil(latency + HEADROOM_MS)));
+      this.#troubleAt = now;
+      this.grew++;
+      return;
+    }
+    if (now - this.#troubleAt < CALM_MS) return;
+    const need = Math.max(...this.#arrivals) + HEADROOM_MS;
+    if (this.#ms > need) this.#set(Math.max(need, this.#ms - STEP_MS));
+  }
+
+  #set(ms: number): void {
+    this.#ms = ms;
+    if (ms < this.minMs) this.minMs = ms;
+    if (ms > this.maxMsSeen) this.maxMsSeen = ms;
+  }
+}
