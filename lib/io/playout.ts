@@ -235,7 +235,7 @@ export class Playout implements AsyncDisposable {
       let block: Int16Array;
       if (e.samples) {
         st.received++;
-        st.latency.add(latency);
+        st.played(latency, now());
         this.#concealer!.good(e.samples);
         block = e.samples;
       } else {
