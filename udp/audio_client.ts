@@ -48,6 +48,8 @@ export interface AudioUdpClientOptions {
 
 const RENEW_MS = 1000;
 const EARLY_MS = 1;
+/** A slot this far past due means the process stalled, ms. */
+const BEHIND_MS = 5;
 
 /** Runs a client session and returns its report. */
 export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise<StreamReport> {
@@ -71,6 +73,8 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   let failure: unknown;
   let wake: (() => void) | undefined;
   let deadline: ReturnType<typeof setTimeout> | undefined;
+  /** Datagrams read so far (the play-out side waits for the socket to drain after a stall). */
+  let datagrams = 0;
   const send = (d: Uint8Array) => socket.send(d, server).catch(() => {});
   const stop = () => {
     if (done) return;
@@ -139,6 +143,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 
   const receiving = (async () => {
     for await (const [d, a] of socket) {
+      datagrams++;
       const events = sub.receive(d, sameAddress(a, server), now());
       // A challenge answered starts the sync burst: tick at its pace.
       if (events.some((e) => e.type === "send")) {
@@ -166,6 +171,15 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
         });
         wake = undefined;
         continue;
+      }
+      if (due !== null && now() - due > BEHIND_MS) {
+        // Behind (the process stalled): datagrams that came meanwhile may
+        // wait unread in the socket. Read them first, so a block that is
+        // there is played rather than concealed.
+        for (let i = 0, seen = -1; i < 256 && seen !== datagrams; i++) {
+          seen = datagrams;
+          await new Promise((r) => setTimeout(r, 0));
+        }
       }
       const decision = sub.pop(now() + EARLY_MS);
       if (decision) playout!.decide(decision);
