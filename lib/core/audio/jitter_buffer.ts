@@ -21,7 +21,8 @@
  * path. It starts at a safe margin ({@link safeStartMs}: three blocks,
  * at least a block and 30 ms), so that a clean path never misses a slot
  * from the first one, or higher when the first block's transit (at most
- * one block's length and a millisecond) needs it. When a slot
+ * one block's length and a millisecond) needs it, and holds it for 5 s
+ * at least. When a slot
  * falls due with its block missing and the largest transit measured over
  * the last blocks (late parts of blocks it did not wait for among them),
  * plus the time repair data for that block needs, says it
@@ -97,6 +98,12 @@ export const HEADROOM_MS = 4;
 const START_BLOCKS = 3;
 /** ...and at least this much above one block's length, ms. */
 const START_SLACK_MS = 30;
+/**
+ * The safe start holds this long before the target may come down, ms: a
+ * listener joining with others has seen few transits, and its first
+ * seconds are the ones a glitch spoils.
+ */
+const START_HOLD_MS = 5000;
 /** Most slots a recording conceals in place when the stream jumps ahead (else it rejoins). */
 const MOST_OWED = 4096;
 
@@ -268,8 +275,9 @@ export class JitterBuffer {
           // Start at what the block's own length needs: a first block held
           // up while the sockets warm would otherwise set seconds of
           // latency. A path slower than that is followed at once (below).
-          // The calm spell that lets it come down starts now.
-          this.#troubleAt = b.arrived;
+          // The safe start holds for START_HOLD_MS at least: the calm
+          // spell that lets it come down ends no sooner.
+          this.#troubleAt = b.arrived + START_HOLD_MS - CALM_MS;
           const start = Math.min(
             this.#auto.maxMs,
             this.#auto.startMs ?? safeStartMs(this.#blockMs),
