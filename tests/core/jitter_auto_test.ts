@@ -59,8 +59,8 @@ function simulate(
       channels: 1,
       recoveryMs: options.recoveryMs,
       startMs: "startMs" in options ? options.startMs : 0,
-      keepTimeline: options.keepTimeline,
     },
+    keepTimeline: options.keepTimeline,
   });
   const arrivals = [] as { at: number; i: number }[];
   for (let i = 0; i < blocks; i++) {
@@ -249,11 +249,25 @@ Deno.test("auto target keeping the timeline: nothing is squeezed, the target ste
 
 Deno.test("auto target keeping the timeline: slots skipped when the stream jumps ahead are concealed in place", () => {
   // Blocks 10 to 99 never come (a long outage), with a fixed-size window of 64.
-  const r = simulate(160, (i) => (i >= 10 && i < 100 ? null : MS + 1), { keepTimeline: true });
-  const slots = r.decisions.filter((x) => x.d.kind !== "stretch").map((x) => x.d.seq);
+  for (const auto of [true, false]) {
+    const r = simulate(160, (i) => (i >= 10 && i < 100 ? null : MS + 1), {
+      keepTimeline: true,
+      auto,
+    });
+    const slots = r.decisions.filter((x) => x.d.kind !== "stretch").map((x) => x.d.seq);
+    const all = Array.from({ length: 160 }, (_, k) => k);
+    assert.deepEqual(slots, all, `one decision per slot, in order (auto ${auto})`);
+  }
+  // Blocks 20 to 119 held up for seconds, then all at once: the slots
+  // concealed meanwhile are never decided again, the rest are kept.
+  const stalled = simulate(200, (i) => (i < 20 ? MS + 1 : i < 120 ? 2600 - i * MS : MS + 1), {
+    keepTimeline: true,
+    auto: false,
+  });
+  const kept = stalled.decisions.filter((x) => x.d.kind !== "stretch").map((x) => x.d.seq);
   assert.deepEqual(
-    slots,
-    Array.from({ length: 160 }, (_, k) => k),
-    "one decision per slot, in order",
+    kept,
+    Array.from({ length: 200 }, (_, k) => k),
+    "every slot kept across the jump",
   );
 });

@@ -37,7 +37,7 @@
  * the waveform.
  *
  * A recording keeps the stream's slot timeline instead
- * ({@link AutoTarget.keepTimeline}): slot k holds block k exactly as sent,
+ * ({@link JitterOptions.keepTimeline}, fixed target or automatic): slot k holds block k exactly as sent,
  * or a concealment of one block's length. Nothing is squeezed: the target
  * comes down in steps (later slots fall due earlier; a file has no clock
  * to hear it), stretches are waits the sink writes nothing for, and slots
@@ -137,11 +137,6 @@ export interface AutoTarget {
   heardOf?: () => number | undefined;
   /** Where the target starts, ms (default {@link safeStartMs}; within `maxMs`). */
   startMs?: number;
-  /**
-   * Keep the slot timeline (a recording): never squeeze a block; the
-   * target comes down in steps and skipped slots are concealed in place.
-   */
-  keepTimeline?: boolean;
 }
 
 /** Fresh {@link TargetCounters}: no target yet, nothing counted. */
@@ -200,6 +195,12 @@ export interface JitterOptions {
   auto?: AutoTarget;
   /** How the target moved, to keep counting into (kept across a stream restart). */
   target?: TargetCounters;
+  /**
+   * Keep the slot timeline (a recording): never squeeze a block (an
+   * automatic target comes down in steps instead), and conceal in place
+   * the slots skipped when the stream jumps ahead.
+   */
+  keepTimeline?: boolean;
 }
 
 /** Puts blocks in order and decides, slot by slot, what to play. */
@@ -223,6 +224,7 @@ export class JitterBuffer {
   #lastLate: number | undefined;
   /** Concealments owed to slots skipped over (a recording keeps them). */
   #owed: PlayoutDecision[] = [];
+  #keepTimeline: boolean;
   /** The slot after the last one decided before the stream stopped. */
   #stoppedAt: number | undefined;
   /** How the target moved (with a fixed target, it stays put). */
@@ -235,6 +237,7 @@ export class JitterBuffer {
     this.#window = options.window ?? 64;
     this.counters = options.counters ?? newOrderCounters();
     this.#auto = options.auto;
+    this.#keepTimeline = options.keepTimeline ?? false;
     this.target = options.target ?? newTargetCounters();
     // An automatic target counts from where the first block sets it.
     if (!this.#auto) this.#setTarget(this.#target);
@@ -261,6 +264,12 @@ export class JitterBuffer {
     if (b.recovered && b.arrived !== undefined) this.#rebuiltAt = b.arrived;
     if (!b.intact) return this.#corrupted(b);
     const joining = this.#next === undefined;
+    if (joining && this.#keepTimeline && this.#stoppedAt !== undefined) {
+      // A recording has decided the slots before the stop: never again.
+      if (before(b.seq, this.#stoppedAt)) {
+        return this.#concealed.delete(b.seq) ? this.#late(b) : "stale";
+      }
+    }
     if (joining) {
       this.#next = b.seq; // Join the stream at the first block received.
       this.#rejoin(b);
@@ -287,14 +296,7 @@ export class JitterBuffer {
         this.#observe(transit);
       }
     }
-    if (before(b.seq, this.#next!)) {
-      if (this.#concealed.delete(b.seq)) {
-        this.counters.late++;
-        if (b.arrived !== undefined) this.#troubleAt = b.arrived;
-        return "late";
-      }
-      return "stale";
-    }
+    if (before(b.seq, this.#next!)) return this.#concealed.delete(b.seq) ? this.#late(b) : "stale";
     const held = this.#buffer.get(b.seq);
     if (held?.intact) {
       this.counters.duplicate++;
@@ -311,6 +313,13 @@ export class JitterBuffer {
     }
     this.#buffer.set(b.seq, b);
     return "queued";
+  }
+
+  /** A block that came after its slot was concealed: counted late. */
+  #late(b: JitterBlock): "late" {
+    this.counters.late++;
+    if (b.arrived !== undefined) this.#troubleAt = b.arrived;
+    return "late";
   }
 
   /**
@@ -444,7 +453,7 @@ export class JitterBuffer {
     if (!a || now - this.#troubleAt < CALM_MS || this.#transits.length === 0) return samples;
     const excess = this.#target - this.#need(this.#maxTransit() + HEADROOM_MS, 0);
     if (excess < 0.5) return samples;
-    if (a.keepTimeline) {
+    if (this.#keepTimeline) {
       // A recording: the target steps down (a block's length at most), nothing played changes.
       this.#setTarget(this.#target - Math.min(excess, this.#blockMs));
       return samples;
@@ -469,7 +478,7 @@ export class JitterBuffer {
     const seq = this.#next!;
     const b = this.#buffer.get(seq);
     if (!this.#buffer.delete(seq)) this.#concealed.add(seq);
-    if (this.#auto?.keepTimeline && this.#owed.length < MOST_OWED) {
+    if (this.#keepTimeline && this.#owed.length < MOST_OWED) {
       // A recording keeps the slot: its block if it came, else a concealment.
       const captured = this.#capturedOf(seq);
       this.#owed.push(
@@ -489,7 +498,7 @@ export class JitterBuffer {
   #rejoin(b: JitterBlock): void {
     const from = this.#stoppedAt;
     this.#stoppedAt = undefined;
-    if (!this.#auto?.keepTimeline || from === undefined) return;
+    if (!this.#keepTimeline || from === undefined) return;
     const gap = (b.seq - from) | 0;
     if (gap <= 0 || gap > MOST_OWED) return;
     for (let k = 0; k < gap; k++) {

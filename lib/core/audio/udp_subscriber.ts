@@ -324,16 +324,17 @@ export class UdpSubscriber {
         // Repairs leave with the group's last block.
         recoveryMs: fec && ((seq) => (fec.blocks - 1 - (seq % fec.blocks)) * ms),
         heardOf: () => this.#newest,
-        keepTimeline: this.#options.keepTimeline,
         startMs: this.#options.startLatencyMs,
       }
       : undefined;
-    // The window holds the largest target and then some (64 blocks at least).
+    // The window holds the largest target and 64 blocks more (a stall of
+    // the process, whose backlog is read before the slots it held up).
     const most = latency === "auto" ? this.maxLatencyMs : latency;
     this.#jitter = new JitterBuffer({
       targetMs,
       blockMs: ms,
-      window: Math.max(64, Math.ceil(most / ms) + 16),
+      window: Math.ceil(most / ms) + 64,
+      keepTimeline: this.#options.keepTimeline,
       counters: this.counters,
       target: this.#target,
       auto,
