@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { CALM_MS, HEADROOM_MS } from "./jitter_buffer.ts";
+import { CALM_MS, HEADROOM_MS } from "./auto_target.ts";
 
 /** Where Audio-TCP's automatic bound starts, ms (what lost nothing at 5% loss, README). */
 export const TCP_AUTO_START_MS = 300;
