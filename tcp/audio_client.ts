@@ -133,13 +133,18 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", stop);
   }
-  playout.stats.extra = {
+  playout.stats.extra = boundFields(bound, latency);
+  return playout.report();
+}
+
+/** The report's fields on the latency bound: automatic (how it moved) or fixed. */
+function boundFields(bound: AutoBound | undefined, latency: number | "auto") {
+  return {
     latency_bound_auto: bound !== undefined,
     latency_bound_ms: bound ? Math.round(bound.ms) : latency,
     latency_bound_range_ms: bound ? [Math.round(bound.minMs), Math.round(bound.maxMsSeen)] : null,
     latency_bound_grew: bound?.grew ?? 0,
   };
-  return playout.report();
 }
 
 /**

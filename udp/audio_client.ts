@@ -172,15 +172,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
         wake = undefined;
         continue;
       }
-      if (due !== null && now() - due > BEHIND_MS) {
-        // Behind (the process stalled): datagrams that came meanwhile may
-        // wait unread in the socket. Read them first, so a block that is
-        // there is played rather than concealed.
-        for (let i = 0, seen = -1; i < 256 && seen !== datagrams; i++) {
-          seen = datagrams;
-          await new Promise((r) => setTimeout(r, 0));
-        }
-      }
+      if (due !== null && now() - due > BEHIND_MS) await drained(() => datagrams);
       const decision = sub.pop(now() + EARLY_MS);
       if (decision) playout!.decide(decision);
     }
@@ -200,6 +192,19 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   playout.stats.reconnects = sub.restarts;
   playout.stats.extra = sub.reportFields();
   return playout.report();
+}
+
+/**
+ * Behind (the process stalled): datagrams that came meanwhile may wait
+ * unread in the socket. Yields until a turn reads none (`count` is what
+ * was read so far), so a block that is there is played rather than
+ * concealed.
+ */
+async function drained(count: () => number): Promise<void> {
+  for (let i = 0, seen = -1; i < 256 && seen !== count(); i++) {
+    seen = count();
+    await new Promise((r) => setTimeout(r, 0));
+  }
 }
 
 const FLAGS = {
