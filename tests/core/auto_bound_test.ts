@@ -3,13 +3,14 @@
  * starts safe, grows at once at a stall, and comes down after a calm spell.
  */
 import assert from "node:assert/strict";
-import { AutoBound, TCP_AUTO_START_MS } from "../../lib/core/audio/auto_bound.ts";
-import { CALM_MS, HEADROOM_MS } from "../../lib/core/audio/jitter_buffer.ts";
+import { AutoBound, TCP_AUTO_MIN_MS, TCP_AUTO_START_MS } from "../../lib/core/audio/auto_bound.ts";
+import { CALM_MS, HEADROOM_MS } from "../../lib/core/audio/auto_target.ts";
 
 const MS = (1024 / 44100) * 1000;
 
 Deno.test("TCP auto bound: starts safe, covers a stall at once, comes down after a calm spell", () => {
-  const b = new AutoBound();
+  // Allowed down to the path's need (a sound device's default floor is 100 ms).
+  const b = new AutoBound({ minMs: 0 });
   assert.equal(b.ms, TCP_AUTO_START_MS);
   let now = 0;
   const feed = (blocks: number, latency: (i: number) => number) => {
@@ -37,4 +38,10 @@ Deno.test("TCP auto bound: never above its largest", () => {
   const b = new AutoBound({ startMs: 100, maxMs: 500 });
   b.observe(4000, 0);
   assert.equal(b.ms, 500);
+});
+
+Deno.test("TCP auto bound: by default it comes down no lower than the old fixed 100 ms", () => {
+  const b = new AutoBound();
+  for (let i = 0, now = 0; i < 1000; i++, now += MS) b.observe(MS + 2, now);
+  assert.equal(b.ms, TCP_AUTO_MIN_MS);
 });
