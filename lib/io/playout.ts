@@ -75,8 +75,6 @@ export class Playout implements AsyncDisposable {
   #lastStatus = 0;
   #tty: boolean;
   #queue: Pending[] = [];
-  #maxQueue = 0;
-  #cushion = 1;
   #wake: (() => void) | undefined;
   #writer: Promise<void> | undefined;
   #closing = false;
@@ -113,9 +111,6 @@ export class Playout implements AsyncDisposable {
           maxPpm: MAX_DRIFT_PPM,
         });
       }
-      // Anything queued longer than the latency bound would be skipped anyway.
-      this.#maxQueue = Math.ceil(this.#lateMs() / blockMs(spec)) + 8;
-      this.#cushion = Math.max(1, Math.floor(this.#lateMs() / blockMs(spec) / 2));
       this.#writer = this.#write();
     } else if (!sameSpec(spec, this.#spec)) {
       throw new FormatChangedError(this.#spec, spec);
@@ -186,7 +181,10 @@ export class Playout implements AsyncDisposable {
   }
 
   #push(entry: Pending) {
-    if (this.#queue.length >= this.#maxQueue && !this.#timeline) {
+    // Anything queued longer than the latency bound (as it is now: it may
+    // follow the path) would be skipped anyway.
+    const most = Math.ceil(this.#lateMs() / blockMs(this.#spec!)) + 8;
+    if (this.#queue.length >= most && !this.#timeline) {
       // The sink is far behind: the oldest entry can no longer be on time.
       this.#skipped(this.#queue.shift()!);
     }
@@ -229,7 +227,8 @@ export class Playout implements AsyncDisposable {
         // bound), so the session is live again at once and the sink does
         // not run dry, which makes some devices restart and stall again.
         this.#skipped(e);
-        while (this.#queue.length > this.#cushion) this.#skipped(this.#queue.shift()!);
+        const cushion = Math.max(1, Math.floor(this.#lateMs() / blockMs(this.#spec!) / 2));
+        while (this.#queue.length > cushion) this.#skipped(this.#queue.shift()!);
         continue;
       }
       let block: Int16Array;
