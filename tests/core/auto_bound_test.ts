@@ -3,7 +3,12 @@
  * starts safe, grows at once at a stall, and comes down after a calm spell.
  */
 import assert from "node:assert/strict";
-import { AutoBound, TCP_AUTO_MIN_MS, TCP_AUTO_START_MS } from "../../lib/core/audio/auto_bound.ts";
+import {
+  AutoBound,
+  TCP_AUTO_MIN_MS,
+  TCP_AUTO_START_MS,
+  TCP_AUTO_WARMUP_MS,
+} from "../../lib/core/audio/auto_bound.ts";
 import { CALM_MS, HEADROOM_MS } from "../../lib/core/audio/auto_target.ts";
 
 const MS = (1024 / 44100) * 1000;
@@ -16,6 +21,10 @@ Deno.test("TCP auto bound: starts safe, covers a stall at once, comes down after
   const feed = (blocks: number, latency: (i: number) => number) => {
     for (let i = 0; i < blocks; i++, now += MS) b.observe(latency(i), now);
   };
+  // The warm-up (the sink opening): a late block then is not followed.
+  feed(Math.floor(TCP_AUTO_WARMUP_MS / MS), (i) => (i === 3 ? 400 : MS + 2));
+  assert.equal(b.ms, TCP_AUTO_START_MS);
+  assert.equal(b.grew, 0);
   // A clean start: the bound holds for the calm spell, then comes down.
   feed(Math.floor(CALM_MS / MS) - 2, () => MS + 2);
   assert.equal(b.ms, TCP_AUTO_START_MS, "not before a calm spell");
@@ -36,7 +45,8 @@ Deno.test("TCP auto bound: starts safe, covers a stall at once, comes down after
 
 Deno.test("TCP auto bound: never above its largest", () => {
   const b = new AutoBound({ startMs: 100, maxMs: 500 });
-  b.observe(4000, 0);
+  b.observe(20, 0);
+  b.observe(4000, TCP_AUTO_WARMUP_MS);
   assert.equal(b.ms, 500);
 });
 

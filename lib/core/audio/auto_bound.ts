@@ -34,6 +34,12 @@ export const TCP_AUTO_MAX_MS = 2000;
  * blocks that were on time (and upset the drift matcher).
  */
 export const TCP_AUTO_MIN_MS = 100;
+/**
+ * Arrivals in the first this many ms after the first block are not
+ * followed: the client is still opening its sink (a sound device can hold
+ * the process for a moment), so a block late then says nothing of the path.
+ */
+export const TCP_AUTO_WARMUP_MS = 1000;
 /** Arrivals of this many recent blocks set what the bound needs. */
 const WINDOW = 128;
 /** The bound comes down by at most this much a block, ms. */
@@ -62,6 +68,7 @@ export class AutoBound {
   #min: number;
   #arrivals: number[] = [];
   #troubleAt: number | undefined;
+  #firstAt: number | undefined;
 
   /** A bound at its start. */
   constructor(options: AutoBoundOptions = {}) {
@@ -78,7 +85,9 @@ export class AutoBound {
 
   /** A block arrived `latency` ms after its capture, at `now` (ms). */
   observe(latency: number, now: number): void {
-    this.#troubleAt ??= now; // the calm spell counts from the first block
+    this.#firstAt ??= now;
+    if (now - this.#firstAt < TCP_AUTO_WARMUP_MS) return;
+    this.#troubleAt ??= now; // the calm spell counts from the end of the warm-up
     this.#arrivals.push(latency);
     if (this.#arrivals.length > WINDOW) this.#arrivals.shift();
     if (latency + HEADROOM_MS > this.#ms) {
