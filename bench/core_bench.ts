@@ -12,6 +12,7 @@ import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
 import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
 import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
 import { Reassembler } from "../lib/core/audio/reassembly.ts";
+import { addCheck, stripCheck } from "../lib/core/audio/datagram_check.ts";
 import {
   decodeRepair,
   DEFAULT_FEC,
@@ -82,6 +83,22 @@ Deno.bench("udp: fragment a block", { group: "udp fragmentation", baseline: true
 Deno.bench("udp: reassemble and check a block", { group: "udp fragmentation" }, () => {
   const r = new Reassembler(FORMAT, 1200);
   for (const f of frags) r.push(decodeFragment(f) as Fragment);
+});
+
+// The per-datagram check (issue 24): what the server adds to every DATA and
+// REPAIR datagram without a code, once per datagram whatever the listeners.
+Deno.bench("udp: CRC32C check of a block's datagrams (added)", {
+  group: "udp check",
+  baseline: true,
+}, () => {
+  for (const f of frags) addCheck(f);
+});
+const checked = frags.map(addCheck);
+Deno.bench("udp: CRC32C check of a block's datagrams (verified)", { group: "udp check" }, () => {
+  for (const f of checked) stripCheck(f);
+});
+Deno.bench("udp: MD5 of a block's datagrams (the alternative)", { group: "udp check" }, () => {
+  for (const f of frags) md5(f);
 });
 
 // FEC as Audio-UDP runs it by default: groups of two 1024-frame blocks in

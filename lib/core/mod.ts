@@ -33,6 +33,7 @@ export {
   selectDevice,
 } from "./audio/endpoint.ts";
 export {
+  type BlockCheck,
   decodeRepair,
   DEFAULT_FEC,
   describeFec,
@@ -50,6 +51,8 @@ export {
   REPAIR_HEADER,
   type RepairFragment,
 } from "./audio/fec.ts";
+export { addCheck, CHECK_LENGTH, DATAGRAM_CHECK, stripCheck } from "./audio/datagram_check.ts";
+export { crc32c, CRC32C_LENGTH } from "./wire/crc32c.ts";
 export {
   type AutoTarget,
   CALM_MS,
