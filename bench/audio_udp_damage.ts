@@ -26,7 +26,7 @@ import { runAudioUdpClient } from "../udp/audio_client.ts";
 import { startAudioTcpServer } from "../tcp/audio_server.ts";
 import { runAudioTcpClient } from "../tcp/audio_client.ts";
 import { startUdpRelay } from "../udp/relay.ts";
-import { UdpMsg } from "../lib/core/audio/udp_datagrams.ts";
+import { UdpMsg } from "../lib/core/audio/udp/datagrams.ts";
 import type { ImpairmentConfig } from "../lib/core/wire/impairment.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { readWav, slotTimeline, writeNoiseWav } from "../tests/support/helpers.ts";

@@ -9,10 +9,10 @@
  */
 import { md5 } from "../lib/core/wire/md5.ts";
 import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
-import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
-import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
-import { Reassembler } from "../lib/core/audio/reassembly.ts";
-import { addCheck, stripCheck } from "../lib/core/audio/datagram_check.ts";
+import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp/frames.ts";
+import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp/datagrams.ts";
+import { Reassembler } from "../lib/core/audio/stages/reassembly.ts";
+import { addCheck, stripCheck } from "../lib/core/audio/stages/datagram_check.ts";
 import {
   decodeRepair,
   DEFAULT_FEC,
@@ -20,18 +20,19 @@ import {
   FecEncoder,
   planFec,
   type RepairFragment,
-} from "../lib/core/audio/fec.ts";
-import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
-import { Broadcaster, ListenerSession } from "../lib/core/audio/broadcaster.ts";
+} from "../lib/core/audio/stages/fec.ts";
+import { JitterBuffer } from "../lib/core/audio/stages/jitter_buffer.ts";
+import { Broadcaster } from "../lib/core/audio/stages/broadcaster.ts";
+import { ListenerSession } from "../lib/core/audio/tcp/server.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
 import { FileReceiver } from "../lib/core/file/receiver.ts";
 import { TransferState } from "../lib/core/file/transfer_state.ts";
-import { encodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { encodeFormat } from "../lib/core/audio/udp_datagrams.ts";
-import { UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
-import { ListenerTable } from "../lib/core/audio/udp_listeners.ts";
-import { ClockSync } from "../lib/core/audio/clock_sync.ts";
-import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+import { encodeHello } from "../lib/core/audio/tcp/frames.ts";
+import { encodeFormat } from "../lib/core/audio/udp/datagrams.ts";
+import { UdpSubscriber } from "../lib/core/audio/udp/client.ts";
+import { ListenerTable } from "../lib/core/audio/udp/server.ts";
+import { ClockSync } from "../lib/core/audio/stages/clock_sync.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp/client.ts";
 import { joinInMemory } from "../tests/support/helpers.ts";
 import { confirmationsMatch, scalarFromBytes, Spake2 } from "../lib/core/crypto/spake2.ts";
 

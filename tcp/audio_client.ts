@@ -8,11 +8,11 @@
  *
  * @module
  */
-import { blockMs } from "../lib/core/audio/spec.ts";
-import { MAX_TIMELINE_FILL, SequenceTracker } from "../lib/core/audio/sequence_tracker.ts";
-import { AutoBound } from "../lib/core/audio/auto_bound.ts";
-import type { PlayoutDecision } from "../lib/core/audio/jitter_buffer.ts";
-import { type AudioTcpEvent, AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+import { blockMs } from "../lib/core/audio/format/spec.ts";
+import { MAX_TIMELINE_FILL, SequenceTracker } from "../lib/core/audio/stages/sequence_tracker.ts";
+import { AutoBound } from "../lib/core/audio/stages/auto_bound.ts";
+import type { PlayoutDecision } from "../lib/core/audio/stages/jitter_buffer.ts";
+import { type AudioTcpEvent, AudioTcpReceiver } from "../lib/core/audio/tcp/client.ts";
 import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { FormatChangedError, keepsTimeline, Playout } from "../lib/io/playout.ts";
@@ -26,7 +26,7 @@ import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { CodeRequired } from "../lib/core/crypto/secure_stream.ts";
-import { MAX_SERVER_FRAME } from "../lib/core/audio/tcp_frames.ts";
+import { MAX_SERVER_FRAME } from "../lib/core/audio/tcp/frames.ts";
 
 /** Options of {@link runAudioTcpClient}. */
 export interface AudioTcpClientOptions {

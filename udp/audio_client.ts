@@ -10,8 +10,8 @@
  *
  * @module
  */
-import { blockMs } from "../lib/core/audio/spec.ts";
-import { type SubscriberEvent, UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
+import { blockMs } from "../lib/core/audio/format/spec.ts";
+import { type SubscriberEvent, UdpSubscriber } from "../lib/core/audio/udp/client.ts";
 import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { now } from "../lib/io/clock.ts";

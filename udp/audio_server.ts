@@ -6,14 +6,14 @@
  *
  * Each group of blocks (two by default) is followed by Reed-Solomon repair
  * datagrams, so a listener rebuilds lost fragments without asking
- * (`--fec`, `lib/core/audio/fec.ts`).
+ * (`--fec`, `lib/core/audio/stages/fec.ts`).
  *
  * Run: `deno task audio-udp-server [--host 127.0.0.1] [--port 4444] [--input default] [--block 1024] [--mtu 1200] [--fec on|off|BLOCKS:PERCENT]`
  *
  * @module
  */
 import type { AudioSource } from "../lib/io/audio_io.ts";
-import { blockBytes, describeSpec } from "../lib/core/audio/spec.ts";
+import { blockBytes, describeSpec } from "../lib/core/audio/format/spec.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import {
   encodeFormat,
@@ -22,10 +22,10 @@ import {
   MAX_FRAGMENTS,
   MAX_MTU,
   MIN_MTU,
-} from "../lib/core/audio/udp_datagrams.ts";
-import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp_listeners.ts";
-import { DATA_TAG, sealData, sealRepair } from "../lib/core/audio/udp_secure.ts";
-import { addCheck, CHECK_LENGTH, DATAGRAM_CHECK } from "../lib/core/audio/datagram_check.ts";
+} from "../lib/core/audio/udp/datagrams.ts";
+import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp/server.ts";
+import { DATA_TAG, sealData, sealRepair } from "../lib/core/audio/udp/secure.ts";
+import { addCheck, CHECK_LENGTH, DATAGRAM_CHECK } from "../lib/core/audio/stages/datagram_check.ts";
 import {
   DEFAULT_FEC,
   describeFec,
@@ -33,11 +33,11 @@ import {
   FecEncoder,
   parseFec,
   planFec,
-} from "../lib/core/audio/fec.ts";
+} from "../lib/core/audio/stages/fec.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { now } from "../lib/io/clock.ts";
-import { AUDIO_PROTOCOL } from "../lib/core/audio/stream_format.ts";
+import { AUDIO_PROTOCOL } from "../lib/core/audio/format/stream_format.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { listenUdp } from "../lib/io/net.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";

@@ -18,7 +18,7 @@ import {
   type ImpairmentConfig,
   parseProbability,
 } from "../lib/core/wire/impairment.ts";
-import { DATA_HEADER, decodeFragment, isRejected } from "../lib/core/audio/udp_datagrams.ts";
+import { DATA_HEADER, decodeFragment, isRejected } from "../lib/core/audio/udp/datagrams.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cli/flags.ts";
 import { listenUdp } from "../lib/io/net.ts";

@@ -9,19 +9,19 @@
  */
 import { type AudioSink, openSink } from "./audio_io.ts";
 import { now } from "./clock.ts";
-import { type AudioSpec, blockMs, describeSpec } from "../core/audio/spec.ts";
-import { Concealer } from "../core/audio/conceal.ts";
-import { parseEndpoint } from "../core/audio/endpoint.ts";
-import type { OrderCounters, PlayoutDecision } from "../core/audio/jitter_buffer.ts";
-import { sameSpec } from "../core/audio/stream_format.ts";
+import { type AudioSpec, blockMs, describeSpec } from "../core/audio/format/spec.ts";
+import { Concealer } from "../core/audio/stages/conceal.ts";
+import { parseEndpoint } from "../core/audio/format/endpoint.ts";
+import type { OrderCounters, PlayoutDecision } from "../core/audio/stages/jitter_buffer.ts";
+import { sameSpec } from "../core/audio/format/stream_format.ts";
 import { UserError } from "../core/errors.ts";
-import type { ClockEstimate } from "../core/audio/clock_sync.ts";
-import { RateMatcher } from "../core/audio/rate_match.ts";
+import type { ClockEstimate } from "../core/audio/stages/clock_sync.ts";
+import { RateMatcher } from "../core/audio/stages/rate_match.ts";
 import { statusLine, type StreamReport, StreamStats } from "../core/report/stream_report.ts";
 
 /** Options shared by the audio clients. */
 export interface PlayoutOptions {
-  /** Output SPEC (see `lib/core/audio/endpoint.ts`). */
+  /** Output SPEC (see `lib/core/audio/format/endpoint.ts`). */
   output: string;
   /**
    * A block that would reach the sink later than this after capture (ms) is

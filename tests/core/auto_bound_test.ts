@@ -8,8 +8,8 @@ import {
   TCP_AUTO_MIN_MS,
   TCP_AUTO_START_MS,
   TCP_AUTO_WARMUP_MS,
-} from "../../lib/core/audio/auto_bound.ts";
-import { CALM_MS, HEADROOM_MS } from "../../lib/core/audio/auto_target.ts";
+} from "../../lib/core/audio/stages/auto_bound.ts";
+import { CALM_MS, HEADROOM_MS } from "../../lib/core/audio/stages/auto_target.ts";
 
 const MS = (1024 / 44100) * 1000;
 

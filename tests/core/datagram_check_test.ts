@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { crc32c } from "../../lib/core/wire/crc32c.ts";
-import { addCheck, CHECK_LENGTH, stripCheck } from "../../lib/core/audio/datagram_check.ts";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { Broadcaster } from "../../lib/core/audio/broadcaster.ts";
+import { addCheck, CHECK_LENGTH, stripCheck } from "../../lib/core/audio/stages/datagram_check.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { Broadcaster } from "../../lib/core/audio/stages/broadcaster.ts";
 import {
   type BlockCheck,
   decodeRepair,
@@ -18,7 +18,7 @@ import {
   FecEncoder,
   planFec,
   REPAIR_HEADER,
-} from "../../lib/core/audio/fec.ts";
+} from "../../lib/core/audio/stages/fec.ts";
 import {
   DATA_HEADER,
   decodeFormat,
@@ -29,11 +29,11 @@ import {
   isRejected,
   type UdpFormat,
   UdpMsg,
-} from "../../lib/core/audio/udp_datagrams.ts";
-import { type AssembledBlock, Reassembler } from "../../lib/core/audio/reassembly.ts";
-import { blockDigest } from "../../lib/core/audio/block_digest.ts";
+} from "../../lib/core/audio/udp/datagrams.ts";
+import { type AssembledBlock, Reassembler } from "../../lib/core/audio/stages/reassembly.ts";
+import { blockDigest } from "../../lib/core/audio/format/block_digest.ts";
 import { bytesEqual } from "../../lib/core/wire/md5.ts";
-import { AUDIO_PROTOCOL } from "../../lib/core/audio/stream_format.ts";
+import { AUDIO_PROTOCOL } from "../../lib/core/audio/format/stream_format.ts";
 import { joinInMemory } from "../support/helpers.ts";
 
 Deno.test("CRC32C matches RFC 3720's vectors (appendix B.4) and the check value", () => {

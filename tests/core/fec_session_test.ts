@@ -5,14 +5,14 @@
  * delivered through a seeded loss model, slots popped when due. No sockets.
  */
 import assert from "node:assert/strict";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { Broadcaster } from "../../lib/core/audio/broadcaster.ts";
-import { FecEncoder, planFec } from "../../lib/core/audio/fec.ts";
-import { encodeFormat, fragmentBlock, type UdpFormat } from "../../lib/core/audio/udp_datagrams.ts";
-import { AUDIO_PROTOCOL } from "../../lib/core/audio/stream_format.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { Broadcaster } from "../../lib/core/audio/stages/broadcaster.ts";
+import { FecEncoder, planFec } from "../../lib/core/audio/stages/fec.ts";
+import { encodeFormat, fragmentBlock, type UdpFormat } from "../../lib/core/audio/udp/datagrams.ts";
+import { AUDIO_PROTOCOL } from "../../lib/core/audio/format/stream_format.ts";
 import { Impairment, type ImpairmentConfig } from "../../lib/core/wire/impairment.ts";
-import { type PlayoutDecision, safeStartMs } from "../../lib/core/audio/jitter_buffer.ts";
+import { type PlayoutDecision, safeStartMs } from "../../lib/core/audio/stages/jitter_buffer.ts";
 import { joinInMemory } from "../support/helpers.ts";
 
 const MS = (1024 / 44100) * 1000;

@@ -11,7 +11,7 @@ import {
   JitterBuffer,
   type PlayoutDecision,
   safeStartMs,
-} from "../../lib/core/audio/jitter_buffer.ts";
+} from "../../lib/core/audio/stages/jitter_buffer.ts";
 
 const BLOCK = 1024;
 const RATE = 44100;

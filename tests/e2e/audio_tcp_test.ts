@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AudioSource, openSource } from "../../lib/io/audio_io.ts";
-import { AUDIO_CLIENT_LIMITS, AudioMsg, BLOCK_PREFIX } from "../../lib/core/audio/tcp_frames.ts";
+import { AUDIO_CLIENT_LIMITS, AudioMsg, BLOCK_PREFIX } from "../../lib/core/audio/tcp/frames.ts";
 import { startAudioTcpServer } from "../../tcp/audio_server.ts";
 import { runAudioTcpClient } from "../../tcp/audio_client.ts";
 import {

@@ -11,7 +11,7 @@ import { openSource } from "../../lib/io/audio_io.ts";
 import { startAudioUdpServer } from "../../udp/audio_server.ts";
 import { runAudioUdpClient } from "../../udp/audio_client.ts";
 import { startUdpRelay } from "../../udp/relay.ts";
-import { UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
+import { UdpMsg } from "../../lib/core/audio/udp/datagrams.ts";
 import type { ImpairmentConfig } from "../../lib/core/wire/impairment.ts";
 import { readWav, slotTimeline, tempDir, writeNoiseWavChannels } from "../support/helpers.ts";
 

@@ -5,7 +5,7 @@ import { openSource } from "../../lib/io/audio_io.ts";
 import { type AudioUdpServerOptions, startAudioUdpServer } from "../../udp/audio_server.ts";
 import { type AudioUdpClientOptions, runAudioUdpClient } from "../../udp/audio_client.ts";
 import { startUdpRelay } from "../../udp/relay.ts";
-import { encodeSubscribe, UDP_VERSION, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
+import { encodeSubscribe, UDP_VERSION, UdpMsg } from "../../lib/core/audio/udp/datagrams.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 import {
   alignBlocks,
@@ -21,8 +21,8 @@ import {
 import { micToSpeaker, soundTest } from "../support/pulse.ts";
 import { Playout } from "../../lib/io/playout.ts";
 import { now } from "../../lib/io/clock.ts";
-import { DEFAULT_SPEC } from "../../lib/core/audio/spec.ts";
-import { newOrderCounters } from "../../lib/core/audio/jitter_buffer.ts";
+import { DEFAULT_SPEC } from "../../lib/core/audio/format/spec.ts";
+import { newOrderCounters } from "../../lib/core/audio/stages/jitter_buffer.ts";
 
 const BLOCK = 1024;
 const quiet = { log: () => {}, status: false };

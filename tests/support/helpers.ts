@@ -3,7 +3,7 @@
  * corrupt or cut a stream, and running a tool as a user would.
  */
 import { join } from "node:path";
-import { decodeFragment, type Fragment, isRejected } from "../../lib/core/audio/udp_datagrams.ts";
+import { decodeFragment, type Fragment, isRejected } from "../../lib/core/audio/udp/datagrams.ts";
 import {
   FrameDecoder,
   type FrameLimits,
@@ -18,11 +18,11 @@ import {
   STREAM_PREFIX,
 } from "../../lib/core/file/messages.ts";
 import { writeAll } from "../../lib/io/streams.ts";
-import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
-import { ToneGenerator } from "../../lib/core/audio/tone.ts";
-import type { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import type { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/stream_format.ts";
+import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/format/wav.ts";
+import { ToneGenerator } from "../../lib/core/audio/format/tone.ts";
+import type { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import type { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/format/stream_format.ts";
 
 /** A small stream for session tests: 64-frame blocks of 8 kHz mono (8 ms each). */
 export const TEST_FORMAT: StreamFormat = {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { OrderCounters } from "../audio/jitter_buffer.ts";
-import type { ClockEstimate } from "../audio/clock_sync.ts";
+import type { OrderCounters } from "../audio/stages/jitter_buffer.ts";
+import type { ClockEstimate } from "../audio/stages/clock_sync.ts";
 
 /** Latency percentiles in milliseconds. */
 export interface LatencySummary {

@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../errors.ts";
 import {
   type FecParams,
   fragmentCount,
   MAX_FEC_BLOCKS,
   piecesFit,
   pieceSize,
-} from "./udp_datagrams.ts";
+} from "../udp/datagrams.ts";
 
 /** What `--fec` asks for: none, or groups of `blocks` blocks with `percent` repairs. */
 export type FecChoice = "off" | { blocks: number; percent: number };

@@ -45,16 +45,20 @@
  * @module
  */
 import { createHmac } from "node:crypto";
-import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
-import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
-import { blockBytes } from "./spec.ts";
-import { DATAGRAM_CHECK } from "./datagram_check.ts";
+import {
+  encodeStreamFormat,
+  parseStreamFormat,
+  type StreamFormat,
+} from "../format/stream_format.ts";
+import { bytesEqual, md5, MD5_LENGTH } from "../../wire/md5.ts";
+import { blockBytes } from "../format/spec.ts";
+import { DATAGRAM_CHECK } from "../stages/datagram_check.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,
   type SyncReply,
   writeSyncReply,
-} from "./clock_sync.ts";
+} from "../stages/clock_sync.ts";
 
 /** `"SU"`. */
 export const UDP_MAGIC = 0x5355;

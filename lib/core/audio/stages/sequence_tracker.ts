@@ -8,7 +8,7 @@
  * @module
  */
 import { newOrderCounters, type OrderCounters, type PlayoutDecision } from "./jitter_buffer.ts";
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../../errors.ts";
 
 /** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
 export const MAX_FILL_BLOCKS = 50;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { UdpFormat } from "./udp_datagrams.ts";
+import type { UdpFormat } from "./datagrams.ts";
 
 /** What a datagram or the passing of time means for the session. */
 export type SubscriberEvent =

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { crc32c, CRC32C_LENGTH } from "../wire/crc32c.ts";
+import { crc32c, CRC32C_LENGTH } from "../../wire/crc32c.ts";
 
 /** The check's name in the stream's format. */
 export const DATAGRAM_CHECK = "crc32c";

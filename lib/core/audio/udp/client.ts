@@ -17,15 +17,15 @@
  *
  * @module
  */
-import { blockMs } from "./spec.ts";
+import { blockMs } from "../format/spec.ts";
 import {
   type ClockEstimate,
   ClockSync,
   decodeSyncReply,
   SyncedTimeline,
   type SyncReply,
-} from "./clock_sync.ts";
-import { before } from "./sequence.ts";
+} from "../stages/clock_sync.ts";
+import { before } from "../stages/sequence.ts";
 import {
   type AutoTarget,
   JitterBuffer,
@@ -35,23 +35,23 @@ import {
   type PlayoutDecision,
   safeStartMs,
   type TargetCounters,
-} from "./jitter_buffer.ts";
+} from "../stages/jitter_buffer.ts";
 import {
   type BlockCheck,
   decodeRepair,
   type FecCounters,
   FecDecoder,
   newFecCounters,
-} from "./fec.ts";
-import { blockDigest } from "./block_digest.ts";
-import { bytesEqual } from "../wire/md5.ts";
-import { blockBytes } from "./spec.ts";
+} from "../stages/fec.ts";
+import { blockDigest } from "../format/block_digest.ts";
+import { bytesEqual } from "../../wire/md5.ts";
+import { blockBytes } from "../format/spec.ts";
 import {
   type AssembledBlock,
   newReassemblyCounters,
   Reassembler,
   type ReassemblyCounters,
-} from "./reassembly.ts";
+} from "../stages/reassembly.ts";
 import {
   datagramType,
   decodeCookie,
@@ -64,21 +64,13 @@ import {
   isRejected,
   type UdpFormat,
   UdpMsg,
-} from "./udp_datagrams.ts";
-import { ClientHandshake, openData, openRepair, SecureUdpMsg } from "./udp_secure.ts";
-import { stripCheck } from "./datagram_check.ts";
-import { CodeMismatch } from "../crypto/secure_stream.ts";
+} from "./datagrams.ts";
+import { ClientHandshake, openData, openRepair, SecureUdpMsg } from "./secure.ts";
+import { stripCheck } from "../stages/datagram_check.ts";
+import { CodeMismatch } from "../../crypto/secure_stream.ts";
 
-export {
-  AUTO_MAX_MS,
-  type SubscriberEvent,
-  type SubscriberOptions,
-} from "./udp_subscriber_options.ts";
-import {
-  AUTO_MAX_MS,
-  type SubscriberEvent,
-  type SubscriberOptions,
-} from "./udp_subscriber_options.ts";
+export { AUTO_MAX_MS, type SubscriberEvent, type SubscriberOptions } from "./client_options.ts";
+import { AUTO_MAX_MS, type SubscriberEvent, type SubscriberOptions } from "./client_options.ts";
 
 /** One listener's subscription to an Audio-UDP server. */
 export class UdpSubscriber {

@@ -28,8 +28,8 @@
  *
  * @module
  */
-import { ReedSolomon } from "../wire/reed_solomon.ts";
-import { MD5_LENGTH } from "../wire/md5.ts";
+import { ReedSolomon } from "../../wire/reed_solomon.ts";
+import { MD5_LENGTH } from "../../wire/md5.ts";
 import {
   datagramType,
   type FecParams,
@@ -38,7 +38,7 @@ import {
   pieceSize,
   type Rejected,
   UdpMsg,
-} from "./udp_datagrams.ts";
+} from "../udp/datagrams.ts";
 
 export {
   DEFAULT_FEC,
