@@ -27,7 +27,7 @@ import type { Entry, EntryResult } from "../../lib/core/file/entry.ts";
 import { md5, toHex } from "../../lib/core/wire/md5.ts";
 import { proofOf } from "../../lib/core/file/proof.ts";
 import { encodePack } from "../../lib/core/file/pack.ts";
-import { AudioMsg } from "../../lib/core/audio/tcp_frames.ts";
+import { AudioMsg } from "../../lib/core/audio/tcp/frames.ts";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
 const CHUNK = 1024;

@@ -39,7 +39,7 @@ import {
 } from "./messages.ts";
 import { FileSender } from "./sender.ts";
 import { proofOf } from "./proof.ts";
-import { AudioMsg } from "../audio/tcp_frames.ts";
+import { AudioMsg } from "../audio/tcp/frames.ts";
 import { SecureMsg } from "../crypto/secure_stream.ts";
 import type { Entry, EntryResult } from "./entry.ts";
 import {
