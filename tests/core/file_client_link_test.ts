@@ -398,3 +398,20 @@ Deno.test("client link: files read whole wait while a megabyte waits to be sent"
   // Once the first went, the next is read.
   assert.equal(c.link.opened, 3);
 });
+
+Deno.test("client link: the server failing one transfer mid-stream leaves the others going", () => {
+  const data = payload(3 * CHUNK);
+  const c = new Client([file("a", data), file("b", data)]);
+  c.pump();
+  c.feed(onStream(0, accept()));
+  c.feed(onStream(1, accept()));
+  c.feed(onStream(0, streamError("disk full")));
+  const a = c.results.find((r) => r.entry.name === "a")!;
+  assert.ok(!a.ok && /failed the transfer: disk full/.test(String(a.error)));
+  assert.equal(a.token, TOKEN, "it can resume");
+  assert.equal(c.types(0).at(-1), MsgType.END, "the server's own failure is not answered");
+  assert.equal(c.link.transfers, 1);
+  c.feed(onStream(1, done(data)));
+  assert.ok(c.results.find((r) => r.entry.name === "b")!.ok);
+  assert.ok(c.finished);
+});
