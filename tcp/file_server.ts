@@ -49,18 +49,19 @@ import {
 } from "../lib/cli/flags.ts";
 import { resolveUserPath } from "../lib/io/paths.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
-import { type BookEntry, DigestBook } from "./digest_book.ts";
 import { ProofLimiter, sameProof } from "../lib/core/file/proof.ts";
 import {
+  type BookEntry,
   checkDirectory,
   clientMessage,
+  DigestBook,
   type PackPlacement,
   PackStorer,
   type PartialFile,
   PartialStore,
   removeStalePartials,
   TreePlacer,
-} from "./file_store.ts";
+} from "../lib/io/file_store/mod.ts";
 import { createHash } from "node:crypto";
 import { ProtocolError } from "../lib/core/errors.ts";
 import { acceptCoded } from "../lib/io/secure_conn.ts";
