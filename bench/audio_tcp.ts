@@ -17,8 +17,8 @@ import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { now } from "../lib/io/clock.ts";
 import { writeAll } from "../lib/io/streams.ts";
-import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
-import { blockMs, DEFAULT_SPEC } from "../lib/core/audio/spec.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp/client.ts";
+import { blockMs, DEFAULT_SPEC } from "../lib/core/audio/format/spec.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { startServerTool, toolCommand } from "../tests/support/tool_process.ts";
 

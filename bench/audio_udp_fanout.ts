@@ -11,7 +11,7 @@
  */
 import { parseCount, parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { UserError } from "../lib/core/errors.ts";
-import { UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
+import { UdpSubscriber } from "../lib/core/audio/udp/client.ts";
 import { startServerTool } from "../tests/support/tool_process.ts";
 
 const PERMS = ["--allow-net", "--allow-ffi", "--allow-read", "--allow-env"];

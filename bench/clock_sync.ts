@@ -20,7 +20,7 @@
  * @module
  */
 import { parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
-import { ClockSync } from "../lib/core/audio/clock_sync.ts";
+import { ClockSync } from "../lib/core/audio/stages/clock_sync.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { now } from "../lib/io/clock.ts";
 import { runAudioTcpClient } from "../tcp/audio_client.ts";

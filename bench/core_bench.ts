@@ -9,9 +9,10 @@
  */
 import { md5 } from "../lib/core/wire/md5.ts";
 import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
-import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp_frames.ts";
-import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp_datagrams.ts";
-import { Reassembler } from "../lib/core/audio/reassembly.ts";
+import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp/frames.ts";
+import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp/datagrams.ts";
+import { Reassembler } from "../lib/core/audio/stages/reassembly.ts";
+import { addCheck, stripCheck } from "../lib/core/audio/stages/datagram_check.ts";
 import {
   decodeRepair,
   DEFAULT_FEC,
@@ -19,18 +20,19 @@ import {
   FecEncoder,
   planFec,
   type RepairFragment,
-} from "../lib/core/audio/fec.ts";
-import { JitterBuffer } from "../lib/core/audio/jitter_buffer.ts";
-import { Broadcaster, ListenerSession } from "../lib/core/audio/broadcaster.ts";
+} from "../lib/core/audio/stages/fec.ts";
+import { JitterBuffer } from "../lib/core/audio/stages/jitter_buffer.ts";
+import { Broadcaster } from "../lib/core/audio/stages/broadcaster.ts";
+import { ListenerSession } from "../lib/core/audio/tcp/server.ts";
 import { DATA_OFFSET, FileSender } from "../lib/core/file/sender.ts";
 import { FileReceiver } from "../lib/core/file/receiver.ts";
 import { TransferState } from "../lib/core/file/transfer_state.ts";
-import { encodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { encodeFormat } from "../lib/core/audio/udp_datagrams.ts";
-import { UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
-import { ListenerTable } from "../lib/core/audio/udp_listeners.ts";
-import { ClockSync } from "../lib/core/audio/clock_sync.ts";
-import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+import { encodeHello } from "../lib/core/audio/tcp/frames.ts";
+import { encodeFormat } from "../lib/core/audio/udp/datagrams.ts";
+import { UdpSubscriber } from "../lib/core/audio/udp/client.ts";
+import { ListenerTable } from "../lib/core/audio/udp/server.ts";
+import { ClockSync } from "../lib/core/audio/stages/clock_sync.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp/client.ts";
 import { joinInMemory } from "../tests/support/helpers.ts";
 import { confirmationsMatch, scalarFromBytes, Spake2 } from "../lib/core/crypto/spake2.ts";
 
@@ -82,6 +84,22 @@ Deno.bench("udp: fragment a block", { group: "udp fragmentation", baseline: true
 Deno.bench("udp: reassemble and check a block", { group: "udp fragmentation" }, () => {
   const r = new Reassembler(FORMAT, 1200);
   for (const f of frags) r.push(decodeFragment(f) as Fragment);
+});
+
+// The per-datagram check (issue 24): what the server adds to every DATA and
+// REPAIR datagram without a code, once per datagram whatever the listeners.
+Deno.bench("udp: CRC32C check of a block's datagrams (added)", {
+  group: "udp check",
+  baseline: true,
+}, () => {
+  for (const f of frags) addCheck(f);
+});
+const checked = frags.map(addCheck);
+Deno.bench("udp: CRC32C check of a block's datagrams (verified)", { group: "udp check" }, () => {
+  for (const f of checked) stripCheck(f);
+});
+Deno.bench("udp: MD5 of a block's datagrams (the alternative)", { group: "udp check" }, () => {
+  for (const f of frags) md5(f);
 });
 
 // FEC as Audio-UDP runs it by default: groups of two 1024-frame blocks in

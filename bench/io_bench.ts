@@ -16,10 +16,10 @@ import {
   fragmentsOf,
   type UdpFormat,
   UdpMsg,
-} from "../lib/core/audio/udp_datagrams.ts";
-import { Reassembler } from "../lib/core/audio/reassembly.ts";
-import { blockBytes } from "../lib/core/audio/spec.ts";
-import { AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+} from "../lib/core/audio/udp/datagrams.ts";
+import { Reassembler } from "../lib/core/audio/stages/reassembly.ts";
+import { blockBytes } from "../lib/core/audio/format/spec.ts";
+import { AudioTcpReceiver } from "../lib/core/audio/tcp/client.ts";
 import type { AudioSource } from "../lib/io/audio_io.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { now } from "../lib/io/clock.ts";

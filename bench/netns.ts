@@ -50,10 +50,35 @@ export async function netnsUnavailable(): Promise<string | null> {
   return null;
 }
 
-/** Names of namespaces this module made that still exist. */
+/** Names of namespaces this module made that still exist, whoever made them. */
 export async function leftoverNamespaces(): Promise<string[]> {
   const out = await run("ip", ["netns", "list"]).catch(() => "");
   return out.split("\n").map((l) => l.split(" ")[0]).filter((n) => n.startsWith(NETNS_PREFIX));
+}
+
+/** The process that made namespace `name` (its id is in the name). */
+function ownerOf(name: string): number {
+  return Number(/-[sc](\d+)$/.exec(name)?.[1] ?? NaN);
+}
+
+/** Namespaces that process `pid` made and that still exist. */
+export async function namespacesOf(pid: number): Promise<string[]> {
+  return (await leftoverNamespaces()).filter((n) => ownerOf(n) === pid);
+}
+
+/**
+ * Namespaces whose maker is gone (killed before it could remove them).
+ * Another run's namespaces, on a machine where two run at once, are not.
+ */
+async function staleNamespaces(): Promise<string[]> {
+  const stale: string[] = [];
+  for (const name of await leftoverNamespaces()) {
+    const pid = ownerOf(name);
+    const alive = Number.isFinite(pid) &&
+      await Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+    if (!alive) stale.push(name);
+  }
+  return stale;
 }
 
 /** A running two-namespace network. */
@@ -72,10 +97,11 @@ export interface LossyNetwork extends AsyncDisposable {
 
 /** Builds the network. Removes what it made if any step fails. */
 export async function createLossyNetwork(): Promise<LossyNetwork> {
-  for (const stale of await leftoverNamespaces()) {
+  for (const stale of await staleNamespaces()) {
     await run("ip", ["netns", "del", stale]).catch(() => {});
   }
-  const id = `${Deno.pid % 100000}`;
+  // The whole process id (at most 7 digits: veth names stay within 15 bytes).
+  const id = `${Deno.pid}`;
   const server = `${NETNS_PREFIX}-s${id}`;
   const client = `${NETNS_PREFIX}-c${id}`;
   const vs = `sks${id}`;

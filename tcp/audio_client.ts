@@ -8,12 +8,14 @@
  *
  * @module
  */
-import { blockMs } from "../lib/core/audio/spec.ts";
-import { SequenceTracker } from "../lib/core/audio/sequence_tracker.ts";
-import { type AudioTcpEvent, AudioTcpReceiver } from "../lib/core/audio/tcp_session.ts";
+import { blockMs } from "../lib/core/audio/format/spec.ts";
+import { MAX_TIMELINE_FILL, SequenceTracker } from "../lib/core/audio/stages/sequence_tracker.ts";
+import { AutoBound } from "../lib/core/audio/stages/auto_bound.ts";
+import type { PlayoutDecision } from "../lib/core/audio/stages/jitter_buffer.ts";
+import { type AudioTcpEvent, AudioTcpReceiver } from "../lib/core/audio/tcp/client.ts";
 import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
-import { FormatChangedError, Playout } from "../lib/io/playout.ts";
+import { FormatChangedError, keepsTimeline, Playout } from "../lib/io/playout.ts";
 import { readChunks } from "../lib/io/conn.ts";
 import { now } from "../lib/io/clock.ts";
 import { writeAll } from "../lib/io/streams.ts";
@@ -24,7 +26,7 @@ import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
 import { CodeRequired } from "../lib/core/crypto/secure_stream.ts";
-import { MAX_SERVER_FRAME } from "../lib/core/audio/tcp_frames.ts";
+import { MAX_SERVER_FRAME } from "../lib/core/audio/tcp/frames.ts";
 
 /** Options of {@link runAudioTcpClient}. */
 export interface AudioTcpClientOptions {
@@ -36,8 +38,14 @@ export interface AudioTcpClientOptions {
   output: string;
   /** Stop after this many seconds (default: until stopped). */
   duration?: number;
-  /** Blocks later than this after capture are skipped and counted late, ms (default 100). */
-  latencyMs?: number;
+  /**
+   * On a sound device, blocks later than this after capture are skipped and
+   * counted late, ms; or `"auto"` (the default): the bound follows the
+   * path (`auto_bound.ts`). A file keeps every slot whatever the bound.
+   */
+  latencyMs?: number | "auto";
+  /** Keep the slot timeline (default: for a file or `null`, as `keepsTimeline` says). */
+  keepTimeline?: boolean;
   /** Live status line (default: when stderr is a terminal). */
   status?: boolean;
   /** Stops the client early. */
@@ -63,13 +71,23 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
   const host = options.host ?? "127.0.0.1";
   const log = options.log ?? ((line: string) => console.error(line));
   // One ordering core for the whole session, across reconnections.
-  const tracker = new SequenceTracker();
+  const timeline = options.keepTimeline ?? keepsTimeline(options.output);
+  const tracker = new SequenceTracker(timeline ? MAX_TIMELINE_FILL : undefined);
+  const latency = options.latencyMs ?? "auto";
+  const bound = latency === "auto" ? new AutoBound() : undefined;
+  // The sink side's own slack past the bound, as the UDP client has: two blocks.
+  let slack = 0;
   await using playout = new Playout("tcp", tracker.counters, {
     output: options.output,
-    lateMs: options.latencyMs ?? 100,
+    lateMs: bound ? () => bound.ms + slack : latency as number,
     status: options.status,
+    keepTimeline: timeline,
     log,
   });
+  const decide = (d: PlayoutDecision) => {
+    if (bound && d.kind === "play") bound.observe(now() - d.captured, now());
+    playout.decide(d);
+  };
   let conn: Deno.TcpConn | undefined;
   let done = false;
   const stop = () => {
@@ -91,14 +109,24 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
         conn = await connectTo(host, options.port, timeoutMs);
         if (done) break;
         conn.setNoDelay(true);
-        await session(conn, options.code, playout, tracker, `${host}:${options.port}`, log, () => {
-          if (!connectedOnce && options.duration !== undefined) {
-            timer = setTimeout(stop, options.duration * 1000);
-          }
-          connectedOnce = true;
-          lostAt = undefined;
-          backoff = 100;
-        });
+        await session(
+          conn,
+          options.code,
+          playout,
+          decide,
+          tracker,
+          `${host}:${options.port}`,
+          log,
+          (ms) => {
+            slack = 2 * ms;
+            if (!connectedOnce && options.duration !== undefined) {
+              timer = setTimeout(stop, options.duration * 1000);
+            }
+            connectedOnce = true;
+            lostAt = undefined;
+            backoff = 100;
+          },
+        );
         if (done) break;
         throw new UserError("Server closed the connection");
       } catch (err) {
@@ -124,7 +152,18 @@ export async function runAudioTcpClient(options: AudioTcpClientOptions): Promise
     clearTimeout(timer);
     options.signal?.removeEventListener("abort", stop);
   }
+  playout.stats.extra = boundFields(bound, latency);
   return playout.report();
+}
+
+/** The report's fields on the latency bound: automatic (how it moved) or fixed. */
+function boundFields(bound: AutoBound | undefined, latency: number | "auto") {
+  return {
+    latency_bound_auto: bound !== undefined,
+    latency_bound_ms: bound ? Math.round(bound.ms) : latency,
+    latency_bound_range_ms: bound ? [Math.round(bound.minMs), Math.round(bound.maxMsSeen)] : null,
+    latency_bound_grew: bound?.grew ?? 0,
+  };
 }
 
 /**
@@ -135,10 +174,11 @@ async function session(
   conn: Deno.TcpConn,
   code: string | undefined,
   playout: Playout,
+  decide: (d: PlayoutDecision) => void,
   tracker: SequenceTracker,
   where: string,
   log: (line: string) => void,
-  connected: () => void,
+  connected: (blockMs: number) => void,
 ): Promise<void> {
   const receiver = new AudioTcpReceiver();
   // With a code: the handshake first, then every frame sealed.
@@ -164,9 +204,9 @@ async function session(
         tracker.stream(e.hello.streamId, blockMs(e.hello));
         if (e.sync) syncTimer = setTimeout(tick, 0);
         else log(`server at ${where} does not sync clocks; latency assumes the two clocks agree`);
-        connected();
+        connected(blockMs(e.hello));
       } else {
-        for (const d of tracker.push(e.block)) playout.decide(d);
+        for (const d of tracker.push(e.block)) decide(d);
       }
     }
     playout.clock = receiver.clock(now());
@@ -210,9 +250,10 @@ const FLAGS = {
   },
   latency: {
     type: "string",
-    default: "100",
-    value: "MS",
-    help: "most capture-to-sink latency; later blocks are skipped and counted late",
+    default: "auto",
+    value: "auto|MS",
+    help:
+      "most capture-to-sink latency on a device (auto follows the path); later blocks are skipped",
   },
 } as const;
 
@@ -233,7 +274,9 @@ if (import.meta.main) {
             port: parsePort(flags.port),
             output: flags.output,
             duration,
-            latencyMs: parseSecondsFlag("latency", flags.latency, "milliseconds"),
+            latencyMs: flags.latency === "auto"
+              ? "auto"
+              : parseSecondsFlag("latency", flags.latency, "milliseconds (or auto)"),
             timeoutMs: parseSecondsFlag("timeout", flags.timeout) * 1000,
             signal,
           })),

@@ -9,10 +9,10 @@
  * @module
  */
 import type { AudioSource } from "../lib/io/audio_io.ts";
-import { describeSpec } from "../lib/core/audio/spec.ts";
-import { ListenerSession } from "../lib/core/audio/broadcaster.ts";
-import { encodeBlock, encodeHello } from "../lib/core/audio/tcp_frames.ts";
-import { AUDIO_PROTOCOL } from "../lib/core/audio/stream_format.ts";
+import { describeSpec } from "../lib/core/audio/format/spec.ts";
+import { ListenerSession } from "../lib/core/audio/tcp/server.ts";
+import { encodeBlock, encodeHello } from "../lib/core/audio/tcp/frames.ts";
+import { AUDIO_PROTOCOL } from "../lib/core/audio/format/stream_format.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { now } from "../lib/io/clock.ts";
 import { readChunks } from "../lib/io/conn.ts";

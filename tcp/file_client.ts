@@ -40,7 +40,7 @@ import { connectTo } from "../lib/io/net.ts";
 import { readFullSync, writeAll } from "../lib/io/streams.ts";
 import { proofHash, proofOf } from "../lib/core/file/proof.ts";
 import { connectCoded } from "../lib/io/secure_conn.ts";
-import { AudioMsg } from "../lib/core/audio/tcp_frames.ts";
+import { AudioMsg } from "../lib/core/audio/tcp/frames.ts";
 import { sealedLength, SecureMsg } from "../lib/core/crypto/secure_stream.ts";
 import { useNativeCrypto } from "../lib/io/native_crypto.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";

@@ -6,10 +6,10 @@
  * @module
  */
 import { onShutdown, parseFlags, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
-import { blockMs } from "../lib/core/audio/spec.ts";
+import { blockMs } from "../lib/core/audio/format/spec.ts";
 import { audioFlags, specFromFlags } from "../lib/cli/audio_shell.ts";
 import { openSink, openSource } from "../lib/io/audio_io.ts";
-import { rmsLevel } from "../lib/core/audio/tone.ts";
+import { rmsLevel } from "../lib/core/audio/format/tone.ts";
 
 const FLAGS = {
   input: {

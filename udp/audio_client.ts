@@ -10,14 +10,14 @@
  *
  * @module
  */
-import { blockMs } from "../lib/core/audio/spec.ts";
-import { type SubscriberEvent, UdpSubscriber } from "../lib/core/audio/udp_subscriber.ts";
+import { blockMs } from "../lib/core/audio/format/spec.ts";
+import { type SubscriberEvent, UdpSubscriber } from "../lib/core/audio/udp/client.ts";
 import { UserError } from "../lib/core/errors.ts";
 import type { StreamReport } from "../lib/core/report/stream_report.ts";
 import { now } from "../lib/io/clock.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { openUdpClientSocket, resolveUdpServer, sameAddress } from "../lib/io/net.ts";
-import { Playout } from "../lib/io/playout.ts";
+import { keepsTimeline, Playout } from "../lib/io/playout.ts";
 import { parseFlags, parsePort, parseSecondsFlag, runMain } from "../lib/cli/flags.ts";
 import { CLIENT_FLAGS, runClientTool } from "../lib/cli/audio_shell.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";
@@ -50,6 +50,8 @@ export interface AudioUdpClientOptions {
 
 const RENEW_MS = 1000;
 const EARLY_MS = 1;
+/** A slot this far past due means the process stalled, ms. */
+const BEHIND_MS = 5;
 
 /** Runs a client session and returns its report. */
 export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise<StreamReport> {
@@ -62,6 +64,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   options.onBound?.(socket.addr as Deno.NetAddr);
   const sub = new UdpSubscriber({
     latencyMs: options.latencyMs,
+    keepTimeline: keepsTimeline(options.output),
     renewMs: RENEW_MS,
     answerTimeoutMs: options.timeoutMs,
     code: options.code === undefined
@@ -73,6 +76,8 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   let failure: unknown;
   let wake: (() => void) | undefined;
   let deadline: ReturnType<typeof setTimeout> | undefined;
+  /** Datagrams read so far (the play-out side waits for the socket to drain after a stall). */
+  let datagrams = 0;
   const send = (d: Uint8Array) => socket.send(d, server).catch(() => {});
   const stop = () => {
     if (done) return;
@@ -141,6 +146,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
 
   const receiving = (async () => {
     for await (const [d, a] of socket) {
+      datagrams++;
       const events = sub.receive(d, sameAddress(a, server), now());
       // A challenge answered starts the sync burst: tick at its pace.
       if (events.some((e) => e.type === "send")) {
@@ -169,6 +175,7 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
         wake = undefined;
         continue;
       }
+      if (due !== null && now() - due > BEHIND_MS) await drained(() => datagrams);
       const decision = sub.pop(now() + EARLY_MS);
       if (decision) playout!.decide(decision);
     }
@@ -188,6 +195,19 @@ export async function runAudioUdpClient(options: AudioUdpClientOptions): Promise
   playout.stats.reconnects = sub.restarts;
   playout.stats.extra = sub.reportFields();
   return playout.report();
+}
+
+/**
+ * Behind (the process stalled): datagrams that came meanwhile may wait
+ * unread in the socket. Yields until a turn reads none (`count` is what
+ * was read so far), so a block that is there is played rather than
+ * concealed.
+ */
+async function drained(count: () => number): Promise<void> {
+  for (let i = 0, seen = -1; i < 256 && seen !== count(); i++) {
+    seen = count();
+    await new Promise((r) => setTimeout(r, 0));
+  }
 }
 
 const FLAGS = {

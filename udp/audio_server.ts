@@ -6,14 +6,14 @@
  *
  * Each group of blocks (two by default) is followed by Reed-Solomon repair
  * datagrams, so a listener rebuilds lost fragments without asking
- * (`--fec`, `lib/core/audio/fec.ts`).
+ * (`--fec`, `lib/core/audio/stages/fec.ts`).
  *
  * Run: `deno task audio-udp-server [--host 127.0.0.1] [--port 4444] [--input default] [--block 1024] [--mtu 1200] [--fec on|off|BLOCKS:PERCENT]`
  *
  * @module
  */
 import type { AudioSource } from "../lib/io/audio_io.ts";
-import { blockBytes, describeSpec } from "../lib/core/audio/spec.ts";
+import { blockBytes, describeSpec } from "../lib/core/audio/format/spec.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import {
   encodeFormat,
@@ -22,9 +22,10 @@ import {
   MAX_FRAGMENTS,
   MAX_MTU,
   MIN_MTU,
-} from "../lib/core/audio/udp_datagrams.ts";
-import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp_listeners.ts";
-import { DATA_TAG, sealData, sealRepair } from "../lib/core/audio/udp_secure.ts";
+} from "../lib/core/audio/udp/datagrams.ts";
+import { ListenerTable, type UdpServerStats } from "../lib/core/audio/udp/server.ts";
+import { DATA_TAG, sealData, sealRepair } from "../lib/core/audio/udp/secure.ts";
+import { addCheck, CHECK_LENGTH, DATAGRAM_CHECK } from "../lib/core/audio/stages/datagram_check.ts";
 import {
   DEFAULT_FEC,
   describeFec,
@@ -32,11 +33,11 @@ import {
   FecEncoder,
   parseFec,
   planFec,
-} from "../lib/core/audio/fec.ts";
+} from "../lib/core/audio/stages/fec.ts";
 import { CODE_FLAG, isLoopback, resolveCode } from "../lib/cli/code.ts";
 import { newStreamId, startCapture } from "../lib/io/capture.ts";
 import { now } from "../lib/io/clock.ts";
-import { AUDIO_PROTOCOL } from "../lib/core/audio/stream_format.ts";
+import { AUDIO_PROTOCOL } from "../lib/core/audio/format/stream_format.ts";
 import { closeQuietly, describeError } from "../lib/io/errors.ts";
 import { listenUdp } from "../lib/io/net.ts";
 import { parseFlags, runMain } from "../lib/cli/flags.ts";
@@ -102,9 +103,11 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
   const source = options.source;
   const spec = source.spec;
   const mtu = checkMtu(options.mtu ?? 1200, blockBytes(spec));
-  // With a code, each DATA datagram carries a tag: the fragments are cut
-  // that much smaller, so that sealed datagrams still fit the MTU.
-  const cut = options.code === undefined ? mtu : checkMtu(mtu - DATA_TAG, blockBytes(spec));
+  // With a code, each DATA datagram carries a tag; without, a check
+  // (`datagram_check.ts`): the fragments are cut that much smaller, so
+  // that sealed or checked datagrams still fit the MTU.
+  const plain = options.code === undefined;
+  const cut = checkMtu(mtu - (plain ? CHECK_LENGTH : DATA_TAG), blockBytes(spec));
   const plan = planFec(blockBytes(spec), cut, options.fec ?? DEFAULT_FEC);
   const streamKey = crypto.getRandomValues(new Uint8Array(32));
   const log = options.log ?? ((line: string) => console.log(line));
@@ -121,6 +124,7 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
       mtu: cut,
       fragments: plan.fragments,
       fec: plan.fec,
+      check: plain ? DATAGRAM_CHECK : undefined,
     }),
     maxListeners: options.maxListeners ?? 64,
     maxPerHost: options.maxPerHost,
@@ -152,12 +156,10 @@ export function startAudioUdpServer(options: AudioUdpServerOptions): AudioUdpSer
     // Sealed once for every listener. The block goes out first: making
     // the repairs never delays it.
     const live = listeners.live(now());
-    const out = options.code === undefined ? frags : frags.map((f) => sealData(streamKey, f));
+    const out = frags.map((f) => plain ? addCheck(f) : sealData(streamKey, f));
     for (const addr of live) for (const f of out) send(f, addr);
     const repairs = encoder?.push(block) ?? [];
-    const sealed = options.code === undefined
-      ? repairs
-      : repairs.map((r) => sealRepair(streamKey, r));
+    const sealed = repairs.map((r) => plain ? addCheck(r) : sealRepair(streamKey, r));
     for (const addr of live) for (const r of sealed) send(r, addr);
   });
 

@@ -18,7 +18,7 @@ import {
   type ImpairmentConfig,
   parseProbability,
 } from "../lib/core/wire/impairment.ts";
-import { DATA_HEADER, decodeFragment, isRejected } from "../lib/core/audio/udp_datagrams.ts";
+import { DATA_HEADER, decodeFragment, isRejected } from "../lib/core/audio/udp/datagrams.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cli/flags.ts";
 import { listenUdp } from "../lib/io/net.ts";
@@ -49,6 +49,8 @@ export interface UdpRelayOptions {
   maxClients?: number;
   /** Keep the fate of every DATA fragment (default false). */
   record?: boolean;
+  /** Impair only server-to-client datagrams of these types (default: every one). */
+  types?: number[];
 }
 
 /** A running relay. */
@@ -79,6 +81,7 @@ export function startUdpRelay(options: UdpRelayOptions): UdpRelay {
   let closed = false;
 
   const deliver = (model: Impairment, d: Uint8Array, out: (d: Uint8Array) => void) => {
+    if (model === down && options.types && !options.types.includes(d[3])) return out(d);
     const { fate, deliveries } = model.decide(d);
     if (options.record && model === down) {
       const f = decodeFragment(d);

@@ -6,7 +6,7 @@
  * @module
  */
 import { type AudioSource, openSource } from "../io/audio_io.ts";
-import { type AudioSpec, DEFAULT_SPEC, validateSpec } from "../core/audio/spec.ts";
+import { type AudioSpec, DEFAULT_SPEC, validateSpec } from "../core/audio/format/spec.ts";
 import { UsageError } from "../core/errors.ts";
 import {
   type FlagSpec,

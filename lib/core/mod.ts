@@ -5,15 +5,14 @@
  *
  * @module
  */
-export { type BlockContext, blockDigest } from "./audio/block_digest.ts";
+export { type BlockContext, blockDigest } from "./audio/format/block_digest.ts";
+export { Broadcaster, type StreamBlock } from "./audio/stages/broadcaster.ts";
 export {
-  Broadcaster,
   ListenerSession,
   type ListenerSessionOptions,
-  type StreamBlock,
   SYNC_BURST,
   SYNC_PER_SECOND,
-} from "./audio/broadcaster.ts";
+} from "./audio/tcp/server.ts";
 export {
   type ClockEstimate,
   ClockSync,
@@ -24,15 +23,16 @@ export {
   SyncedTimeline,
   type SyncReply,
   writeSyncReply,
-} from "./audio/clock_sync.ts";
-export { Concealer } from "./audio/conceal.ts";
+} from "./audio/stages/clock_sync.ts";
+export { Concealer } from "./audio/stages/conceal.ts";
 export {
   type AudioEndpoint,
   type NamedDevice,
   parseEndpoint,
   selectDevice,
-} from "./audio/endpoint.ts";
+} from "./audio/format/endpoint.ts";
 export {
+  type BlockCheck,
   decodeRepair,
   DEFAULT_FEC,
   describeFec,
@@ -49,7 +49,14 @@ export {
   planFec,
   REPAIR_HEADER,
   type RepairFragment,
-} from "./audio/fec.ts";
+} from "./audio/stages/fec.ts";
+export {
+  addCheck,
+  CHECK_LENGTH,
+  DATAGRAM_CHECK,
+  stripCheck,
+} from "./audio/stages/datagram_check.ts";
+export { crc32c, CRC32C_LENGTH } from "./wire/crc32c.ts";
 export {
   type AutoTarget,
   CALM_MS,
@@ -62,21 +69,21 @@ export {
   type OrderCounters,
   type PlayoutDecision,
   type TargetCounters,
-} from "./audio/jitter_buffer.ts";
-export { RateMatcher, type RateMatchOptions, stretch } from "./audio/rate_match.ts";
+} from "./audio/stages/jitter_buffer.ts";
+export { RateMatcher, type RateMatchOptions, stretch } from "./audio/stages/rate_match.ts";
 export {
   type AssembledBlock,
   newReassemblyCounters,
   Reassembler,
   type ReassemblyCounters,
-} from "./audio/reassembly.ts";
-export { before } from "./audio/sequence.ts";
+} from "./audio/stages/reassembly.ts";
+export { before } from "./audio/stages/sequence.ts";
 export {
   type ArrivedBlock,
   MAX_FILL_BLOCKS,
   MAX_JUMP_BLOCKS,
   SequenceTracker,
-} from "./audio/sequence_tracker.ts";
+} from "./audio/stages/sequence_tracker.ts";
 export {
   type AudioSpec,
   blockBytes,
@@ -85,14 +92,14 @@ export {
   describeSpec,
   SAMPLE_BYTES,
   validateSpec,
-} from "./audio/spec.ts";
+} from "./audio/format/spec.ts";
 export {
   AUDIO_PROTOCOL,
   encodeStreamFormat,
   parseStreamFormat,
   sameSpec,
   type StreamFormat,
-} from "./audio/stream_format.ts";
+} from "./audio/format/stream_format.ts";
 export {
   AUDIO_CLIENT_LIMITS,
   AUDIO_SERVER_LIMITS,
@@ -110,9 +117,9 @@ export {
   MAX_SERVER_FRAME,
   type ReceivedBlock,
   SYNC_REQUEST_LENGTH,
-} from "./audio/tcp_frames.ts";
-export { type AudioTcpEvent, AudioTcpReceiver } from "./audio/tcp_session.ts";
-export { estimateFrequency, rmsLevel, ToneGenerator } from "./audio/tone.ts";
+} from "./audio/tcp/frames.ts";
+export { type AudioTcpEvent, AudioTcpReceiver } from "./audio/tcp/client.ts";
+export { estimateFrequency, rmsLevel, ToneGenerator } from "./audio/format/tone.ts";
 export {
   COOKIE_LENGTH,
   CookieJar,
@@ -150,12 +157,12 @@ export {
   UDP_VERSION,
   type UdpFormat,
   UdpMsg,
-} from "./audio/udp_datagrams.ts";
+} from "./audio/udp/datagrams.ts";
 export {
   ListenerTable,
   type ListenerTableOptions,
   type UdpServerStats,
-} from "./audio/udp_listeners.ts";
+} from "./audio/udp/server.ts";
 export {
   bareDatagram,
   ClientHandshake,
@@ -166,14 +173,19 @@ export {
   sealRepair,
   SecureUdpMsg,
   ServerHandshake,
-} from "./audio/udp_secure.ts";
+} from "./audio/udp/secure.ts";
 export {
   AUTO_MAX_MS,
   type SubscriberEvent,
   type SubscriberOptions,
   UdpSubscriber,
-} from "./audio/udp_subscriber.ts";
-export { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH, type WavInfo } from "./audio/wav.ts";
+} from "./audio/udp/client.ts";
+export {
+  encodeWavHeader,
+  parseWavHeader,
+  WAV_HEADER_LENGTH,
+  type WavInfo,
+} from "./audio/format/wav.ts";
 export {
   openAt,
   Opener,

@@ -6,12 +6,12 @@
  * @module
  */
 import { now } from "./clock.ts";
-import { type AudioEndpoint, parseEndpoint, selectDevice } from "../core/audio/endpoint.ts";
-import { type AudioSpec, blockMs, validateSpec } from "../core/audio/spec.ts";
+import { type AudioEndpoint, parseEndpoint, selectDevice } from "../core/audio/format/endpoint.ts";
+import { type AudioSpec, blockMs, validateSpec } from "../core/audio/format/spec.ts";
 import { UsageError, UserError } from "../core/errors.ts";
 import { describeError, readError } from "./errors.ts";
-import { ToneGenerator } from "../core/audio/tone.ts";
-import { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH } from "../core/audio/wav.ts";
+import { ToneGenerator } from "../core/audio/format/tone.ts";
+import { encodeWavHeader, parseWavHeader, WAV_HEADER_LENGTH } from "../core/audio/format/wav.ts";
 import { resolveUserPath } from "./paths.ts";
 import { readFullSync } from "./streams.ts";
 import { type AudioStream, PortAudio } from "../../native/mod.ts";
@@ -89,7 +89,7 @@ function closeOnce(file: Deno.FsFile, then?: () => void): () => Promise<void> {
   };
 }
 
-/** Opens an input SPEC (see `lib/core/audio/endpoint.ts`) with `spec` for devices and tones. */
+/** Opens an input SPEC (see `lib/core/audio/format/endpoint.ts`) with `spec` for devices and tones. */
 export async function openSource(text: string, spec: AudioSpec): Promise<AudioSource> {
   const ep = parseEndpoint(text, "input");
   validateSpec(spec);

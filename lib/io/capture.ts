@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Broadcaster, type StreamBlock } from "../core/audio/broadcaster.ts";
+import { Broadcaster, type StreamBlock } from "../core/audio/stages/broadcaster.ts";
 import type { AudioSource } from "./audio_io.ts";
 
 /** A running capture. */

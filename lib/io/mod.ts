@@ -27,6 +27,12 @@ export {
   sameAddress,
 } from "./net.ts";
 export { resolveUserPath } from "./paths.ts";
-export { FormatChangedError, MAX_DRIFT_PPM, Playout, type PlayoutOptions } from "./playout.ts";
+export {
+  FormatChangedError,
+  keepsTimeline,
+  MAX_DRIFT_PPM,
+  Playout,
+  type PlayoutOptions,
+} from "./playout.ts";
 export { acceptCoded, type CodedConn, type CodedOptions, connectCoded } from "./secure_conn.ts";
 export { readAt, type Reader, readFull, readFullSync, writeAll, type Writer } from "./streams.ts";

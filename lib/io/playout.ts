@@ -9,18 +9,19 @@
  */
 import { type AudioSink, openSink } from "./audio_io.ts";
 import { now } from "./clock.ts";
-import { type AudioSpec, blockMs, describeSpec } from "../core/audio/spec.ts";
-import { Concealer } from "../core/audio/conceal.ts";
-import type { OrderCounters, PlayoutDecision } from "../core/audio/jitter_buffer.ts";
-import { sameSpec } from "../core/audio/stream_format.ts";
+import { type AudioSpec, blockMs, describeSpec } from "../core/audio/format/spec.ts";
+import { Concealer } from "../core/audio/stages/conceal.ts";
+import { parseEndpoint } from "../core/audio/format/endpoint.ts";
+import type { OrderCounters, PlayoutDecision } from "../core/audio/stages/jitter_buffer.ts";
+import { sameSpec } from "../core/audio/format/stream_format.ts";
 import { UserError } from "../core/errors.ts";
-import type { ClockEstimate } from "../core/audio/clock_sync.ts";
-import { RateMatcher } from "../core/audio/rate_match.ts";
+import type { ClockEstimate } from "../core/audio/stages/clock_sync.ts";
+import { RateMatcher } from "../core/audio/stages/rate_match.ts";
 import { statusLine, type StreamReport, StreamStats } from "../core/report/stream_report.ts";
 
 /** Options shared by the audio clients. */
 export interface PlayoutOptions {
-  /** Output SPEC (see `lib/core/audio/endpoint.ts`). */
+  /** Output SPEC (see `lib/core/audio/format/endpoint.ts`). */
   output: string;
   /**
    * A block that would reach the sink later than this after capture (ms) is
@@ -31,6 +32,8 @@ export interface PlayoutOptions {
   lateMs: number | (() => number);
   /** Draw a live status line on stderr (default: when stderr is a terminal). */
   status?: boolean;
+  /** Keep the slot timeline (default: for a file or `null`, {@link keepsTimeline}). */
+  keepTimeline?: boolean;
   /** Where warnings go (default stderr). */
   log?: (line: string) => void;
 }
@@ -54,6 +57,13 @@ interface Pending {
  * waits); a writer of its own hands them to the sink. So a sink that stalls (a device that is slow to start)
  * never stops the client reading the network; when it resumes, the blocks
  * that waited too long are skipped as late.
+ *
+ * Two outputs, two promises. A sound device plays live: stretches fill a
+ * growing target's wait, squeezed blocks shrink it, late slots are
+ * skipped, and the report counts each. A file (`FILE.wav`, or `null`)
+ * keeps the stream's slot timeline ({@link keepsTimeline}): slot k holds
+ * block k exactly as sent, or a concealment of exactly one block's length;
+ * nothing is written for a stretch and no slot is skipped.
  */
 export class Playout implements AsyncDisposable {
   /** Counters of the session, across reconnections. */
@@ -65,13 +75,12 @@ export class Playout implements AsyncDisposable {
   #lastStatus = 0;
   #tty: boolean;
   #queue: Pending[] = [];
-  #maxQueue = 0;
-  #cushion = 1;
   #wake: (() => void) | undefined;
   #writer: Promise<void> | undefined;
   #closing = false;
   #matcher: RateMatcher | undefined;
   #warnedDrift = false;
+  #timeline: boolean;
 
   /**
    * Creates the play-out side; the sink opens at {@link begin}. `order` is
@@ -81,6 +90,7 @@ export class Playout implements AsyncDisposable {
     this.stats = new StreamStats(transport, order, now());
     this.#options = options;
     this.#tty = options.status ?? Deno.stderr.isTerminal();
+    this.#timeline = options.keepTimeline ?? keepsTimeline(options.output);
   }
 
   /**
@@ -101,9 +111,6 @@ export class Playout implements AsyncDisposable {
           maxPpm: MAX_DRIFT_PPM,
         });
       }
-      // Anything queued longer than the latency bound would be skipped anyway.
-      this.#maxQueue = Math.ceil(this.#lateMs() / blockMs(spec)) + 8;
-      this.#cushion = Math.max(1, Math.floor(this.#lateMs() / blockMs(spec) / 2));
       this.#writer = this.#write();
     } else if (!sameSpec(spec, this.#spec)) {
       throw new FormatChangedError(this.#spec, spec);
@@ -113,6 +120,7 @@ export class Playout implements AsyncDisposable {
   /** Queues what the ordering core decided for one slot. Never waits. */
   decide(d: PlayoutDecision): void {
     if (d.kind === "stretch") {
+      if (this.#timeline) return; // a file keeps slots, not waits
       const frames = Math.round((d.ms * this.#spec!.rate) / 1000);
       if (frames > 0) this.#push({ samples: null, captured: d.captured, stretch: frames });
       return;
@@ -173,7 +181,10 @@ export class Playout implements AsyncDisposable {
   }
 
   #push(entry: Pending) {
-    if (this.#queue.length >= this.#maxQueue) {
+    // Anything queued longer than the latency bound (as it is now: it may
+    // follow the path) would be skipped anyway.
+    const most = Math.ceil(this.#lateMs() / blockMs(this.#spec!)) + 8;
+    if (this.#queue.length >= most && !this.#timeline) {
       // The sink is far behind: the oldest entry can no longer be on time.
       this.#skipped(this.#queue.shift()!);
     }
@@ -209,20 +220,21 @@ export class Playout implements AsyncDisposable {
         await this.#sink!.write(this.#concealer!.conceal(e.stretch * this.#spec!.channels));
         continue;
       }
-      if (latency > this.#lateMs()) {
+      if (latency > this.#lateMs() && !this.#timeline) {
         // The sink fell behind (a stall, a slow start). Playing this would
         // delay everything after it, and so would most entries queued
         // behind it: skip down to a cushion of the newest (half the latency
         // bound), so the session is live again at once and the sink does
         // not run dry, which makes some devices restart and stall again.
         this.#skipped(e);
-        while (this.#queue.length > this.#cushion) this.#skipped(this.#queue.shift()!);
+        const cushion = Math.max(1, Math.floor(this.#lateMs() / blockMs(this.#spec!) / 2));
+        while (this.#queue.length > cushion) this.#skipped(this.#queue.shift()!);
         continue;
       }
       let block: Int16Array;
       if (e.samples) {
         st.received++;
-        st.latency.add(latency);
+        st.played(latency, now());
         this.#concealer!.good(e.samples);
         block = e.samples;
       } else {
@@ -252,6 +264,14 @@ export class Playout implements AsyncDisposable {
     this.#lastStatus = t;
     Deno.stderr.writeSync(new TextEncoder().encode(`\r\x1b[2K${statusLine(this.report())}`));
   }
+}
+
+/**
+ * Whether an output SPEC keeps the stream's slot timeline (a file or
+ * `null`) rather than playing live (a sound device).
+ */
+export function keepsTimeline(output: string): boolean {
+  return parseEndpoint(output, "output").kind !== "device";
 }
 
 /** A server came back with another audio format; the client cannot follow it. */

@@ -13,8 +13,8 @@ import { runAudioUdpClient } from "../../udp/audio_client.ts";
 import { startAudioTcpServer } from "../../tcp/audio_server.ts";
 import { runAudioTcpClient } from "../../tcp/audio_client.ts";
 import { startUdpRelay } from "../../udp/relay.ts";
-import { Broadcaster } from "../../lib/core/audio/broadcaster.ts";
-import { AUDIO_PROTOCOL } from "../../lib/core/audio/stream_format.ts";
+import { Broadcaster } from "../../lib/core/audio/stages/broadcaster.ts";
+import { AUDIO_PROTOCOL } from "../../lib/core/audio/format/stream_format.ts";
 import {
   encodeFormat,
   encodeSubscribe,
@@ -22,17 +22,17 @@ import {
   fragmentBlock,
   UDP_VERSION,
   UdpMsg,
-} from "../../lib/core/audio/udp_datagrams.ts";
+} from "../../lib/core/audio/udp/datagrams.ts";
 import {
   AUDIO_CLIENT_LIMITS,
   AudioMsg,
   encodeBlock,
   encodeHello,
-} from "../../lib/core/audio/tcp_frames.ts";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { AudioTcpReceiver } from "../../lib/core/audio/tcp_session.ts";
-import { SequenceTracker } from "../../lib/core/audio/sequence_tracker.ts";
+} from "../../lib/core/audio/tcp/frames.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { AudioTcpReceiver } from "../../lib/core/audio/tcp/client.ts";
+import { SequenceTracker } from "../../lib/core/audio/stages/sequence_tracker.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 import {

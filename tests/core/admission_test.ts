@@ -6,11 +6,11 @@ import {
   HANDSHAKES_PER_NETWORK,
   networkOf,
 } from "../../lib/core/crypto/admission.ts";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { encodeFormat, encodeSubscribe, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { encodeFormat, encodeSubscribe, UdpMsg } from "../../lib/core/audio/udp/datagrams.ts";
 import { joinInMemory, TEST_FORMAT } from "../support/helpers.ts";
-import { SecureUdpMsg } from "../../lib/core/audio/udp_secure.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
+import { SecureUdpMsg } from "../../lib/core/audio/udp/secure.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
 
 Deno.test("admission: an address's network is its /24 or /64", () => {
   assert.equal(networkOf("192.0.2.77"), "192.0.2.0/24");

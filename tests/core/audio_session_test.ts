@@ -6,8 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { TEST_FORMAT } from "../support/helpers.ts";
-import { Broadcaster, ListenerSession, SYNC_BURST } from "../../lib/core/audio/broadcaster.ts";
-import { AudioTcpReceiver } from "../../lib/core/audio/tcp_session.ts";
+import { Broadcaster } from "../../lib/core/audio/stages/broadcaster.ts";
+import { ListenerSession, SYNC_BURST } from "../../lib/core/audio/tcp/server.ts";
+import { AudioTcpReceiver } from "../../lib/core/audio/tcp/client.ts";
 import {
   AudioMsg,
   decodeSyncReplyFrame,
@@ -15,10 +16,10 @@ import {
   encodeHello,
   encodeSyncReplyFrame,
   encodeSyncRequest,
-} from "../../lib/core/audio/tcp_frames.ts";
-import { SequenceTracker } from "../../lib/core/audio/sequence_tracker.ts";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
+} from "../../lib/core/audio/tcp/frames.ts";
+import { SequenceTracker } from "../../lib/core/audio/stages/sequence_tracker.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
 import {
   encodeFormat,
   encodeSubscribe,
@@ -26,7 +27,7 @@ import {
   fragmentBlock,
   UDP_VERSION,
   UdpMsg,
-} from "../../lib/core/audio/udp_datagrams.ts";
+} from "../../lib/core/audio/udp/datagrams.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 import { md5 } from "../../lib/core/wire/md5.ts";

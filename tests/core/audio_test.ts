@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
-import { estimateFrequency, rmsLevel, ToneGenerator } from "../../lib/core/audio/tone.ts";
-import { parseEndpoint, selectDevice } from "../../lib/core/audio/endpoint.ts";
+import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/format/wav.ts";
+import { estimateFrequency, rmsLevel, ToneGenerator } from "../../lib/core/audio/format/tone.ts";
+import { parseEndpoint, selectDevice } from "../../lib/core/audio/format/endpoint.ts";
 import { specFromFlags } from "../../lib/cli/audio_shell.ts";
 import { UserError } from "../../lib/core/errors.ts";
 

@@ -4,7 +4,11 @@
  * delayed exchange, a clock step, hostile answers, and its schedule.
  */
 import assert from "node:assert/strict";
-import { ClockSync, MAX_HELD_BLOCKS, SyncedTimeline } from "../../lib/core/audio/clock_sync.ts";
+import {
+  ClockSync,
+  MAX_HELD_BLOCKS,
+  SyncedTimeline,
+} from "../../lib/core/audio/stages/clock_sync.ts";
 import { TwoClocks } from "../support/two_clocks.ts";
 
 const HOUR = 3_600_000;

@@ -5,14 +5,14 @@
  * delivered through a seeded loss model, slots popped when due. No sockets.
  */
 import assert from "node:assert/strict";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { Broadcaster } from "../../lib/core/audio/broadcaster.ts";
-import { FecEncoder, planFec } from "../../lib/core/audio/fec.ts";
-import { encodeFormat, fragmentBlock, type UdpFormat } from "../../lib/core/audio/udp_datagrams.ts";
-import { AUDIO_PROTOCOL } from "../../lib/core/audio/stream_format.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { Broadcaster } from "../../lib/core/audio/stages/broadcaster.ts";
+import { FecEncoder, planFec } from "../../lib/core/audio/stages/fec.ts";
+import { encodeFormat, fragmentBlock, type UdpFormat } from "../../lib/core/audio/udp/datagrams.ts";
+import { AUDIO_PROTOCOL } from "../../lib/core/audio/format/stream_format.ts";
 import { Impairment, type ImpairmentConfig } from "../../lib/core/wire/impairment.ts";
-import type { PlayoutDecision } from "../../lib/core/audio/jitter_buffer.ts";
+import { type PlayoutDecision, safeStartMs } from "../../lib/core/audio/stages/jitter_buffer.ts";
 import { joinInMemory } from "../support/helpers.ts";
 
 const MS = (1024 / 44100) * 1000;
@@ -39,14 +39,25 @@ interface Session {
 }
 
 /** Streams `blocks` blocks, each datagram arriving `transit` ms after its block's capture. */
-function session(blocks: number, impair: ImpairmentConfig, transit = MS + 1, seed = 3): Session {
+function session(
+  blocks: number,
+  impair: ImpairmentConfig,
+  transit = MS + 1,
+  seed = 3,
+  start: "transit" | "default" = "transit",
+): Session {
   const table = new ListenerTable<string>({
     secret: new Uint8Array(32).fill(9),
     format: encodeFormat(FORMAT),
     maxListeners: 4,
     timeoutMs: 60_000,
   });
-  const sub = new UdpSubscriber({ renewMs: 1000, answerTimeoutMs: 60_000 });
+  // Started at the transit (0: the first block's), to see the target follow the path.
+  const sub = new UdpSubscriber({
+    renewMs: 1000,
+    answerTimeoutMs: 60_000,
+    startLatencyMs: start === "transit" ? 0 : undefined,
+  });
   const t0 = 1_000_000;
   const joined = joinInMemory(table, sub, "peer", t0);
   assert.ok(joined.events.includes("stream"), joined.events.join());
@@ -126,4 +137,14 @@ Deno.test("udp session with FEC: a lost block that nothing rebuilds is concealed
   assert.ok(concealed > 0, "some groups were beyond repair");
   assert.ok((sub.reportFields().fec_groups_unrecoverable as number) > 0);
   assert.equal(played.size + concealed, 400);
+});
+
+Deno.test("udp session by default: the target starts at a safe margin, nothing stretches, and it comes down after a calm spell", () => {
+  const { sub, played } = session(400, {}, MS + 1, 3, "default");
+  assert.equal(played.size, 400);
+  const r = sub.reportFields();
+  assert.equal(r.target_stretches, 0);
+  const [low, high] = r.target_latency_range_ms as [number, number];
+  assert.equal(high, Math.round(safeStartMs(MS) * 10) / 10);
+  assert.ok(low < high - 5, `came down: ${low}–${high}`);
 });

@@ -15,7 +15,7 @@ import {
   parseFec,
   planFec,
   REPAIR_HEADER,
-} from "../../lib/core/audio/fec.ts";
+} from "../../lib/core/audio/stages/fec.ts";
 import {
   decodeFragment,
   type FecParams,
@@ -23,9 +23,9 @@ import {
   fragmentBlock,
   isRejected,
   UdpMsg,
-} from "../../lib/core/audio/udp_datagrams.ts";
-import { type AssembledBlock, Reassembler } from "../../lib/core/audio/reassembly.ts";
-import { Broadcaster, type StreamBlock } from "../../lib/core/audio/broadcaster.ts";
+} from "../../lib/core/audio/udp/datagrams.ts";
+import { type AssembledBlock, Reassembler } from "../../lib/core/audio/stages/reassembly.ts";
+import { Broadcaster, type StreamBlock } from "../../lib/core/audio/stages/broadcaster.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 import { TEST_FORMAT } from "../support/helpers.ts";
 import { UsageError } from "../../lib/core/errors.ts";

@@ -5,7 +5,13 @@
  * only after a calm spell and then gently, and a fixed target never moves.
  */
 import assert from "node:assert/strict";
-import { CALM_MS, JitterBuffer, type PlayoutDecision } from "../../lib/core/audio/jitter_buffer.ts";
+import {
+  CALM_MS,
+  HEADROOM_MS,
+  JitterBuffer,
+  type PlayoutDecision,
+  safeStartMs,
+} from "../../lib/core/audio/stages/jitter_buffer.ts";
 
 const BLOCK = 1024;
 const RATE = 44100;
@@ -38,6 +44,10 @@ function simulate(
     quiet?: (i: number) => boolean;
     /** Blocks that come rebuilt from repair data. */
     rebuilt?: (i: number) => boolean;
+    /** Where the target starts (default 0: at the first block's transit, to test the adaptation). */
+    startMs?: number;
+    /** Keep the slot timeline (a recording). */
+    keepTimeline?: boolean;
   } = {},
 ): Run {
   const jb = new JitterBuffer({
@@ -48,7 +58,9 @@ function simulate(
       rate: RATE,
       channels: 1,
       recoveryMs: options.recoveryMs,
+      startMs: "startMs" in options ? options.startMs : 0,
     },
+    keepTimeline: options.keepTimeline,
   });
   const arrivals = [] as { at: number; i: number }[];
   for (let i = 0; i < blocks; i++) {
@@ -152,8 +164,8 @@ Deno.test("auto target: falls back slowly on a calm path, squeezing by at most 1
   const peak = r.jb.target.maxMs;
   assert.ok(peak >= need(MS + 26), `peak ${peak}`);
   assert.ok(r.jb.target.squeezed > 0, "it shrank");
-  // Back to the calm path's need (its transit plus the margin), within half a millisecond.
-  assert.ok(r.jb.targetMs <= need(MS + 1) + 0.5, `final ${r.jb.targetMs}`);
+  // Back to the calm path's need (its transit, the headroom and the margin), within half a millisecond.
+  assert.ok(r.jb.targetMs <= need(MS + 1 + HEADROOM_MS) + 0.5, `final ${r.jb.targetMs}`);
   // Not while the jitter lasts, nor in the calm spell after the last stretch.
   const squeezed = r.decisions.filter((x) => x.d.kind === "play" && x.d.samples.length < BLOCK);
   assert.ok(squeezed.length > 0);
@@ -204,4 +216,58 @@ Deno.test("a fixed target never moves, whatever the path does", () => {
   assert.equal(r.jb.target.stretches + r.jb.target.squeezed, 0);
   assert.ok(r.late > 0);
   assert.ok(!r.decisions.some((x) => x.d.kind === "stretch"));
+});
+
+Deno.test("auto target: by default it starts at a safe margin, so a clean path with a slow start never stretches, then comes down after a calm spell", () => {
+  // The first blocks a little slow (a listener joining while others do), then steady.
+  const r = simulate(600, (i) => (i < 40 ? MS + 1 + (i % 7) * 4 : MS + 1), { startMs: undefined });
+  const stretches = r.decisions.filter((x) => x.d.kind === "stretch");
+  assert.equal(stretches.length, 0, "no stretch from the first block");
+  assert.equal(r.concealed, 0);
+  assert.equal(r.played, 600);
+  assert.equal(r.jb.target.maxMs, safeStartMs(MS), "started at the safe margin");
+  assert.ok(safeStartMs(MS) >= 3 * MS);
+  // Came down to what the path needs after the calm spell, squeezing as a device does.
+  assert.ok(r.jb.target.minMs < safeStartMs(MS) - 20, `lowest ${r.jb.target.minMs}`);
+  assert.ok(r.jb.target.squeezed > 0);
+});
+
+Deno.test("auto target keeping the timeline: nothing is squeezed, the target steps down, and every slot holds its block", () => {
+  const r = simulate(600, (i) => (i < 40 ? MS + 1 + (i % 7) * 4 : MS + 1), {
+    startMs: undefined,
+    keepTimeline: true,
+  });
+  assert.equal(r.jb.target.squeezed, 0);
+  assert.ok(r.jb.target.minMs <= need(MS + 25 + HEADROOM_MS), `came down to ${r.jb.target.minMs}`);
+  const plays = r.decisions.filter((x) => x.d.kind === "play");
+  assert.equal(plays.length, 600);
+  for (const [k, x] of plays.entries()) {
+    assert.equal(x.d.seq, k);
+    assert.equal((x.d as { samples: Int16Array }).samples.length, BLOCK, "never squeezed");
+  }
+});
+
+Deno.test("auto target keeping the timeline: slots skipped when the stream jumps ahead are concealed in place", () => {
+  // Blocks 10 to 99 never come (a long outage), with a fixed-size window of 64.
+  for (const auto of [true, false]) {
+    const r = simulate(160, (i) => (i >= 10 && i < 100 ? null : MS + 1), {
+      keepTimeline: true,
+      auto,
+    });
+    const slots = r.decisions.filter((x) => x.d.kind !== "stretch").map((x) => x.d.seq);
+    const all = Array.from({ length: 160 }, (_, k) => k);
+    assert.deepEqual(slots, all, `one decision per slot, in order (auto ${auto})`);
+  }
+  // Blocks 20 to 119 held up for seconds, then all at once: the slots
+  // concealed meanwhile are never decided again, the rest are kept.
+  const stalled = simulate(200, (i) => (i < 20 ? MS + 1 : i < 120 ? 2600 - i * MS : MS + 1), {
+    keepTimeline: true,
+    auto: false,
+  });
+  const kept = stalled.decisions.filter((x) => x.d.kind !== "stretch").map((x) => x.d.seq);
+  assert.deepEqual(
+    kept,
+    Array.from({ length: 200 }, (_, k) => k),
+    "every slot kept across the jump",
+  );
 });

@@ -4,7 +4,7 @@
  * no drift at all (then nothing is touched).
  */
 import assert from "node:assert/strict";
-import { RateMatcher, stretch } from "../../lib/core/audio/rate_match.ts";
+import { RateMatcher, stretch } from "../../lib/core/audio/stages/rate_match.ts";
 
 const RATE = 44100;
 const BLOCK = 1024;

@@ -1,6 +1,6 @@
 /** The I/O-free Audio-UDP cores: datagrams, reassembly, jitter buffer, impairment, cookies. */
 import assert from "node:assert/strict";
-import { blockDigest } from "../../lib/core/audio/block_digest.ts";
+import { blockDigest } from "../../lib/core/audio/format/block_digest.ts";
 import {
   CookieJar,
   DATA_HEADER,
@@ -15,10 +15,10 @@ import {
   SUBSCRIBE_LENGTH,
   UDP_VERSION,
   UdpMsg,
-} from "../../lib/core/audio/udp_datagrams.ts";
+} from "../../lib/core/audio/udp/datagrams.ts";
 import { fragment } from "../support/helpers.ts";
-import { Reassembler } from "../../lib/core/audio/reassembly.ts";
-import { JitterBuffer } from "../../lib/core/audio/jitter_buffer.ts";
+import { Reassembler } from "../../lib/core/audio/stages/reassembly.ts";
+import { JitterBuffer } from "../../lib/core/audio/stages/jitter_buffer.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 
 const STREAM = { streamId: 42, rate: 44100, channels: 1, block: 1024 };

@@ -6,11 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { joinInMemory, TEST_FORMAT } from "../support/helpers.ts";
-import { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { encodeFormat, fragmentBlock, UdpMsg } from "../../lib/core/audio/udp_datagrams.ts";
-import { openData, sealData, SecureUdpMsg } from "../../lib/core/audio/udp_secure.ts";
-import { Broadcaster } from "../../lib/core/audio/broadcaster.ts";
+import { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { encodeFormat, fragmentBlock, UdpMsg } from "../../lib/core/audio/udp/datagrams.ts";
+import { openData, sealData, SecureUdpMsg } from "../../lib/core/audio/udp/secure.ts";
+import { Broadcaster } from "../../lib/core/audio/stages/broadcaster.ts";
 
 const CODE = "bamol-tisek-ruvan";
 const rnd = (n: number) => crypto.getRandomValues(new Uint8Array(n));

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type AudioSource, openSource } from "../../lib/io/audio_io.ts";
-import { AUDIO_CLIENT_LIMITS, AudioMsg, BLOCK_PREFIX } from "../../lib/core/audio/tcp_frames.ts";
+import { AUDIO_CLIENT_LIMITS, AudioMsg, BLOCK_PREFIX } from "../../lib/core/audio/tcp/frames.ts";
 import { startAudioTcpServer } from "../../tcp/audio_server.ts";
 import { runAudioTcpClient } from "../../tcp/audio_client.ts";
 import {
@@ -12,6 +12,7 @@ import {
   oneLineError,
   readWav,
   runTool,
+  slotTimeline,
   startRelay,
   tempDir,
   writeNoiseWav,
@@ -282,8 +283,13 @@ soundTest("microphone to speaker over Audio-TCP through PortAudio", async (pulse
   // two; blocks that arrive meanwhile are skipped as late.
   assert.ok(report.blocks_received > 150, clientOutput);
   assert.equal(report.blocks_corrupted, 0);
-  // Within the client's default latency bound.
-  assert.ok(report.latency_ms.p99 <= 100, `p99 ${report.latency_ms.p99} ms`);
+  // Within the client's default latency bound (automatic: its highest, plus the sink side's two blocks).
+  const [, highest] = report.latency_bound_range_ms as [number, number];
+  assert.equal(report.latency_bound_auto, true);
+  assert.ok(
+    report.latency_ms.p99 <= highest + 2 * (1024 / 44.1),
+    `p99 ${report.latency_ms.p99} ms`,
+  );
   assert.ok(Math.abs(heardHz - 1000) < 10, `heard ${heardHz} Hz`);
 });
 
@@ -291,7 +297,7 @@ Deno.test("a stall past --latency is skipped and counted late; the stream goes o
   await using dir = await tempDir();
   const src = join(dir.path, "src.wav");
   await writeNoiseWav(src, 4);
-  const run = async (latencyMs: number) => {
+  const run = async (latencyMs: number | "auto") => {
     await using server = await wavServer(src);
     // The network holds everything for 500 ms once 100 KB went through
     // (about a second in).
@@ -306,9 +312,15 @@ Deno.test("a stall past --latency is skipped and counted late; the stream goes o
       duration: 2.5,
       ...quiet,
       latencyMs,
+      // As a sound device plays: a file keeps every slot (the next test).
+      keepTimeline: false,
     });
   };
-  const [bounded, loose] = await Promise.all([run(100), run(5000)]);
+  const [bounded, loose, auto] = await Promise.all([run(100), run(5000), run("auto")]);
+  // The automatic bound grew at the stall: nothing skipped.
+  assert.equal(auto.blocks_late, 0, JSON.stringify(auto));
+  assert.ok((auto.latency_bound_grew as number) >= 1, JSON.stringify(auto));
+  assert.equal(auto.latency_bound_auto, true);
   // With a 100 ms bound, the blocks held past it (about 400 ms of them)
   // are late; with 5 s, none is.
   const blockMs = BLOCK / 44.1;
@@ -320,4 +332,31 @@ Deno.test("a stall past --latency is skipped and counted late; the stream goes o
   // After the stall the bounded session is back within its bound.
   assert.ok(bounded.latency_ms.p50 < 100, `p50 ${bounded.latency_ms.p50}`);
   assert.ok(loose.latency_ms.max >= 400, `the loose session waited: max ${loose.latency_ms.max}`);
+});
+
+Deno.test("a recording through a stall keeps every block in its slot, whatever the bound", async () => {
+  await using dir = await tempDir();
+  const src = join(dir.path, "src.wav");
+  const rec = join(dir.path, "rec.wav");
+  const source = await writeNoiseWav(src, 4);
+  await using server = await wavServer(src);
+  await using relay = startRelay(server.addr.port, {
+    inspect: "toClient",
+    limits: AUDIO_CLIENT_LIMITS,
+    pause: { after: 100_000, ms: 500 },
+  });
+  // Even with the old fixed 100 ms bound, a file skips nothing.
+  const r = await runAudioTcpClient({
+    port: relay.port,
+    output: rec,
+    duration: 2.5,
+    ...quiet,
+    latencyMs: 100,
+  });
+  const { samples } = await readWav(rec);
+  const t = slotTimeline(source, samples, BLOCK);
+  assert.deepEqual(t.wrong, [], JSON.stringify(r));
+  assert.equal(t.same, t.slots, `every slot its own block: ${JSON.stringify(r)}`);
+  assert.equal(r.blocks_late, 0);
+  assert.ok(r.latency_ms.max >= 400, "the stall happened");
 });

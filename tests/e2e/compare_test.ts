@@ -15,7 +15,7 @@ import {
   VARIANTS,
 } from "../../bench/compare_report.ts";
 import { gstUnavailable } from "../../bench/gstreamer.ts";
-import { leftoverNamespaces, netnsUnavailable } from "../../bench/netns.ts";
+import { namespacesOf, netnsUnavailable } from "../../bench/netns.ts";
 import { ignoreUnless, requireHere } from "../support/tool_process.ts";
 import { ROOT, tempDir } from "../support/helpers.ts";
 
@@ -154,7 +154,7 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
   // Under CI GStreamer is installed and its rows must run; elsewhere they may say why not.
   if (Deno.env.get("CI") === "true") requireHere(GST_MISSING);
   await using out = await tempDir();
-  const cmd = await new Deno.Command(Deno.execPath(), {
+  const proc = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "--allow-all",
@@ -170,7 +170,8 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
     ],
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  const cmd = await proc.output();
   const stdout = new TextDecoder().decode(cmd.stdout);
   assert.equal(cmd.code, 0, new TextDecoder().decode(cmd.stderr));
   assert.match(stdout, /\| row \| loss \|/, "the table is printed");
@@ -243,7 +244,7 @@ Deno.test("compare runs at a small size and writes sane JSON, a table and a char
   const svg = await Deno.readTextFile(join(out.path, "compare.svg"));
   assert.match(svg, /<svg /);
   assert.match(svg, /Share of blocks played intact/);
-  assert.deepEqual(await leftoverNamespaces(), [], "namespaces removed");
+  assert.deepEqual(await namespacesOf(proc.pid), [], "namespaces removed");
 });
 
 const NETNS_MISSING = await netnsUnavailable();
@@ -276,12 +277,12 @@ Deno.test({
     assert.ok(!done, `the bench ended before its first row: ${text}`);
     text += value ?? "";
   }
-  assert.equal((await leftoverNamespaces()).length, 2, "the run made its two namespaces");
+  assert.equal((await namespacesOf(child.pid)).length, 2, "the run made its two namespaces");
   child.kill("SIGTERM");
   const status = await child.status;
   await reader.cancel();
   assert.notEqual(status.code, 0);
-  assert.deepEqual(await leftoverNamespaces(), []);
+  assert.deepEqual(await namespacesOf(child.pid), []);
   void t;
 });
 

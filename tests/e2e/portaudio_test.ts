@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LAYOUT } from "../../native/mod.ts";
 import { commandExists, ignoreUnless, requireHere } from "../support/tool_process.ts";
-import { estimateFrequency, rmsLevel } from "../../lib/core/audio/tone.ts";
+import { estimateFrequency, rmsLevel } from "../../lib/core/audio/format/tone.ts";
 import {
   loudPart,
   oneLineError,

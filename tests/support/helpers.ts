@@ -3,7 +3,7 @@
  * corrupt or cut a stream, and running a tool as a user would.
  */
 import { join } from "node:path";
-import { decodeFragment, type Fragment, isRejected } from "../../lib/core/audio/udp_datagrams.ts";
+import { decodeFragment, type Fragment, isRejected } from "../../lib/core/audio/udp/datagrams.ts";
 import {
   FrameDecoder,
   type FrameLimits,
@@ -18,11 +18,11 @@ import {
   STREAM_PREFIX,
 } from "../../lib/core/file/messages.ts";
 import { writeAll } from "../../lib/io/streams.ts";
-import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/wav.ts";
-import { ToneGenerator } from "../../lib/core/audio/tone.ts";
-import type { ListenerTable } from "../../lib/core/audio/udp_listeners.ts";
-import type { UdpSubscriber } from "../../lib/core/audio/udp_subscriber.ts";
-import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/stream_format.ts";
+import { encodeWavHeader, parseWavHeader } from "../../lib/core/audio/format/wav.ts";
+import { ToneGenerator } from "../../lib/core/audio/format/tone.ts";
+import type { ListenerTable } from "../../lib/core/audio/udp/server.ts";
+import type { UdpSubscriber } from "../../lib/core/audio/udp/client.ts";
+import { AUDIO_PROTOCOL, type StreamFormat } from "../../lib/core/audio/format/stream_format.ts";
 
 /** A small stream for session tests: 64-frame blocks of 8 kHz mono (8 ms each). */
 export const TEST_FORMAT: StreamFormat = {
@@ -300,7 +300,18 @@ export function loudPart(samples: Int16Array, threshold = 1000, settle = 2048): 
 
 /** Writes `seconds` of seeded noise (every block unique) as a mono 16-bit WAV. */
 export function writeNoiseWav(path: string, seconds: number, rate = 44100, seed = 9) {
-  const n = Math.round(seconds * rate);
+  return writeNoiseWavChannels(path, seconds, 1, rate, seed);
+}
+
+/** Writes `seconds` of seeded noise in `channels` interleaved channels; returns the samples. */
+export async function writeNoiseWavChannels(
+  path: string,
+  seconds: number,
+  channels: number,
+  rate = 44100,
+  seed = 9,
+): Promise<Int16Array> {
+  const n = Math.round(seconds * rate) * channels;
   const samples = new Int16Array(n);
   let x = seed;
   for (let i = 0; i < n; i++) {
@@ -309,7 +320,12 @@ export function writeNoiseWav(path: string, seconds: number, rate = 44100, seed 
     x ^= x << 5;
     samples[i] = x % 8000;
   }
-  return writeWav(path, samples, rate);
+  const header = encodeWavHeader(rate, channels, samples.byteLength);
+  const out = new Uint8Array(header.length + samples.byteLength);
+  out.set(header);
+  out.set(new Uint8Array(samples.buffer), header.length);
+  await Deno.writeFile(path, out);
+  return samples;
 }
 
 /**
@@ -407,6 +423,47 @@ export function sourceOrConcealed(
     } else wrong.push(b);
   }
   return { start, same, concealed, skipped, wrong };
+}
+
+/**
+ * Checks a recording against the stream's slot timeline: slot k of the
+ * recording (`block` samples, interleaved) holds source block `start + k`
+ * exactly, or a concealment (silence, or the slot before at half level
+ * fading out, per channel); never another block, a shifted one or part of
+ * one. `start` is where the recording's first block is in the source.
+ */
+export function slotTimeline(
+  source: Int16Array,
+  recording: Int16Array,
+  block: number,
+  channels = 1,
+): { start: number; slots: number; same: number; concealed: number; wrong: number[] } {
+  const start = alignBlocks(source, recording, block);
+  let same = 0;
+  let concealed = 0;
+  let slots = 0;
+  const wrong: number[] = [];
+  if (start < 0) return { start, slots, same, concealed, wrong: [0] };
+  const frames = block / channels;
+  for (let b = 0; (b + 1) * block <= recording.length; b++) {
+    const at = (start + b) * block;
+    if (at + block > source.length) break;
+    slots++;
+    const got = recording.subarray(b * block, (b + 1) * block);
+    if (got.every((v, i) => v === source[at + i])) {
+      same++;
+      continue;
+    }
+    const prev = recording.subarray(Math.max(0, b - 1) * block, Math.max(1, b) * block);
+    const faded = b > 0 &&
+      got.every((v, i) =>
+        Math.abs(v - Math.round(prev[i] * 0.5 * (1 - Math.floor(i / channels) / frames))) <= 1
+      );
+    if (faded || got.every((v) => v === 0)) concealed++;
+    else wrong.push(b);
+  }
+  if (recording.length % block !== 0) wrong.push(Math.floor(recording.length / block));
+  return { start, slots, same, concealed, wrong };
 }
 
 /**

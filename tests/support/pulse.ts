@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { ignoreUnless, requireHere, startServerTool } from "./tool_process.ts";
 import type { StreamReport } from "../../lib/core/report/stream_report.ts";
-import { estimateFrequency } from "../../lib/core/audio/tone.ts";
+import { estimateFrequency } from "../../lib/core/audio/format/tone.ts";
 import { loudPart, runTool, tempDir, writeToneWav } from "./helpers.ts";
 
 /** Why the sound tests cannot run here, or `null` if they can. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { ClockSync } from "../../lib/core/audio/clock_sync.ts";
+import type { ClockSync } from "../../lib/core/audio/stages/clock_sync.ts";
 import { Impairment } from "../../lib/core/wire/impairment.ts";
 
 /** The simulated pair of clocks and the path. */

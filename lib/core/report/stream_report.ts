@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { OrderCounters } from "../audio/jitter_buffer.ts";
-import type { ClockEstimate } from "../audio/clock_sync.ts";
+import type { OrderCounters } from "../audio/stages/jitter_buffer.ts";
+import type { ClockEstimate } from "../audio/stages/clock_sync.ts";
 
 /** Latency percentiles in milliseconds. */
 export interface LatencySummary {
@@ -19,6 +19,9 @@ export interface LatencySummary {
   /** Largest value seen. */
   max: number;
 }
+
+/** The start of a session the settled latency leaves out, ms. */
+export const SETTLED_MS = 5000;
 
 /** The fields every client report has. */
 export interface StreamReportFields {
@@ -46,6 +49,8 @@ export interface StreamReportFields {
   reconnects: number;
   /** Capture-to-sink latency of the blocks played, ms, on the client's clock. */
   latency_ms: LatencySummary;
+  /** The same, of the blocks played after the first {@link SETTLED_MS} of the session (null: none). */
+  latency_settled_ms: LatencySummary | null;
   /** The server's clock minus the client's, as estimated by clock sync, ms (null: no sync). */
   clock_offset_ms: number | null;
   /** How much faster the sender's clock runs than the client's, ppm (null: no sync). */
@@ -134,6 +139,8 @@ export class StreamStats {
   reconnects = 0;
   /** Capture-to-sink latency of the blocks played. */
   readonly latency: LatencyHistogram = new LatencyHistogram();
+  /** The same, after the first {@link SETTLED_MS} of the session (an automatic target has settled). */
+  readonly settled: LatencyHistogram = new LatencyHistogram();
   /** The latest clock sync estimate (null: none, or a server without sync). */
   clock: ClockEstimate | null = null;
   /** Transport-specific fields, reported as they are. */
@@ -156,6 +163,12 @@ export class StreamStats {
     this.#startedAt = at;
   }
 
+  /** A block played `ms` after its capture, at `at` (ms, the clock given at the start). */
+  played(ms: number, at: number): void {
+    this.latency.add(ms);
+    if (at - this.#startedAt >= SETTLED_MS) this.settled.add(ms);
+  }
+
   /** The report with every field, at `now` (ms, the clock given at the start). */
   report(now: number): StreamReport {
     return {
@@ -171,6 +184,7 @@ export class StreamStats {
       duration_s: Math.round((now - this.#startedAt) / 10) / 100,
       reconnects: this.reconnects,
       latency_ms: this.latency.summary(),
+      latency_settled_ms: this.settled.count > 0 ? this.settled.summary() : null,
       clock_offset_ms: this.clock ? round(this.clock.offsetMs, 10) : null,
       clock_drift_ppm: this.clock ? round(this.clock.driftPpm, 1) : null,
       clock_rtt_ms: this.clock ? round(this.clock.rttMs, 100) : null,

@@ -21,11 +21,11 @@ import {
   encodeSync,
   SUBSCRIBE_LENGTH,
   UdpMsg,
-} from "./udp_datagrams.ts";
-import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./udp_secure.ts";
-import { GuessLimiter } from "../crypto/guess_limiter.ts";
-import { networkOf } from "../crypto/admission.ts";
-import { bytesEqual } from "../wire/md5.ts";
+} from "./datagrams.ts";
+import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./secure.ts";
+import { GuessLimiter } from "../../crypto/guess_limiter.ts";
+import { networkOf } from "../../crypto/admission.ts";
+import { bytesEqual } from "../../wire/md5.ts";
 
 /** Counters of the listener table (and of the server around it). */
 export interface UdpServerStats {

@@ -9,7 +9,7 @@
  * @module
  */
 import { type AudioSpec, validateSpec } from "./spec.ts";
-import { jsonBytes, parseJsonObject } from "../wire/json.ts";
+import { jsonBytes, parseJsonObject } from "../../wire/json.ts";
 
 /** What a server announces about its stream. */
 export interface StreamFormat extends AudioSpec {

@@ -22,6 +22,10 @@
  * REPAIR (server → client): a Reed-Solomon repair fragment (`fec.ts`)
  * ```
  *
+ * Without a code, DATA and REPAIR datagrams end with a CRC32C of the rest
+ * (`datagram_check.ts`), announced by the format's `check: "crc32c"`; a
+ * datagram that fails it is dropped as damaged.
+ *
  * A block is cut into `fragments` pieces of one size (the last may be
  * shorter): as many as the MTU needs, or more when forward error
  * correction wants finer pieces.
@@ -41,24 +45,30 @@
  * @module
  */
 import { createHmac } from "node:crypto";
-import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
-import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
-import { blockBytes } from "./spec.ts";
+import {
+  encodeStreamFormat,
+  parseStreamFormat,
+  type StreamFormat,
+} from "../format/stream_format.ts";
+import { bytesEqual, md5, MD5_LENGTH } from "../../wire/md5.ts";
+import { blockBytes } from "../format/spec.ts";
+import { DATAGRAM_CHECK } from "../stages/datagram_check.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,
   type SyncReply,
   writeSyncReply,
-} from "./clock_sync.ts";
+} from "../stages/clock_sync.ts";
 
 /** `"SU"`. */
 export const UDP_MAGIC = 0x5355;
 /**
  * Datagram format version (2: clock sync on SUBSCRIBE, the SYNC datagram;
  * 3: the block MD5 covers the header, `block_digest.ts`; 4: fragments of
- * one size, the REPAIR datagram and the format's `fragments` and `fec`).
+ * one size, the REPAIR datagram and the format's `fragments` and `fec`;
+ * 5: the per-datagram check, the format's `check`).
  */
-export const UDP_VERSION = 4;
+export const UDP_VERSION = 5;
 /** Datagram types. */
 export const UdpMsg = {
   DATA: 1,
@@ -121,6 +131,8 @@ export interface UdpFormat extends StreamFormat {
   fragments?: number;
   /** Forward error correction, or absent/null for none. */
   fec?: FecParams | null;
+  /** The check each DATA and REPAIR datagram ends with (`datagram_check.ts`), or absent for none. */
+  check?: "crc32c";
 }
 
 /**
@@ -360,6 +372,11 @@ export function decodeFormat(d: Uint8Array): UdpFormat | Rejected {
   } else if (fragmentCount(bytes, out.mtu) > MAX_FRAGMENTS) {
     return reject(`format needs over ${MAX_FRAGMENTS} fragments a block`);
   }
+  const check = f.fields.check;
+  if (check !== undefined && check !== DATAGRAM_CHECK) {
+    return reject("format has an unknown datagram check");
+  }
+  if (check !== undefined) out.check = DATAGRAM_CHECK;
   const fec = f.fields.fec;
   if (fec !== undefined && fec !== null) {
     const problem = fecProblem(fec, fragmentsOf(out, bytes));

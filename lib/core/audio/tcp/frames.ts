@@ -19,19 +19,23 @@
  *
  * @module
  */
-import { type AudioSpec, blockBytes } from "./spec.ts";
-import { encodeStreamFormat, parseStreamFormat, type StreamFormat } from "./stream_format.ts";
-import { ProtocolError } from "../errors.ts";
-import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
-import { SecureMsg } from "../crypto/secure_stream.ts";
-import { bytesEqual, md5, MD5_LENGTH } from "../wire/md5.ts";
-import { blockDigest, type StreamBlock } from "./block_digest.ts";
+import { type AudioSpec, blockBytes } from "../format/spec.ts";
+import {
+  encodeStreamFormat,
+  parseStreamFormat,
+  type StreamFormat,
+} from "../format/stream_format.ts";
+import { ProtocolError } from "../../errors.ts";
+import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../../wire/frame.ts";
+import { SecureMsg } from "../../crypto/secure_stream.ts";
+import { bytesEqual, md5, MD5_LENGTH } from "../../wire/md5.ts";
+import { blockDigest, type StreamBlock } from "../format/block_digest.ts";
 import {
   decodeSyncReply,
   SYNC_REPLY_LENGTH,
   type SyncReply,
   writeSyncReply,
-} from "./clock_sync.ts";
+} from "../stages/clock_sync.ts";
 
 /** Audio-TCP message types. */
 export const AudioMsg = { HELLO: 16, BLOCK: 17, SYNC: 18, SYNC_REPLY: 19 } as const;

@@ -8,10 +8,16 @@
  * @module
  */
 import { newOrderCounters, type OrderCounters, type PlayoutDecision } from "./jitter_buffer.ts";
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../../errors.ts";
 
 /** Gaps up to this many blocks are filled with concealment; larger ones are a resync. */
 export const MAX_FILL_BLOCKS = 50;
+
+/**
+ * Gaps a recording fills (it keeps the slot timeline across a
+ * reconnection): over six minutes of 1024-frame blocks at 44.1 kHz.
+ */
+export const MAX_TIMELINE_FILL = 1 << 14;
 
 /**
  * A jump in sequence numbers beyond this many blocks (over three hours of
@@ -44,6 +50,12 @@ export class SequenceTracker {
   #expected: number | undefined;
   #lastCaptured: number | undefined;
   #streamId: number | undefined;
+  #fill: number;
+
+  /** A tracker filling gaps up to `fill` blocks (default {@link MAX_FILL_BLOCKS}). */
+  constructor(fill: number = MAX_FILL_BLOCKS) {
+    this.#fill = fill;
+  }
 
   /**
    * Call with each hello: the stream's id and its block duration in ms. The
@@ -90,7 +102,7 @@ export class SequenceTracker {
         throw new ProtocolError(`Server's block numbers jumped by ${gap}`);
       }
       c.lost += gap;
-      if (gap <= MAX_FILL_BLOCKS) {
+      if (gap <= this.#fill) {
         for (let i = gap; i > 0; i--) {
           const seq = (b.seq - i) >>> 0;
           out.push({

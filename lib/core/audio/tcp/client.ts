@@ -13,15 +13,15 @@
  *
  * @module
  */
-import { ProtocolError } from "../errors.ts";
-import { CodeRequired, SecureMsg } from "../crypto/secure_stream.ts";
-import { FrameDecoder } from "../wire/frame.ts";
+import { ProtocolError } from "../../errors.ts";
+import { CodeRequired, SecureMsg } from "../../crypto/secure_stream.ts";
+import { FrameDecoder } from "../../wire/frame.ts";
 import {
   type ClockEstimate,
   ClockSync,
   type ClockSyncOptions,
   SyncedTimeline,
-} from "./clock_sync.ts";
+} from "../stages/clock_sync.ts";
 import {
   AUDIO_CLIENT_LIMITS,
   AudioMsg,
@@ -31,7 +31,7 @@ import {
   encodeSyncRequest,
   type Hello,
   type ReceivedBlock,
-} from "./tcp_frames.ts";
+} from "./frames.ts";
 
 /** What the server's bytes, or the passing of time, mean. */
 export type AudioTcpEvent =

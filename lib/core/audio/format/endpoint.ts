@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { UsageError, UserError } from "../errors.ts";
+import { UsageError, UserError } from "../../errors.ts";
 
 /** A parsed endpoint. */
 export type AudioEndpoint =

@@ -30,12 +30,17 @@
  *
  * @module
  */
-import { CodeMismatch } from "../crypto/secure_stream.ts";
-import { CONFIRM_LENGTH, confirmationsMatch, SHARE_LENGTH, type Spake2 } from "../crypto/spake2.ts";
-import { codeExchange } from "../crypto/code.ts";
-import { openAt, sealAt, sessionKeys, TAG_LENGTH } from "../crypto/channel.ts";
-import { COOKIE_LENGTH, DATA_HEADER, newDatagram } from "./udp_datagrams.ts";
-import { REPAIR_HEADER } from "./fec.ts";
+import { CodeMismatch } from "../../crypto/secure_stream.ts";
+import {
+  CONFIRM_LENGTH,
+  confirmationsMatch,
+  SHARE_LENGTH,
+  type Spake2,
+} from "../../crypto/spake2.ts";
+import { codeExchange } from "../../crypto/code.ts";
+import { openAt, sealAt, sessionKeys, TAG_LENGTH } from "../../crypto/channel.ts";
+import { COOKIE_LENGTH, DATA_HEADER, newDatagram } from "./datagrams.ts";
+import { REPAIR_HEADER } from "../stages/fec.ts";
 
 /** Datagram types of the coded handshake (beside `UdpMsg`). */
 export const SecureUdpMsg = {

@@ -17,15 +17,15 @@
  *
  * @module
  */
-import { blockMs } from "./spec.ts";
+import { blockMs } from "../format/spec.ts";
 import {
   type ClockEstimate,
   ClockSync,
   decodeSyncReply,
   SyncedTimeline,
   type SyncReply,
-} from "./clock_sync.ts";
-import { before } from "./sequence.ts";
+} from "../stages/clock_sync.ts";
+import { before } from "../stages/sequence.ts";
 import {
   type AutoTarget,
   JitterBuffer,
@@ -33,16 +33,25 @@ import {
   newTargetCounters,
   type OrderCounters,
   type PlayoutDecision,
+  safeStartMs,
   type TargetCounters,
-} from "./jitter_buffer.ts";
-import { decodeRepair, type FecCounters, FecDecoder, newFecCounters } from "./fec.ts";
-import { blockBytes } from "./spec.ts";
+} from "../stages/jitter_buffer.ts";
+import {
+  type BlockCheck,
+  decodeRepair,
+  type FecCounters,
+  FecDecoder,
+  newFecCounters,
+} from "../stages/fec.ts";
+import { blockDigest } from "../format/block_digest.ts";
+import { bytesEqual } from "../../wire/md5.ts";
+import { blockBytes } from "../format/spec.ts";
 import {
   type AssembledBlock,
   newReassemblyCounters,
   Reassembler,
   type ReassemblyCounters,
-} from "./reassembly.ts";
+} from "../stages/reassembly.ts";
 import {
   datagramType,
   decodeCookie,
@@ -55,44 +64,13 @@ import {
   isRejected,
   type UdpFormat,
   UdpMsg,
-} from "./udp_datagrams.ts";
-import { ClientHandshake, openData, openRepair, SecureUdpMsg } from "./udp_secure.ts";
-import { CodeMismatch } from "../crypto/secure_stream.ts";
+} from "./datagrams.ts";
+import { ClientHandshake, openData, openRepair, SecureUdpMsg } from "./secure.ts";
+import { stripCheck } from "../stages/datagram_check.ts";
+import { CodeMismatch } from "../../crypto/secure_stream.ts";
 
-/** What a datagram or the passing of time means for the session. */
-export type SubscriberEvent =
-  /** Send this datagram to the server. */
-  | { type: "send"; datagram: Uint8Array }
-  /** A stream began (`restarted`: the server restarted with a new stream id). */
-  | { type: "stream"; format: UdpFormat; restarted: boolean }
-  /** A block was put back together and handed to the jitter buffer. */
-  | { type: "block" }
-  /** The server is full and took no new listener. */
-  | { type: "full" }
-  /** The server has not answered for too long. */
-  | { type: "silent"; streaming: boolean }
-  /** The server refused the session, or the code did not match (one line). */
-  | { type: "refused"; message: string };
-
-/** Largest automatic jitter target, ms (the default bound of `--latency auto`). */
-export const AUTO_MAX_MS = 300;
-
-/** Options of a {@link UdpSubscriber}. */
-export interface SubscriberOptions {
-  /**
-   * Jitter buffer target, ms, or `"auto"` (the default): the target follows
-   * the measured transit and the time repair data needs ({@link AutoTarget}).
-   */
-  latencyMs?: number | "auto";
-  /** Largest automatic target, ms (default {@link AUTO_MAX_MS}). */
-  maxLatencyMs?: number;
-  /** Give up when the server has not answered for this long, ms (default 5000). */
-  answerTimeoutMs?: number;
-  /** Renew the subscription (and sync clocks) this often, ms (default 1000). */
-  renewMs?: number;
-  /** The server's code, and 48 random bytes for the handshake (the shell's). */
-  code?: { code: string; random: Uint8Array };
-}
+export { AUTO_MAX_MS, type SubscriberEvent, type SubscriberOptions } from "./client_options.ts";
+import { AUTO_MAX_MS, type SubscriberEvent, type SubscriberOptions } from "./client_options.ts";
 
 /** One listener's subscription to an Audio-UDP server. */
 export class UdpSubscriber {
@@ -122,6 +100,8 @@ export class UdpSubscriber {
   #streamKey: Uint8Array | undefined;
   /** Sealed datagrams that failed to open (tampered, replayed, injected). */
   tampered = 0;
+  /** Datagrams that failed their check (`datagram_check.ts`): damaged on the way, dropped. */
+  damaged = 0;
   /** Blocks rebuilt from repair data and queued in time to play. */
   recovered = 0;
   #fec: FecDecoder | undefined;
@@ -200,7 +180,7 @@ export class UdpSubscriber {
     }
     if (type === UdpMsg.DATA && this.#reasm && this.#jitter) {
       const plain = this.#unseal(d, openData);
-      if (!plain) return this.#invalid();
+      if (!plain) return this.#dropped();
       d = plain;
       const f = decodeFragment(d);
       if (isRejected(f) || f.streamId !== this.#format!.streamId) return this.#invalid();
@@ -215,7 +195,7 @@ export class UdpSubscriber {
     }
     if (type === UdpMsg.REPAIR && this.#fec) {
       const plain = this.#unseal(d, openRepair);
-      if (!plain) return this.#invalid();
+      if (!plain) return this.#dropped();
       d = plain;
       const r = decodeRepair(d);
       if (isRejected(r)) return this.#invalid();
@@ -252,17 +232,28 @@ export class UdpSubscriber {
   }
 
   /**
-   * A stream datagram as it is without a code, or opened with the stream
-   * key; null (counted tampered) when it fails its tag.
+   * A stream datagram opened with the stream key, or without a code with
+   * its check stripped (as it is if the format announced none); null when
+   * it fails its tag (counted tampered) or its check (counted damaged).
    */
   #unseal(
     d: Uint8Array,
     open: (key: Uint8Array, d: Uint8Array) => Uint8Array | null,
   ): Uint8Array | null {
-    if (!this.#streamKey) return d;
+    if (!this.#streamKey) {
+      if (!this.#format?.check) return d;
+      const body = stripCheck(d);
+      if (!body) this.damaged++;
+      return body;
+    }
     const opened = open(this.#streamKey, d);
     if (!opened) this.tampered++;
     return opened;
+  }
+
+  /** A datagram that failed its tag (also counted invalid) or its check (only damaged). */
+  #dropped(): SubscriberEvent[] {
+    return this.#streamKey ? this.#invalid() : [];
   }
 
   /** A format arrived (in the clear, or sealed in a KEY): the stream (re)starts if new. */
@@ -278,7 +269,7 @@ export class UdpSubscriber {
     }
     const latency = this.#options.latencyMs ?? "auto";
     const targetMs = this.#jitter?.targetMs ??
-      (latency === "auto" ? Math.ceil(3 * blockMs(fmt)) : latency);
+      (latency === "auto" ? safeStartMs(blockMs(fmt)) : latency);
     this.#format = fmt;
     this.#newest = undefined;
     const fragments = fragmentsOf(fmt, blockBytes(fmt));
@@ -294,11 +285,17 @@ export class UdpSubscriber {
         // Repairs leave with the group's last block.
         recoveryMs: fec && ((seq) => (fec.blocks - 1 - (seq % fec.blocks)) * ms),
         heardOf: () => this.#newest,
+        startMs: this.#options.startLatencyMs,
       }
       : undefined;
+    // The window holds the largest target and 64 blocks more (a stall of
+    // the process, whose backlog is read before the slots it held up).
+    const most = latency === "auto" ? this.maxLatencyMs : latency;
     this.#jitter = new JitterBuffer({
       targetMs,
       blockMs: ms,
+      window: Math.ceil(most / ms) + 64,
+      keepTimeline: this.#options.keepTimeline,
       counters: this.counters,
       target: this.#target,
       auto,
@@ -394,13 +391,22 @@ export class UdpSubscriber {
   /** Fragments (received, or rebuilt from repairs) through reassembly into the jitter buffer. */
   #assemble(frags: Fragment[], now: number): SubscriberEvent[] {
     const blocks: (AssembledBlock & { arrived: number })[] = [];
-    for (const f of frags) {
+    const queue = [...frags];
+    for (let f = queue.shift(); f; f = queue.shift()) {
       const b = this.#reasm!.push(f);
-      if (b) blocks.push({ ...b, arrived: now });
+      if (!b) continue;
+      // A block that fails its MD5 may be rebuilt without a damaged fragment.
+      const retried = !b.intact && this.#fec ? this.#fec.suspect(b.seq, this.#check) : [];
+      if (retried.length) queue.push(...retried);
+      else blocks.push({ ...b, arrived: now });
     }
     // Play-out waits for the clocks to be known.
     return blocks.length ? this.#toJitter(blocks.flatMap((b) => this.#timeline.arrive(b))) : [];
   }
+
+  /** Whether a block rebuilt by a trial passes its MD5 (header and stream included). */
+  #check: BlockCheck = (seq, captured, digest, bytes) =>
+    bytesEqual(blockDigest(this.#format!, seq, captured, bytes), digest);
 
   /** The BYE to send when leaving, if the server ever gave a cookie. */
   bye(): Uint8Array | null {
@@ -429,6 +435,7 @@ export class UdpSubscriber {
       repair_bytes: c.repairBytes,
       datagrams_repair: c.repairs,
       fec_groups_unrecoverable: c.unrecoverable,
+      blocks_trial_rebuilt: c.trialRebuilt,
       fragments_per_block: this.#reasm?.fragmentsPerBlock ?? 0,
       blocks_reordered: this.counters.reordered,
       fragments_received: f.fragments,
@@ -436,6 +443,7 @@ export class UdpSubscriber {
       fragments_expired: f.expired,
       datagrams_invalid: this.invalid + f.invalid + c.refused,
       datagrams_tampered: this.tampered,
+      datagrams_damaged: this.damaged,
     };
   }
 

@@ -14,11 +14,11 @@
  *
  * @module
  */
-import { bytesEqual } from "../wire/md5.ts";
-import { type BlockContext, blockDigest } from "./block_digest.ts";
-import { blockBytes } from "./spec.ts";
+import { bytesEqual } from "../../wire/md5.ts";
+import { type BlockContext, blockDigest } from "../format/block_digest.ts";
+import { blockBytes } from "../format/spec.ts";
 import { before } from "./sequence.ts";
-import { type Fragment, fragmentCount, pieceSize } from "./udp_datagrams.ts";
+import { type Fragment, fragmentCount, pieceSize } from "../udp/datagrams.ts";
 
 /** A block put back together. */
 export interface AssembledBlock {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../../errors.ts";
 
 /** Length of the canonical header {@link encodeWavHeader} writes. */
 export const WAV_HEADER_LENGTH = 44;

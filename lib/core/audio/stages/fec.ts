@@ -28,21 +28,26 @@
  *
  * @module
  */
-import { ReedSolomon } from "../wire/reed_solomon.ts";
-import { MD5_LENGTH } from "../wire/md5.ts";
-import { UsageError } from "../errors.ts";
+import { ReedSolomon } from "../../wire/reed_solomon.ts";
+import { MD5_LENGTH } from "../../wire/md5.ts";
 import {
   datagramType,
   type FecParams,
   type Fragment,
-  fragmentCount,
-  MAX_FEC_BLOCKS,
   newDatagram,
-  piecesFit,
   pieceSize,
   type Rejected,
   UdpMsg,
-} from "./udp_datagrams.ts";
+} from "../udp/datagrams.ts";
+
+export {
+  DEFAULT_FEC,
+  describeFec,
+  type FecChoice,
+  type FecPlan,
+  parseFec,
+  planFec,
+} from "./fec_plan.ts";
 
 /** Bytes before the symbol in a REPAIR datagram. */
 export const REPAIR_HEADER = 16;
@@ -220,11 +225,13 @@ export interface FecCounters {
   rebuilt: number;
   /** Groups that lost more than their repairs could rebuild. */
   unrecoverable: number;
+  /** Blocks that failed their MD5 and were rebuilt without a damaged fragment (a trial). */
+  trialRebuilt: number;
 }
 
 /** A fresh set of {@link FecCounters}, all zero. */
 export function newFecCounters(): FecCounters {
-  return { repairs: 0, repairBytes: 0, refused: 0, rebuilt: 0, unrecoverable: 0 };
+  return { repairs: 0, repairBytes: 0, refused: 0, rebuilt: 0, unrecoverable: 0, trialRebuilt: 0 };
 }
 
 interface Group {
@@ -232,7 +239,17 @@ interface Group {
   symbols: (Uint8Array | null)[];
   have: number;
   sources: number;
+  /** Blocks of the group that failed their MD5, waiting for a trial rebuild. */
+  suspects?: Map<number, BlockCheck>;
 }
+
+/** Whether a block put together from `bytes` with this header passes its MD5. */
+export type BlockCheck = (
+  seq: number,
+  captured: number,
+  digest: Uint8Array,
+  bytes: Uint8Array,
+) => boolean;
 
 /** Rebuilds lost fragments on the client, in bounded memory. */
 export class FecDecoder {
@@ -244,6 +261,8 @@ export class FecDecoder {
   #rs: ReedSolomon;
   #maxGroups: number;
   #groups = new Map<number, Group>();
+  /** Groups decoded (or whole), kept a while for trial rebuilds. */
+  #kept = new Map<number, Group>();
   #decided = new Set<number>();
   #decidedOrder: number[] = [];
 
@@ -278,7 +297,7 @@ export class FecDecoder {
     const s = this.#s;
     if (f.streamId !== this.#streamId || f.count !== s.fragments || f.recovered) return [];
     const start = groupStart(f.seq, this.#fec.blocks);
-    const g = this.#group(start);
+    const g = this.#group(start) ?? this.#kept.get(start);
     if (!g) return [];
     const i = (f.seq - start) * s.fragments + f.index;
     if (g.symbols[i]) return [];
@@ -287,7 +306,89 @@ export class FecDecoder {
     g.symbols[i] = sym;
     g.have++;
     g.sources++;
-    return this.#tryDecode(g);
+    return this.#kept.has(start) ? this.#trial(g) : this.#tryDecode(g);
+  }
+
+  /**
+   * Block `seq` failed its MD5 after reassembly: a fragment of its group
+   * was damaged in a way nothing caught. When the group has a symbol to
+   * spare, the block is rebuilt without each received symbol in turn, and
+   * the first rebuild that passes `check` is returned (its fragments, to
+   * reassemble); else the block waits for more of its group's symbols.
+   */
+  suspect(seq: number, check: BlockCheck): Fragment[] {
+    const start = groupStart(seq, this.#fec.blocks);
+    const g = this.#groups.get(start) ?? this.#kept.get(start);
+    if (!g) return [];
+    (g.suspects ??= new Map()).set(seq, check);
+    return this.#trial(g);
+  }
+
+  /** Trial rebuilds of a group's suspect blocks, each without one symbol. */
+  #trial(g: Group): Fragment[] {
+    const s = this.#s;
+    if (!g.suspects?.size || g.have <= s.k) return [];
+    for (const [seq, check] of g.suspects) {
+      for (let j = 0; j < g.symbols.length; j++) {
+        if (!g.symbols[j]) continue;
+        const trial = g.symbols.slice();
+        trial[j] = null;
+        const frags = this.#blockOf(g, seq, trial, check);
+        if (!frags) continue;
+        g.suspects.delete(seq);
+        this.counters.trialRebuilt++;
+        return frags;
+      }
+    }
+    return [];
+  }
+
+  /** Block `seq` rebuilt from `symbols` if that passes `check`, else null. */
+  #blockOf(g: Group, seq: number, symbols: (Uint8Array | null)[], check: BlockCheck) {
+    const s = this.#s;
+    const rebuilt = this.#rs.decode(symbols, s.size);
+    if (!rebuilt) return null;
+    const first = (seq - g.start) * s.fragments;
+    const syms = Array.from(
+      { length: s.fragments },
+      (_, x) => symbols[first + x] ?? rebuilt.get(first + x)!,
+    );
+    const head = syms[0];
+    const captured = new DataView(head.buffer, head.byteOffset, 8).getFloat64(0);
+    const digest = head.subarray(8, SYMBOL_HEAD);
+    const bytes = new Uint8Array(s.blockBytes);
+    for (let x = 0; x < s.fragments; x++) {
+      const at = x * s.piece;
+      bytes.set(
+        syms[x].subarray(SYMBOL_HEAD, SYMBOL_HEAD + Math.min(s.piece, s.blockBytes - at)),
+        at,
+      );
+    }
+    if (!Number.isFinite(captured) || !check(seq, captured, digest, bytes)) return null;
+    return syms.map((_, x) => this.#fragment(g, first + x, captured, digest, bytes));
+  }
+
+  /** Fragment `i` of a group, cut from its block's bytes, marked rebuilt. */
+  #fragment(
+    g: Group,
+    i: number,
+    captured: number,
+    digest: Uint8Array,
+    bytes: Uint8Array,
+  ): Fragment {
+    const s = this.#s;
+    const index = i % s.fragments;
+    const at = index * s.piece;
+    return {
+      streamId: this.#streamId,
+      seq: (g.start + Math.floor(i / s.fragments)) >>> 0,
+      index,
+      count: s.fragments,
+      captured,
+      digest,
+      data: bytes.subarray(at, Math.min(s.blockBytes, at + s.piece)),
+      recovered: true,
+    };
   }
 
   /**
@@ -306,19 +407,22 @@ export class FecDecoder {
     }
     this.counters.repairs++;
     this.counters.repairBytes += bytes;
-    const g = this.#group(r.first);
+    const g = this.#group(r.first) ?? this.#kept.get(r.first);
     if (!g) return [];
     const i = s.k + r.index;
     if (g.symbols[i]) return [];
     g.symbols[i] = r.symbol.slice();
     g.have++;
-    return this.#tryDecode(g);
+    return this.#kept.has(r.first) ? this.#trial(g) : this.#tryDecode(g);
   }
 
   /** Blocks before `seq` are played or given up: groups wholly before it are dropped. */
   setFloor(seq: number): void {
     for (const [start, g] of this.#groups) {
       if (((seq - (start + this.#fec.blocks)) | 0) >= 0) this.#drop(start, g);
+    }
+    for (const start of this.#kept.keys()) {
+      if (((seq - (start + this.#fec.blocks)) | 0) >= 0) this.#kept.delete(start);
     }
   }
 
@@ -357,7 +461,10 @@ export class FecDecoder {
     if (g.have < s.k) return [];
     this.#groups.delete(g.start);
     this.#decide(g.start);
-    if (g.sources === s.k) return [];
+    // Kept a while: a block that fails its MD5 may yet be rebuilt without a damaged symbol.
+    this.#kept.set(g.start, g);
+    if (this.#kept.size > this.#maxGroups) this.#kept.delete(this.#kept.keys().next().value!);
+    if (g.sources === s.k) return this.#trial(g);
     const rebuilt = this.#rs.decode(g.symbols, s.size)!;
     const out: Fragment[] = [];
     for (const [i, sym] of rebuilt) {
@@ -380,72 +487,4 @@ export class FecDecoder {
     this.counters.rebuilt += out.length;
     return out;
   }
-}
-
-/** What `--fec` asks for: none, or groups of `blocks` blocks with `percent` repairs. */
-export type FecChoice = "off" | { blocks: number; percent: number };
-
-/** The default: groups of two blocks, repairs half as many as the sources. */
-export const DEFAULT_FEC: FecChoice = { blocks: 2, percent: 50 };
-
-/** Sources per group the default plan aims at (finer pieces repair finer losses). */
-const AIM_SOURCES = 8;
-/** Smallest fragment the plan cuts a block into, bytes, so headers stay a small share. */
-const MIN_PIECE = 256;
-
-/**
- * Parses `--fec`: `off`, `on` (the default), or `BLOCKS:PERCENT` (a group
- * of BLOCKS blocks, repairs PERCENT% of its fragments, e.g. `3:33`).
- */
-export function parseFec(text: string): FecChoice {
-  const t = text.trim().toLowerCase();
-  if (t === "off" || t === "none") return "off";
-  if (t === "on" || t === "" || t === "auto") return DEFAULT_FEC;
-  const m = /^(\d+):(\d+)%?$/.exec(t);
-  const blocks = m ? Number(m[1]) : NaN;
-  const percent = m ? Number(m[2]) : NaN;
-  if (!(blocks >= 1 && blocks <= MAX_FEC_BLOCKS && percent >= 1 && percent <= 200)) {
-    throw new UsageError(
-      `--fec ${text} is not off, on or BLOCKS:PERCENT (1 to ${MAX_FEC_BLOCKS} blocks, 1 to 200%)`,
-    );
-  }
-  return { blocks, percent };
-}
-
-/** How a server cuts its blocks and protects them. */
-export interface FecPlan {
-  /** Fragments per block. */
-  fragments: number;
-  /** The FEC parameters, or null for none. */
-  fec: FecParams | null;
-}
-
-/**
- * Fragments per block and FEC parameters for blocks of `bytes` at `mtu`.
- * Without FEC a block is cut as the MTU needs; with it, finer when that
- * gives a group fewer than eight sources (a lost datagram then costs less
- * of the group), never into pieces under 256 bytes.
- */
-export function planFec(bytes: number, mtu: number, choice: FecChoice): FecPlan {
-  const least = fragmentCount(bytes, mtu);
-  if (choice === "off") return { fragments: least, fec: null };
-  let fragments = Math.max(least, Math.ceil(AIM_SOURCES / choice.blocks));
-  while (fragments > least && pieceSize(bytes, fragments) < MIN_PIECE) fragments--;
-  while (fragments > least && !piecesFit(bytes, fragments, mtu)) fragments--;
-  const k = choice.blocks * fragments;
-  const repair = Math.min(256 - k, Math.max(1, Math.round((k * choice.percent) / 100)));
-  if (repair < 1) {
-    throw new UsageError(
-      `--fec ${choice.blocks} blocks of ${fragments} fragments leave no room for repairs; use fewer blocks`,
-    );
-  }
-  return { fragments, fec: { scheme: "rs-gf256", blocks: choice.blocks, repair } };
-}
-
-/** The FEC parameters in a few words, for logs and reports. */
-export function describeFec(fec: FecParams | null | undefined, fragments: number): string {
-  if (!fec) return "no FEC";
-  const k = fec.blocks * fragments;
-  return `Reed-Solomon FEC: ${fec.repair} repairs per ${k} fragments (${fec.blocks} blocks), ` +
-    `${Math.round((fec.repair / k) * 100)}% overhead`;
 }

@@ -1,48 +1,18 @@
 /**
- * The server side of both audio transports, with no I/O: one
- * {@link Broadcaster} numbers each captured block and computes its MD5 once,
- * whatever the number of listeners; each transport then fans it out (TCP
- * through a {@link ListenerSession} per connection, UDP through the
- * listener table).
+ * The Audio-TCP server's core, with no I/O: a {@link ListenerSession} per
+ * connection takes the blocks a `Broadcaster` numbered and queues their
+ * frames for one listener.
  *
  * @module
  */
-import { ProtocolError } from "../errors.ts";
-import { FrameDecoder } from "../wire/frame.ts";
-import { type BlockContext, blockDigest, type StreamBlock } from "./block_digest.ts";
+import { ProtocolError } from "../../errors.ts";
+import { FrameDecoder } from "../../wire/frame.ts";
 import {
   AUDIO_SERVER_LIMITS,
   AudioMsg,
   decodeSyncRequest,
   encodeSyncReplyFrame,
-} from "./tcp_frames.ts";
-
-export type { StreamBlock } from "./block_digest.ts";
-
-/** Numbers and digests the blocks of one capture. */
-export class Broadcaster {
-  #seq = 0;
-  #context: BlockContext;
-
-  /** A broadcaster for one capture: its stream id and format. */
-  constructor(context: BlockContext) {
-    this.#context = context;
-  }
-
-  /** Takes the next captured block. */
-  next(samples: Int16Array, captured: number): StreamBlock {
-    const bytes = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
-    const seq = this.#seq;
-    this.#seq = (this.#seq + 1) >>> 0;
-    return {
-      seq,
-      captured,
-      digest: blockDigest(this.#context, seq, captured, bytes),
-      bytes,
-      samples,
-    };
-  }
-}
+} from "./frames.ts";
 
 /** Options of a {@link ListenerSession}. */
 export interface ListenerSessionOptions {

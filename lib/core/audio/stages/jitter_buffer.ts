@@ -18,8 +18,11 @@
  * if it comes.
  *
  * With an automatic target ({@link AutoTarget}) the target follows the
- * path. It starts at the first block's transit (at most one block's
- * length and a millisecond) plus a margin. When a slot
+ * path. It starts at a safe margin ({@link safeStartMs}: three blocks,
+ * at least a block and 30 ms), so that a clean path never misses a slot
+ * from the first one, or higher when the first block's transit (at most
+ * one block's length and a millisecond) needs it, and holds it for 5 s
+ * at least. When a slot
  * falls due with its block missing and the largest transit measured over
  * the last blocks (late parts of blocks it did not wait for among them),
  * plus the time repair data for that block needs, says it
@@ -33,10 +36,35 @@
  * a quiet block, by up to half of them. Either way there is no step in
  * the waveform.
  *
+ * A recording keeps the stream's slot timeline instead
+ * ({@link JitterOptions.keepTimeline}, fixed target or automatic): slot k holds block k exactly as sent,
+ * or a concealment of one block's length. Nothing is squeezed: the target
+ * comes down in steps (later slots fall due earlier; a file has no clock
+ * to hear it), stretches are waits the sink writes nothing for, and slots
+ * skipped when the stream jumps ahead are concealed in place.
+ *
  * @module
  */
 import { before } from "./sequence.ts";
 import { stretch } from "./rate_match.ts";
+import {
+  type AutoTarget,
+  CALM_MS,
+  HEADROOM_MS,
+  newTargetCounters,
+  safeStartMs,
+  START_HOLD_MS,
+  type TargetCounters,
+} from "./auto_target.ts";
+
+export {
+  type AutoTarget,
+  CALM_MS,
+  HEADROOM_MS,
+  newTargetCounters,
+  safeStartMs,
+  type TargetCounters,
+} from "./auto_target.ts";
 
 /** A block handed to the jitter buffer. */
 export interface JitterBlock {
@@ -63,12 +91,6 @@ export type PlayoutDecision =
   | { kind: "conceal"; seq: number; captured: number; reason: "missing" | "corrupted" }
   | { kind: "stretch"; seq: number; captured: number; ms: number };
 
-/**
- * A calm spell: this long with no stretch, no late block and no rebuilt
- * block lets the target shrink, ms; a block rebuilt this recently makes a
- * missing one worth waiting for, for repairs.
- */
-export const CALM_MS = 3000;
 /** Transits of this many recent blocks set what the automatic target needs. */
 const TRANSIT_WINDOW = 128;
 /** A missing block with nothing after it yet is waited for in steps this long, ms. */
@@ -77,44 +99,8 @@ const INCH_MS = 0.5;
 const GRACE_MS = 5;
 /** Samples at or below this magnitude count as quiet (about −54 dBFS). */
 const QUIET = 64;
-
-/** An automatic jitter target (`--latency auto`). */
-export interface AutoTarget {
-  /** Largest target, ms. */
-  maxMs: number;
-  /** Added to the measured need, ms (default 0.5). */
-  marginMs?: number;
-  /** Sample rate and channels of the blocks (for squeezing). */
-  rate: number;
-  /** Interleaved channels. */
-  channels: number;
-  /**
-   * How much later than its own arrival repair data for block `seq` can
-   * come, ms (forward error correction; default none). Waited for only
-   * when the block was lost rather than late: a later block came, or a
-   * block was rebuilt in the last {@link CALM_MS}.
-   */
-  recoveryMs?: (seq: number) => number;
-  /** The newest block any part of which has come (fragments before reassembly). */
-  heardOf?: () => number | undefined;
-}
-
-/** Fresh {@link TargetCounters}: no target yet, nothing counted. */
-export function newTargetCounters(): TargetCounters {
-  return { minMs: Infinity, maxMs: -Infinity, stretches: 0, squeezed: 0 };
-}
-
-/** How the target moved over a session. */
-export interface TargetCounters {
-  /** Lowest target, ms. */
-  minMs: number;
-  /** Highest target, ms. */
-  maxMs: number;
-  /** Stretches (the target grew at a missing slot). */
-  stretches: number;
-  /** Blocks squeezed (the target shrank). */
-  squeezed: number;
-}
+/** Most slots a recording conceals in place when the stream jumps ahead (else it rejoins). */
+const MOST_OWED = 4096;
 
 /**
  * What the ordering side of an audio client counts: the UDP jitter buffer
@@ -155,6 +141,12 @@ export interface JitterOptions {
   auto?: AutoTarget;
   /** How the target moved, to keep counting into (kept across a stream restart). */
   target?: TargetCounters;
+  /**
+   * Keep the slot timeline (a recording): never squeeze a block (an
+   * automatic target comes down in steps instead), and conceal in place
+   * the slots skipped when the stream jumps ahead.
+   */
+  keepTimeline?: boolean;
 }
 
 /** Puts blocks in order and decides, slot by slot, what to play. */
@@ -176,6 +168,11 @@ export class JitterBuffer {
   #rebuiltAt = -Infinity;
   #stretching: number | undefined;
   #lastLate: number | undefined;
+  /** Concealments owed to slots skipped over (a recording keeps them). */
+  #owed: PlayoutDecision[] = [];
+  #keepTimeline: boolean;
+  /** The slot after the last one decided before the stream stopped. */
+  #stoppedAt: number | undefined;
   /** How the target moved (with a fixed target, it stays put). */
   readonly target: TargetCounters;
 
@@ -186,6 +183,7 @@ export class JitterBuffer {
     this.#window = options.window ?? 64;
     this.counters = options.counters ?? newOrderCounters();
     this.#auto = options.auto;
+    this.#keepTimeline = options.keepTimeline ?? false;
     this.target = options.target ?? newTargetCounters();
     // An automatic target counts from where the first block sets it.
     if (!this.#auto) this.#setTarget(this.#target);
@@ -212,8 +210,15 @@ export class JitterBuffer {
     if (b.recovered && b.arrived !== undefined) this.#rebuiltAt = b.arrived;
     if (!b.intact) return this.#corrupted(b);
     const joining = this.#next === undefined;
+    if (joining && this.#keepTimeline && this.#stoppedAt !== undefined) {
+      // A recording has decided the slots before the stop: never again.
+      if (before(b.seq, this.#stoppedAt)) {
+        return this.#concealed.delete(b.seq) ? this.#late(b) : "stale";
+      }
+    }
     if (joining) {
       this.#next = b.seq; // Join the stream at the first block received.
+      this.#rejoin(b);
     }
     if (this.#auto && b.arrived !== undefined) {
       const transit = b.arrived - b.captured;
@@ -225,19 +230,19 @@ export class JitterBuffer {
           // Start at what the block's own length needs: a first block held
           // up while the sockets warm would otherwise set seconds of
           // latency. A path slower than that is followed at once (below).
-          this.#setTarget(this.#need(Math.min(transit, this.#blockMs + 1), 0));
+          // The safe start holds for START_HOLD_MS at least: the calm
+          // spell that lets it come down ends no sooner.
+          this.#troubleAt = b.arrived + START_HOLD_MS - CALM_MS;
+          const start = Math.min(
+            this.#auto.maxMs,
+            this.#auto.startMs ?? safeStartMs(this.#blockMs),
+          );
+          this.#setTarget(Math.max(start, this.#need(Math.min(transit, this.#blockMs + 1), 0)));
         }
         this.#observe(transit);
       }
     }
-    if (before(b.seq, this.#next!)) {
-      if (this.#concealed.delete(b.seq)) {
-        this.counters.late++;
-        if (b.arrived !== undefined) this.#troubleAt = b.arrived;
-        return "late";
-      }
-      return "stale";
-    }
+    if (before(b.seq, this.#next!)) return this.#concealed.delete(b.seq) ? this.#late(b) : "stale";
     const held = this.#buffer.get(b.seq);
     if (held?.intact) {
       this.counters.duplicate++;
@@ -254,6 +259,13 @@ export class JitterBuffer {
     }
     this.#buffer.set(b.seq, b);
     return "queued";
+  }
+
+  /** A block that came after its slot was concealed: counted late. */
+  #late(b: JitterBlock): "late" {
+    this.counters.late++;
+    if (b.arrived !== undefined) this.#troubleAt = b.arrived;
+    return "late";
   }
 
   /**
@@ -290,12 +302,14 @@ export class JitterBuffer {
 
   /** When the next slot is due (ms, same clock as capture times), or null. */
   nextDue(): number | null {
+    if (this.#owed.length > 0) return this.#owed[0].captured; // past: at once
     if (this.#next === undefined || !this.#anchor) return null;
     return this.#capturedOf(this.#next) + this.#target;
   }
 
   /** The decision for the next slot if it is due at `now`, else null. */
   pop(now: number): PlayoutDecision | null {
+    if (this.#owed.length > 0) return this.#owed.shift()!;
     const due = this.nextDue();
     if (due === null || now < due) return null;
     const seq = this.#next!;
@@ -335,6 +349,7 @@ export class JitterBuffer {
     this.#concealed.add(seq);
     if (++this.#missingRun > this.#window && this.#buffer.size === 0) {
       // The stream stopped: stop concealing and rejoin at the next block.
+      this.#stoppedAt = seq + 1;
       this.#next = undefined;
       this.#anchor = undefined;
       this.#missingRun = 0;
@@ -382,8 +397,13 @@ export class JitterBuffer {
   #squeeze(samples: Int16Array, now: number): Int16Array {
     const a = this.#auto;
     if (!a || now - this.#troubleAt < CALM_MS || this.#transits.length === 0) return samples;
-    const excess = this.#target - this.#need(this.#maxTransit(), 0);
+    const excess = this.#target - this.#need(this.#maxTransit() + HEADROOM_MS, 0);
     if (excess < 0.5) return samples;
+    if (this.#keepTimeline) {
+      // A recording: the target steps down (a block's length at most), nothing played changes.
+      this.#setTarget(this.#target - Math.min(excess, this.#blockMs));
+      return samples;
+    }
     const frames = samples.length / a.channels;
     let quiet = true;
     for (let i = 0; i < samples.length && quiet; i++) quiet = Math.abs(samples[i]) <= QUIET;
@@ -402,9 +422,35 @@ export class JitterBuffer {
 
   #skip() {
     const seq = this.#next!;
+    const b = this.#buffer.get(seq);
     if (!this.#buffer.delete(seq)) this.#concealed.add(seq);
+    if (this.#keepTimeline && this.#owed.length < MOST_OWED) {
+      // A recording keeps the slot: its block if it came, else a concealment.
+      const captured = this.#capturedOf(seq);
+      this.#owed.push(
+        b?.intact
+          ? { kind: "play", seq, captured: b.captured, samples: b.samples }
+          : { kind: "conceal", seq, captured, reason: b ? "corrupted" : "missing" },
+      );
+    }
     this.#next = seq + 1;
     this.#expire();
+  }
+
+  /**
+   * Rejoining after the stream stopped at block `b`: a recording conceals
+   * the slots between in place (when not too many), so it keeps its timeline.
+   */
+  #rejoin(b: JitterBlock): void {
+    const from = this.#stoppedAt;
+    this.#stoppedAt = undefined;
+    if (!this.#keepTimeline || from === undefined) return;
+    const gap = (b.seq - from) | 0;
+    if (gap <= 0 || gap > MOST_OWED) return;
+    for (let k = 0; k < gap; k++) {
+      const captured = b.captured - (gap - k) * this.#blockMs;
+      this.#owed.push({ kind: "conceal", seq: (from + k) >>> 0, captured, reason: "missing" });
+    }
   }
 
   #expire() {

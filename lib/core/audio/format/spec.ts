@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../errors.ts";
 
 /** Format of an audio stream. */
 export interface AudioSpec {
