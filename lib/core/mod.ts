@@ -315,8 +315,10 @@ export {
 export {
   CHECKPOINT_MS,
   FileReceiver,
+  RECEIVER_TRANSITIONS,
   type ReceiverCounters,
   type ReceiverEvent,
+  type ReceiverPhase,
   WholeFileMismatch,
 } from "./file/receiver.ts";
 export { MAX_CONNECTION_HELD, StreamBudget } from "./file/stream_budget.ts";

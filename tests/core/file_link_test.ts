@@ -1,6 +1,7 @@
 /**
  * Many File-TCP transfers on one connection, with no sockets: STREAM
- * frames carrying whole sessions at every split, interleaved; a folder
+ * frames carrying whole sessions at every split, interleaved, taken apart
+ * by the server's real link core ({@link ServerLink}); a folder
  * entry's offer, path checks and confirmation; and what a hostile peer
  * could put in them.
  */
@@ -26,6 +27,7 @@ import {
 import { MAX_COMPONENT_BYTES, safeRelativePath } from "../../lib/core/file/names.ts";
 import { decodePack, encodePack, MAX_PACK_FILES } from "../../lib/core/file/pack.ts";
 import { FrameDecoder } from "../../lib/core/wire/frame.ts";
+import { ServerLink } from "../../lib/core/file/server_link.ts";
 import { jsonBytes } from "../../lib/core/wire/json.ts";
 import { md5, toHex } from "../../lib/core/wire/md5.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
@@ -56,7 +58,8 @@ function link(files: Uint8Array[], split: number) {
   const done = files.map(() => false);
   const toServer: Uint8Array[] = [];
   const toClient: Uint8Array[] = [];
-  const server = new FrameDecoder(SERVER_LINK_LIMITS);
+  const server = new ServerLink();
+  const verified = files.map(() => false);
   const client = new FrameDecoder(CLIENT_LINK_LIMITS);
   const cut = (bytes: Uint8Array) => {
     const out = [];
@@ -76,6 +79,7 @@ function link(files: Uint8Array[], split: number) {
       } else if (e.type === "store") stored[id].set(e.index, e.data.slice());
       else if (e.type === "send") toClient.push(encodeStream(id, e.bytes));
       else if (e.type === "verified") {
+        verified[id] = true;
         toClient.push(encodeStream(id, r.stored(`received-tree/d/f${id}`)));
       }
     }
@@ -83,10 +87,14 @@ function link(files: Uint8Array[], split: number) {
   const deliver = () => {
     for (const bytes of toServer.splice(0).flatMap(cut)) {
       server.push(bytes);
-      for (let f = server.next(); f; f = server.next()) {
-        assert.equal(f.type, MsgType.STREAM);
-        const { id, bytes: inner } = decodeStream(f.payload);
-        act(id, receivers[id].receive(inner, 0));
+      for (let p = server.next(); p; p = server.next()) {
+        assert.equal(server.mode, "streams");
+        const r = receivers[p.id];
+        assert.equal(p.opens, r.phase === "awaiting-offer" && r.buffered === 0 && r.frames === 0);
+        const before = r.frames;
+        act(p.id, r.receive(p.bytes, 0));
+        server.fed(p.id, r.buffered, r.frames - before, verified[p.id] ? "storing" : "open");
+        if (verified[p.id]) server.stored(p.id);
       }
     }
     for (const bytes of toClient.splice(0).flatMap(cut)) {

@@ -21,7 +21,7 @@ import {
 } from "../../lib/core/file/messages.ts";
 import { FrameDecoder, HEADER_LENGTH, writeHeader } from "../../lib/core/wire/frame.ts";
 import { sendFile } from "../../tcp/file_client.ts";
-import { DigestBook } from "../../tcp/digest_book.ts";
+import { DigestBook } from "../../lib/io/file_store/digest_book.ts";
 import { ContainedRoot } from "../../lib/io/contained_root.ts";
 import { resumeCommand } from "../../lib/cli/resume.ts";
 import { writeAll } from "../../lib/io/streams.ts";

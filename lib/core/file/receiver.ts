@@ -40,6 +40,9 @@
  * It throws {@link ProtocolError} for anything a client may not send now,
  * and {@link UserError} when the transfer fails (a chunk failing its MD5
  * too often, a whole-file mismatch, the client giving up).
+ * The session's phase ({@link FileReceiver.phase}) moves only as
+ * {@link RECEIVER_TRANSITIONS} allows; once a call threw, the session is
+ * `failed` and refuses every later input.
  *
  * @module
  */
@@ -84,6 +87,34 @@ export interface ReceiverCounters {
   droppedChunks: number;
 }
 
+/**
+ * Where a receiver session is. Each phase may move only to those
+ * {@link RECEIVER_TRANSITIONS} lists; `failed` is final: once a call
+ * threw, every later input is refused.
+ */
+export type ReceiverPhase =
+  | "awaiting-offer"
+  | "offered"
+  | "challenged"
+  | "proved"
+  | "receiving"
+  | "verified"
+  | "done"
+  | "failed";
+
+/** The receiver's transition table: the phases each phase may move to. */
+export const RECEIVER_TRANSITIONS: Readonly<Record<ReceiverPhase, readonly ReceiverPhase[]>> = {
+  "awaiting-offer": ["offered", "failed"],
+  // A proof sent with the offer is the shell's to check: up to date, or accepted.
+  offered: ["receiving", "challenged", "done", "failed"],
+  challenged: ["proved", "failed"],
+  proved: ["receiving", "done", "failed"],
+  receiving: ["verified", "failed"],
+  verified: ["done", "failed"],
+  done: [],
+  failed: [],
+};
+
 /** How often to ask the shell to save state, ms. */
 export const CHECKPOINT_MS = 1000;
 
@@ -116,6 +147,12 @@ export class FileReceiver {
   #challenged = false;
   /** The client's proof came. */
   #proved = false;
+  #phase: ReceiverPhase = "awaiting-offer";
+
+  /** Where the session is ({@link RECEIVER_TRANSITIONS}). */
+  get phase(): ReceiverPhase {
+    return this.#phase;
+  }
 
   /**
    * Whole messages taken so far: progress, as the shell's idle timeout
@@ -139,11 +176,13 @@ export class FileReceiver {
    * frames no larger than its chunks.
    */
   receive(bytes: Uint8Array, now: number): ReceiverEvent[] {
+    this.#live();
     const events: ReceiverEvent[] = [];
     try {
       this.#decoder.push(bytes);
       this.#pump(events);
     } catch (err) {
+      this.#phase = "failed";
       if (this.#offer || !(err instanceof ProtocolError)) throw err;
       throw new ProtocolError(`A transfer must open with its offer: ${err.message}`);
     }
@@ -164,13 +203,16 @@ export class FileReceiver {
    * {@link receive} (with no bytes) for frames that came with the offer.
    */
   accept(state: TransferState, token: string): Uint8Array {
+    this.#live();
     if (!this.#offer || this.#state) throw new Error("Nothing to accept");
     this.#state = state;
+    this.#move("receiving");
     return encodeJson(MsgType.ACCEPT, { token, held: state.heldRanges() });
   }
 
   /** The bytes of held chunk `index`, asked for by a `read` event. */
   hashChunk(index: number, data: Uint8Array): ReceiverEvent[] {
+    this.#live();
     if (this.#reading !== index) throw new Error(`Chunk ${index} was not asked for`);
     this.#reading = undefined;
     const state = this.#state!;
@@ -186,7 +228,12 @@ export class FileReceiver {
       this.#next = index;
       this.#reject(events, index);
     }
-    this.#pump(events);
+    try {
+      this.#pump(events);
+    } catch (err) {
+      this.#phase = "failed";
+      throw err;
+    }
     return events;
   }
 
@@ -196,11 +243,13 @@ export class FileReceiver {
    * MD5(salt ‖ content), which comes as a `proof` event.
    */
   challenge(salt: string): Uint8Array {
+    this.#live();
     const offer = this.#offer;
     if (!offer?.update || this.#state || this.#challenged || this.#proved) {
       throw new Error("Nothing to challenge");
     }
     this.#challenged = true;
+    this.#move("challenged");
     return encodeJson(MsgType.CHALLENGE, { salt });
   }
 
@@ -209,12 +258,14 @@ export class FileReceiver {
    * holds the file stored as `storedAs` (whose MD5 is `md5`).
    */
   upToDate(storedAs: string, md5: string): Uint8Array {
+    this.#live();
     const offer = this.#offer;
     if (!offer?.update || !this.#proved || this.#state || this.#verified) {
       throw new Error("Nothing to skip");
     }
     this.#verified = true;
     this.#expected = md5;
+    this.#move("done");
     return encodeJson(MsgType.DONE, { md5, storedAs, bytes: offer.size, upToDate: true });
   }
 
@@ -229,7 +280,9 @@ export class FileReceiver {
    * stored file's MD5).
    */
   stored(storedAs: string, failed?: [number, string][], md5s?: string[]): Uint8Array {
+    this.#live();
     if (!this.#verified) throw new Error("The file is not verified");
+    this.#move("done");
     return encodeJson(MsgType.DONE, {
       md5: this.#expected,
       storedAs,
@@ -244,6 +297,8 @@ export class FileReceiver {
    * throws the error that says what was left undone.
    */
   closed(): never {
+    this.#live();
+    this.#phase = "failed";
     this.#decoder.finish();
     if (!this.#offer) throw new ProtocolError("Client closed the connection before its offer");
     const s = this.#state;
@@ -252,6 +307,21 @@ export class FileReceiver {
         ? `Client disconnected with ${s.heldCount} of ${s.chunks} chunks held; kept for resume`
         : "Client disconnected before its offer was accepted",
     );
+  }
+
+  /** Refuses every input once the session failed. */
+  #live(): void {
+    if (this.#phase === "failed") {
+      throw new ProtocolError("This transfer already failed: nothing more is taken");
+    }
+  }
+
+  /** Moves to `next`, as the transition table allows. */
+  #move(next: ReceiverPhase): void {
+    if (!RECEIVER_TRANSITIONS[this.#phase].includes(next)) {
+      throw new Error(`A receiver cannot go from ${this.#phase} to ${next}`);
+    }
+    this.#phase = next;
   }
 
   /** Takes frames while the session can: not before the shell accepts, not while a read is out. */
@@ -285,6 +355,7 @@ export class FileReceiver {
         this.#decoder.setLimits(offeredLimits(this.#offer.chunkSize));
         // A proof sent with the offer answers no challenge: it is the shell's to check.
         this.#proved = this.#offer.proof !== undefined;
+        this.#move("offered");
         events.push({ type: "offer", offer: this.#offer });
         continue;
       }
@@ -294,6 +365,7 @@ export class FileReceiver {
           throw new ProtocolError(`Expected a proof, got frame type ${f.type}`);
         }
         this.#proved = true;
+        this.#move("proved");
         events.push({ type: "proof", proof: decodeProof(f.payload) });
         continue;
       }
@@ -387,6 +459,7 @@ export class FileReceiver {
       throw new WholeFileMismatch(this.#expected, actual);
     }
     this.#verified = true;
+    this.#move("verified");
     events.push({ type: "verified", md5: actual });
   }
 }

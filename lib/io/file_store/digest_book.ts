@@ -11,9 +11,9 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { proofHash } from "../lib/core/file/proof.ts";
-import type { ContainedRoot, FileDescriptor, FileStat } from "../lib/io/contained_root.ts";
-import { lstatOrNull, mkdirIfAbsent, newSalt, PARTIAL_DIR, writeReplacing } from "./file_store.ts";
+import { proofHash } from "../../core/file/proof.ts";
+import type { ContainedRoot, FileDescriptor, FileStat } from "../contained_root.ts";
+import { lstatOrNull, mkdirIfAbsent, newSalt, PARTIAL_DIR, writeReplacing } from "./disk.ts";
 
 /**
  * Where a server keeps the digests of the files it stored: a folder in its
@@ -346,4 +346,12 @@ async function proveStored(
 function split(name: string): [string, string] {
   const at = name.lastIndexOf("/");
   return at < 0 ? [".", name] : [name.slice(0, at), name.slice(at + 1)];
+}
+
+/**
+ * A stored file's size, time and identity as the digest book records them
+ * (from the file's own handle, taken before its rename into place).
+ */
+export function bookIdentity(info: FileStat): Pick<BookEntry, "size" | "mtimeMs" | "ino" | "dev"> {
+  return { size: info.size, mtimeMs: info.mtimeMs, ino: Number(info.ino), dev: Number(info.dev) };
 }

@@ -1,15 +1,14 @@
 /**
- * The file server's store worker (`PackStorer` in `file_store.ts` runs
- * it): takes verified
+ * The file server's store worker (`PackStorer` in `packs.ts` runs it): takes verified
  * packs and stores their files, each by a temporary file and a rename,
  * answering with each file's MD5 and modification time for the digest
  * book, or why it failed. Permissions are the server's own.
  *
  * @module
  */
-import { useNativeCrypto } from "../lib/io/native_crypto.ts";
-import { describeError } from "../lib/io/errors.ts";
-import { type PackDone, type PackJob, storePackFiles } from "./file_store.ts";
+import { useNativeCrypto } from "../native_crypto.ts";
+import { describeError } from "../errors.ts";
+import { type PackDone, type PackJob, storePackFiles } from "./packs.ts";
 
 /** The worker's side of its message port. */
 interface Port {
