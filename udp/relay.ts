@@ -20,7 +20,7 @@ import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cl
 import { startUdpRelay } from "../lib/io/udp_relay.ts";
 
 export { startUdpRelay, type UdpRelay, type UdpRelayOptions } from "../lib/io/udp_relay.ts";
-export type { FragmentFate } from "../lib/core/audio/udp/relay.ts";
+export type { FragmentFate, RelayCoreOptions } from "../lib/core/audio/udp/relay.ts";
 
 const FLAGS = {
   host: HOST_FLAG,
