@@ -217,8 +217,24 @@ export {
   HandshakeGate,
   HANDSHAKES_PER_ADDRESS,
   HANDSHAKES_PER_NETWORK,
+  isLoopback,
   networkOf,
+  requireCodeBeyondLoopback,
 } from "./crypto/admission.ts";
+export { Admission, type AdmissionOptions, type Refusal } from "./crypto/server_admission.ts";
+export {
+  type FrameTransport,
+  frameTransport,
+  type FrameTransportOptions,
+} from "./crypto/frame_transport.ts";
+export {
+  checkMtu,
+  planCut,
+  type UdpCut,
+  UdpFanout,
+  type UdpFanoutOptions,
+} from "./audio/udp/fanout.ts";
+export { type FragmentFate, RelayCore, type RelayCoreOptions } from "./audio/udp/relay.ts";
 export {
   type CryptoProvider,
   cryptoProvider,
