@@ -17,7 +17,8 @@
  * @module
  */
 import { UsageError } from "../lib/core/errors.ts";
-import { FILE_PORT, isResumeToken } from "../lib/core/file/messages.ts";
+import { FILE_PORT } from "../lib/core/file/messages.ts";
+import { isResumeToken } from "../lib/core/file/decode_messages.ts";
 import { formatBytes } from "../lib/core/report/format.ts";
 import { describeError } from "../lib/io/errors.ts";
 import { CODE_FLAG, resolveCode, withCodePrompt } from "../lib/cli/code.ts";

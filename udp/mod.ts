@@ -12,4 +12,10 @@ export {
   type UdpServerStats,
 } from "./audio_server.ts";
 export { type AudioUdpClientOptions, runAudioUdpClient } from "./audio_client.ts";
-export { type FragmentFate, startUdpRelay, type UdpRelay, type UdpRelayOptions } from "./relay.ts";
+export {
+  type FragmentFate,
+  type RelayCoreOptions,
+  startUdpRelay,
+  type UdpRelay,
+  type UdpRelayOptions,
+} from "./relay.ts";

@@ -1,7 +1,9 @@
 /**
  * A UDP relay that impairs what passes through it, deterministically
- * (`lib/impairment.ts`): for tests, the demo and the comparison bench, and
- * for anyone who wants to hear what loss does to a stream.
+ * (`lib/core/wire/impairment.ts`): for tests, the demo and the comparison
+ * bench, and for anyone who wants to hear what loss does to a stream. The
+ * relay is `lib/io/udp_relay.ts` on its core `lib/core/audio/udp/relay.ts`;
+ * this file is its command line.
  *
  * Run: `deno task udp-relay --to 127.0.0.1:4444 [--port 4555] [--loss 5%] [--burst 1]
  * [--duplicate 0] [--reorder 0] [--corrupt 0] [--corrupt-header 0] [--delay 0] [--jitter 0] [--seed 1]`
@@ -12,139 +14,13 @@
  *
  * @module
  */
-import {
-  type Fate,
-  Impairment,
-  type ImpairmentConfig,
-  parseProbability,
-} from "../lib/core/wire/impairment.ts";
-import { DATA_HEADER, decodeFragment, isRejected } from "../lib/core/audio/udp/datagrams.ts";
+import { parseProbability } from "../lib/core/wire/impairment.ts";
 import { UsageError } from "../lib/core/errors.ts";
 import { HOST_FLAG, onShutdown, parseFlags, parsePort, runMain } from "../lib/cli/flags.ts";
-import { listenUdp } from "../lib/io/net.ts";
+import { startUdpRelay } from "../lib/io/udp_relay.ts";
 
-/** One DATA fragment's fate, for tests that check what clients counted. */
-export interface FragmentFate extends Fate {
-  /** The fragment's block sequence number. */
-  seq: number;
-  /** The fragment's index in its block. */
-  index: number;
-}
-
-/** Options of {@link startUdpRelay}. */
-export interface UdpRelayOptions {
-  /** Address to listen on (default 127.0.0.1). */
-  host?: string;
-  /** Port to listen on (0 picks one). */
-  port: number;
-  /** The server. */
-  target: Deno.NetAddr;
-  /** Impairments of server-to-client datagrams. */
-  impair: ImpairmentConfig;
-  /** Also impair client-to-server datagrams. */
-  both?: boolean;
-  /** Seed of the impairment model, so a run can be repeated (default 1). */
-  seed?: number;
-  /** Most clients relayed at once (default 64). */
-  maxClients?: number;
-  /** Keep the fate of every DATA fragment (default false). */
-  record?: boolean;
-  /** Impair only server-to-client datagrams of these types (default: every one). */
-  types?: number[];
-}
-
-/** A running relay. */
-export interface UdpRelay extends AsyncDisposable {
-  /** The address clients send to. */
-  readonly addr: Deno.NetAddr;
-  /** What the server-to-client model did. */
-  readonly model: Impairment;
-  /** Fates of DATA fragments, in the order the server sent them (if recorded). */
-  readonly fates: FragmentFate[];
-  /** Stops relaying and closes every socket. */
-  close(): Promise<void>;
-}
-
-/** Starts a relay. */
-export function startUdpRelay(options: UdpRelayOptions): UdpRelay {
-  const front = listenUdp(options.host ?? "127.0.0.1", options.port);
-  const down = new Impairment({ protect: DATA_HEADER, ...options.impair }, options.seed ?? 1);
-  const up = new Impairment(
-    options.both ? { protect: 4, ...options.impair } : {},
-    (options.seed ?? 1) + 1,
-  );
-  const maxClients = options.maxClients ?? 64;
-  const clients = new Map<string, Deno.DatagramConn>();
-  const timers = new Set<ReturnType<typeof setTimeout>>();
-  const tasks: Promise<void>[] = [];
-  const fates: FragmentFate[] = [];
-  let closed = false;
-
-  const deliver = (model: Impairment, d: Uint8Array, out: (d: Uint8Array) => void) => {
-    if (model === down && options.types && !options.types.includes(d[3])) return out(d);
-    const { fate, deliveries } = model.decide(d);
-    if (options.record && model === down) {
-      const f = decodeFragment(d);
-      if (!isRejected(f)) fates.push({ seq: f.seq, index: f.index, ...fate });
-    }
-    for (const { data, delayMs } of deliveries) {
-      if (delayMs <= 0) out(data);
-      else {
-        const t = setTimeout(() => {
-          timers.delete(t);
-          if (!closed) out(data);
-        }, delayMs);
-        timers.add(t);
-      }
-    }
-  };
-
-  tasks.push(
-    (async () => {
-      for await (const [d, a] of front) {
-        const client = a as Deno.NetAddr;
-        const key = `${client.hostname}:${client.port}`;
-        let back = clients.get(key);
-        if (!back) {
-          if (clients.size >= maxClients) continue;
-          const b = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
-          back = b;
-          clients.set(key, b);
-          tasks.push(
-            (async () => {
-              for await (const [r] of b) {
-                deliver(down, r, (x) => front.send(x, client).catch(() => {}));
-              }
-            })().catch(() => {}),
-          );
-        }
-        const conn = back;
-        deliver(up, d, (x) => conn.send(x, options.target).catch(() => {}));
-      }
-    })().catch(() => {}),
-  );
-
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    for (const t of timers) clearTimeout(t);
-    for (const c of [front, ...clients.values()]) {
-      try {
-        c.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    await Promise.allSettled(tasks);
-  };
-  return {
-    addr: front.addr as Deno.NetAddr,
-    model: down,
-    fates,
-    close,
-    [Symbol.asyncDispose]: close,
-  };
-}
+export { startUdpRelay, type UdpRelay, type UdpRelayOptions } from "../lib/io/udp_relay.ts";
+export type { FragmentFate, RelayCoreOptions } from "../lib/core/audio/udp/relay.ts";
 
 const FLAGS = {
   host: HOST_FLAG,

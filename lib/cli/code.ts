@@ -14,11 +14,9 @@ import {
   MIN_CODE_LENGTH,
   normalizeCode,
 } from "../core/crypto/code.ts";
+import { isLoopback } from "../core/crypto/admission.ts";
 
-/** Whether `host` is a loopback address (or name). */
-export function isLoopback(host: string): boolean {
-  return /^(127\.|::1$|localhost$)/.test(host);
-}
+export { isLoopback };
 
 /** A fresh code, drawn from the system's random source. */
 export function newCode(): string {

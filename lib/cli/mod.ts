@@ -33,3 +33,20 @@ export {
   type ToolInfo,
 } from "./flags.ts";
 export { ProgressReporter, renderProgress } from "./progress.ts";
+export {
+  type AudioTcpServer,
+  type AudioTcpServerOptions,
+  type AudioTcpServerStats,
+  startAudioTcpServer,
+} from "./audio_tcp_server.ts";
+export {
+  type AudioUdpServer,
+  type AudioUdpServerOptions,
+  startAudioUdpServer,
+} from "./audio_udp_server.ts";
+export {
+  AUDIO_TCP_TIMEOUT_MS,
+  type AudioTcpClientOptions,
+  runAudioTcpClient,
+} from "./audio_tcp_client.ts";
+export { type AudioUdpClientOptions, runAudioUdpClient } from "./audio_udp_client.ts";

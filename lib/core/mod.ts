@@ -217,8 +217,24 @@ export {
   HandshakeGate,
   HANDSHAKES_PER_ADDRESS,
   HANDSHAKES_PER_NETWORK,
+  isLoopback,
   networkOf,
+  requireCodeBeyondLoopback,
 } from "./crypto/admission.ts";
+export { Admission, type AdmissionOptions, type Refusal } from "./crypto/server_admission.ts";
+export {
+  type FrameTransport,
+  frameTransport,
+  type FrameTransportOptions,
+} from "./crypto/frame_transport.ts";
+export {
+  checkMtu,
+  planCut,
+  type UdpCut,
+  UdpFanout,
+  type UdpFanoutOptions,
+} from "./audio/udp/fanout.ts";
+export { type FragmentFate, RelayCore, type RelayCoreOptions } from "./audio/udp/relay.ts";
 export {
   type CryptoProvider,
   cryptoProvider,
@@ -257,13 +273,9 @@ export {
   CLIENT_LIMITS,
   CLIENT_LINK_LIMITS,
   DATA_PREFIX,
-  decodeAccept,
   decodeChunk,
-  decodeDone,
-  decodeEnd,
   decodeError,
   decodeNack,
-  decodeOffer,
   decodeStream,
   DEFAULT_CHUNK_SIZE,
   type Done,
@@ -278,7 +290,6 @@ export {
   fillStreamFrame,
   isMode,
   isPathList,
-  isResumeToken,
   MAX_CHUNK_RETRIES,
   MAX_CHUNK_SIZE,
   MAX_CHUNKS,
@@ -298,6 +309,15 @@ export {
   STREAM_PREFIX,
   type StreamBytes,
 } from "./file/messages.ts";
+export {
+  decodeAccept,
+  decodeChallenge,
+  decodeDone,
+  decodeEnd,
+  decodeOffer,
+  decodeProof,
+  isResumeToken,
+} from "./file/decode_messages.ts";
 export {
   decodePack,
   encodePack,

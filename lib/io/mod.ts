@@ -36,3 +36,14 @@ export {
 } from "./playout.ts";
 export { acceptCoded, type CodedConn, type CodedOptions, connectCoded } from "./secure_conn.ts";
 export { readAt, type Reader, readFull, readFullSync, writeAll, type Writer } from "./streams.ts";
+export {
+  type Admitted,
+  closeOnce,
+  startTcpShell,
+  startUdpShell,
+  type TcpShell,
+  type TcpShellOptions,
+  type UdpShell,
+  type UdpShellOptions,
+} from "./server_shell.ts";
+export { startUdpRelay, type UdpRelay, type UdpRelayOptions } from "./udp_relay.ts";

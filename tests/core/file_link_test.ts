@@ -12,8 +12,6 @@ import { TransferState } from "../../lib/core/file/transfer_state.ts";
 import {
   CHUNK_CHECK,
   CLIENT_LINK_LIMITS,
-  decodeDone,
-  decodeOffer,
   decodeStream,
   encodeJson,
   encodeStream,
@@ -24,6 +22,7 @@ import {
   SERVER_LINK_LIMITS,
   STREAM_OFFSET,
 } from "../../lib/core/file/messages.ts";
+import { decodeDone, decodeOffer } from "../../lib/core/file/decode_messages.ts";
 import { MAX_COMPONENT_BYTES, safeRelativePath } from "../../lib/core/file/names.ts";
 import { decodePack, encodePack, MAX_PACK_FILES } from "../../lib/core/file/pack.ts";
 import { FrameDecoder } from "../../lib/core/wire/frame.ts";

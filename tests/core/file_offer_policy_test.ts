@@ -17,7 +17,8 @@ import {
   storedPath,
   updateStep,
 } from "../../lib/core/file/offer_policy.ts";
-import { CHUNK_CHECK, decodeOffer, type Offer } from "../../lib/core/file/messages.ts";
+import { CHUNK_CHECK, type Offer } from "../../lib/core/file/messages.ts";
+import { decodeOffer } from "../../lib/core/file/decode_messages.ts";
 import { encodePack } from "../../lib/core/file/pack.ts";
 import { jsonBytes } from "../../lib/core/wire/json.ts";
 import { ProtocolError, UserError } from "../../lib/core/errors.ts";

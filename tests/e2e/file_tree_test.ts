@@ -13,9 +13,7 @@ import {
   CHUNK_CHECK,
   CLIENT_LIMITS,
   CLIENT_LINK_LIMITS,
-  decodeEnd,
   decodeError,
-  decodeOffer,
   decodeStream,
   encodeJson,
   encodeStream,
@@ -24,6 +22,7 @@ import {
   SERVER_LIMITS,
   SERVER_LINK_LIMITS,
 } from "../../lib/core/file/messages.ts";
+import { decodeEnd, decodeOffer } from "../../lib/core/file/decode_messages.ts";
 import { concatBytes, FrameDecoder } from "../../lib/core/wire/frame.ts";
 import { type EntryResult, sendEntries } from "../../tcp/file_client.ts";
 import { checkSources, walkEntries } from "../../tcp/file_tree.ts";

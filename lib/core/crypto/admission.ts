@@ -4,9 +4,24 @@
  * that bounds connections still proving the code per address and per
  * network, so that a stranger with a few addresses cannot fill a server
  * with handshakes that never finish.
+ * Also the rule every server starts with: listening beyond loopback
+ * needs a code.
  *
  * @module
  */
+import { UsageError } from "../errors.ts";
+
+/** Whether `host` is a loopback address (or name). */
+export function isLoopback(host: string): boolean {
+  return /^(127\.|::1$|localhost$)/.test(host);
+}
+
+/** Throws a {@link UsageError} when a server would listen on `host`, beyond loopback, with no code. */
+export function requireCodeBeyondLoopback(host: string, code: string | undefined): void {
+  if (code === undefined && !isLoopback(host)) {
+    throw new UsageError(`Listening on ${host}, beyond loopback, needs a code (--code)`);
+  }
+}
 
 /** Connections proving the code from one address at once. */
 export const HANDSHAKES_PER_ADDRESS = 3;

@@ -53,16 +53,14 @@ import {
   BEFORE_OFFER_LIMITS,
   type ChunkRef,
   decodeChunk,
-  decodeEnd,
   decodeError,
-  decodeOffer,
-  decodeProof,
   encodeJson,
   encodeNack,
   MsgType,
   type Offer,
   offeredLimits,
 } from "./messages.ts";
+import { decodeEnd, decodeOffer, decodeProof } from "./decode_messages.ts";
 import type { TransferState } from "./transfer_state.ts";
 
 /** What the client's bytes mean, for the shell to act on. */

@@ -34,9 +34,6 @@ import {
   chunkCount,
   CLIENT_LIMITS,
   DATA_PREFIX,
-  decodeAccept,
-  decodeChallenge,
-  decodeDone,
   decodeError,
   decodeNack,
   type Done,
@@ -47,6 +44,7 @@ import {
   MsgType,
   type Offer,
 } from "./messages.ts";
+import { decodeAccept, decodeChallenge, decodeDone } from "./decode_messages.ts";
 import { MD5_LENGTH, PrefixMd5, toHex } from "../wire/md5.ts";
 
 /** What the server said, as the sender's core understood it. */
