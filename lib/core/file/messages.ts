@@ -33,7 +33,7 @@
  */
 import { ProtocolError } from "../errors.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
-import { isCount, jsonBytes, parseJsonObject } from "../wire/json.ts";
+import { isCount, jsonBytes } from "../wire/json.ts";
 import { MD5_LENGTH } from "../wire/md5.ts";
 import { printable } from "../wire/text.ts";
 
@@ -81,11 +81,6 @@ export const MAX_CHUNKS = 1 << 21;
 export const MAX_HELD_RANGES = 4096;
 /** How many times one chunk may fail its MD5 before the transfer fails. */
 export const MAX_CHUNK_RETRIES = 3;
-
-/** A resume token: 16 random bytes, as 32 hexadecimal digits. */
-const TOKEN = /^[0-9a-f]{32}$/;
-/** An MD5 digest in lower-case hexadecimal, as `md5sum` prints it. */
-const MD5_HEX = /^[0-9a-f]{32}$/;
 
 /** Bytes before the data in a DATA frame: index (4) and MD5 (16). */
 export const DATA_PREFIX: number = 4 + MD5_LENGTH;
