@@ -1,4 +1,5 @@
 /** Audio-UDP end to end on loopback, clean and through the impairment relay. */
+import { safeStartMs } from "../../lib/core/audio/stages/auto_target.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openSource } from "../../lib/io/audio_io.ts";
@@ -172,8 +173,12 @@ Deno.test("UDP --latency auto: the target rises under jitter past its safe start
   });
   const [low, high] = r.target_latency_range_ms as [number, number];
   assert.equal(r.target_latency_auto, true);
-  assert.ok(high - low >= 15, `the target rose: ${low} to ${high} ms`);
-  assert.ok((r.target_stretches as number) >= 1, JSON.stringify(r));
+  // Past the safe start: by stretching at a missing slot, or at once when
+  // the very first block's transit was already beyond it (both are right;
+  // which one a run sees depends on when the relay's jitter first bites).
+  const start = safeStartMs((BLOCK / 44100) * 1000);
+  assert.ok(high >= start + 15, `the target rose past ${start} ms: ${low} to ${high} ms`);
+  if (low <= start + 1) assert.ok((r.target_stretches as number) >= 1, JSON.stringify(r));
   // It grew by waiting at missing slots: few blocks are lost or late.
   assert.ok(r.blocks_received > 100, JSON.stringify(r));
   assert.ok(r.blocks_lost + r.blocks_late <= 8, JSON.stringify(r));
