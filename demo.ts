@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import { runMain } from "./lib/cli/flags.ts";
 import { UserError } from "./lib/core/errors.ts";
-import { Md5Stream } from "./lib/core/wire/md5.ts";
+import { Md5Stream } from "./lib/core/crypto/md5.ts";
 import { formatBytes } from "./lib/core/report/format.ts";
 import { startFileServer } from "./tcp/file_server.ts";
 import { sendFile, summarize } from "./tcp/file_client.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { md5 } from "../lib/core/wire/md5.ts";
+import { md5 } from "../lib/core/crypto/md5.ts";
 import { encodeFrame, FrameDecoder } from "../lib/core/wire/frame.ts";
 import { AUDIO_CLIENT_LIMITS, decodeBlock, encodeBlock } from "../lib/core/audio/tcp/frames.ts";
 import { decodeFragment, type Fragment, fragmentBlock } from "../lib/core/audio/udp/datagrams.ts";

@@ -25,7 +25,7 @@
  * @module
  */
 import { commandExists } from "../tests/support/tool_process.ts";
-import { bytesEqual } from "../lib/core/wire/md5.ts";
+import { bytesEqual } from "../lib/core/crypto/md5.ts";
 
 /** Elements the peer rows need. */
 const ELEMENTS = [

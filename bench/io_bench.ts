@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { md5 } from "../lib/core/wire/md5.ts";
+import { md5 } from "../lib/core/crypto/md5.ts";
 import {
   decodeFormat,
   decodeFragment,

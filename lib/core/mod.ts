@@ -404,6 +404,6 @@ export {
   PrefixMd5,
   type PrefixTrial,
   toHex,
-} from "./wire/md5.ts";
+} from "./crypto/md5.ts";
 export { GF_POLY, gfExp, gfInv, gfMul, ReedSolomon } from "./wire/reed_solomon.ts";
 export { printable, UNSAFE_CHARS } from "./wire/text.ts";

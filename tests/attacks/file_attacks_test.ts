@@ -20,7 +20,7 @@ import { FileSender } from "../../lib/core/file/sender.ts";
 import { TransferState } from "../../lib/core/file/transfer_state.ts";
 import { CHUNK_CHECK, encodeCheck } from "../../lib/core/file/messages.ts";
 import { encodeFrame, FrameDecoder } from "../../lib/core/wire/frame.ts";
-import { md5 } from "../../lib/core/wire/md5.ts";
+import { md5 } from "../../lib/core/crypto/md5.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 import { CLIENT_LIMITS } from "../../lib/core/file/messages.ts";
 import { readChunks } from "../../lib/io/conn.ts";

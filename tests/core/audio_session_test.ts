@@ -30,7 +30,7 @@ import {
 } from "../../lib/core/audio/udp/datagrams.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
-import { md5 } from "../../lib/core/wire/md5.ts";
+import { md5 } from "../../lib/core/crypto/md5.ts";
 
 const BLOCK_MS = 8;
 

@@ -32,7 +32,7 @@ import {
 } from "../../lib/core/audio/udp/datagrams.ts";
 import { type AssembledBlock, Reassembler } from "../../lib/core/audio/stages/reassembly.ts";
 import { blockDigest } from "../../lib/core/audio/format/block_digest.ts";
-import { bytesEqual } from "../../lib/core/wire/md5.ts";
+import { bytesEqual } from "../../lib/core/crypto/md5.ts";
 import { AUDIO_PROTOCOL } from "../../lib/core/audio/format/stream_format.ts";
 import { joinInMemory } from "../support/helpers.ts";
 

@@ -24,7 +24,7 @@ import {
   WINDOW,
 } from "../../lib/core/file/client_link.ts";
 import type { Entry, EntryResult } from "../../lib/core/file/entry.ts";
-import { md5, toHex } from "../../lib/core/wire/md5.ts";
+import { md5, toHex } from "../../lib/core/crypto/md5.ts";
 import { proofOf } from "../../lib/core/file/proof.ts";
 import { encodePack } from "../../lib/core/file/pack.ts";
 import { AudioMsg } from "../../lib/core/audio/tcp/frames.ts";

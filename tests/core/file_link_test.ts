@@ -28,7 +28,7 @@ import { decodePack, encodePack, MAX_PACK_FILES } from "../../lib/core/file/pack
 import { FrameDecoder } from "../../lib/core/wire/frame.ts";
 import { ServerLink } from "../../lib/core/file/server_link.ts";
 import { jsonBytes } from "../../lib/core/wire/json.ts";
-import { md5, toHex } from "../../lib/core/wire/md5.ts";
+import { md5, toHex } from "../../lib/core/crypto/md5.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
 
 const CHUNK = 1024;

@@ -9,7 +9,7 @@ import { FileReceiver, WholeFileMismatch } from "../../lib/core/file/receiver.ts
 import { TransferState } from "../../lib/core/file/transfer_state.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { CHUNK_CHECK, encodeJson, encodeNack, MsgType } from "../../lib/core/file/messages.ts";
-import { md5, PrefixMd5, toHex } from "../../lib/core/wire/md5.ts";
+import { md5, PrefixMd5, toHex } from "../../lib/core/crypto/md5.ts";
 import { ProtocolError, UserError } from "../../lib/core/errors.ts";
 import { proofOf } from "../../lib/core/file/proof.ts";
 

@@ -12,7 +12,7 @@ import {
   Spake2,
 } from "../../lib/core/crypto/spake2.ts";
 import { ProtocolError } from "../../lib/core/errors.ts";
-import { toHex } from "../../lib/core/wire/md5.ts";
+import { toHex } from "../../lib/core/crypto/md5.ts";
 
 /** RFC 9382, Appendix B, as printed. */
 const VECTORS = [

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { TransferState } from "../../lib/core/file/transfer_state.ts";
-import { md5 } from "../../lib/core/wire/md5.ts";
+import { md5 } from "../../lib/core/crypto/md5.ts";
 import { ProtocolError, UserError } from "../../lib/core/errors.ts";
 import { MAX_CHUNK_RETRIES } from "../../lib/core/file/messages.ts";
 

@@ -4,7 +4,7 @@ import { sendFile, TransferCut } from "../../tcp/file_client.ts";
 import { type FileServerOptions, startFileServer } from "../../tcp/file_server.ts";
 import { encodeFrame } from "../../lib/core/wire/frame.ts";
 import { CHUNK_CHECK, encodeJson, MsgType } from "../../lib/core/file/messages.ts";
-import { md5, toHex } from "../../lib/core/wire/md5.ts";
+import { md5, toHex } from "../../lib/core/crypto/md5.ts";
 import { writeAll } from "../../lib/io/streams.ts";
 import { corruptChunks, randomFile, startRelay, tempDir, waitFor } from "../support/helpers.ts";
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ChaCha20Poly1305, Md5Context } from "../../native/mod.ts";
 import { NODE_CRYPTO } from "../../lib/core/crypto/provider.ts";
-import { toHex } from "../../lib/core/wire/md5.ts";
+import { toHex } from "../../lib/core/crypto/md5.ts";
 import {
   freePort,
   oneLineError,

@@ -34,7 +34,7 @@
 import { ProtocolError } from "../errors.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../wire/frame.ts";
 import { isCount, jsonBytes } from "../wire/json.ts";
-import { MD5_LENGTH } from "../wire/md5.ts";
+import { MD5_LENGTH } from "../crypto/md5.ts";
 import { printable } from "../wire/text.ts";
 
 /** Message types of the File-TCP protocol. */

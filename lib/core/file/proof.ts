@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { Md5Stream } from "../wire/md5.ts";
+import { Md5Stream } from "../crypto/md5.ts";
 import { networkOf } from "../crypto/admission.ts";
 
 /** Bytes of a salt. */

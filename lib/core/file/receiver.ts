@@ -48,7 +48,7 @@
  */
 import { ProtocolError, UserError } from "../errors.ts";
 import { FrameDecoder } from "../wire/frame.ts";
-import { bytesEqual, PrefixMd5, toHex } from "../wire/md5.ts";
+import { bytesEqual, PrefixMd5, toHex } from "../crypto/md5.ts";
 import {
   BEFORE_OFFER_LIMITS,
   type ChunkRef,

@@ -45,7 +45,7 @@ import {
   type Offer,
 } from "./messages.ts";
 import { decodeAccept, decodeChallenge, decodeDone } from "./decode_messages.ts";
-import { MD5_LENGTH, PrefixMd5, toHex } from "../wire/md5.ts";
+import { MD5_LENGTH, PrefixMd5, toHex } from "../crypto/md5.ts";
 
 /** What the server said, as the sender's core understood it. */
 export type SenderEvent =

@@ -19,7 +19,7 @@
  */
 import { ProtocolError, UserError } from "../errors.ts";
 import { chunkCount, MAX_CHUNK_RETRIES, MAX_CHUNKS, MAX_HELD_RANGES } from "./messages.ts";
-import { bytesEqual, MD5_LENGTH } from "../wire/md5.ts";
+import { bytesEqual, MD5_LENGTH } from "../crypto/md5.ts";
 
 const STATE_MAGIC = 0x534b5354; // "SKST"
 // Version 3: check values are prefix MD5s; a version 2 state (per-chunk

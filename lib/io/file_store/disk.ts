@@ -11,7 +11,7 @@
  * @module
  */
 import { ProtocolError, UserError } from "../../core/errors.ts";
-import { toHex } from "../../core/wire/md5.ts";
+import { toHex } from "../../core/crypto/md5.ts";
 import { receivedName } from "../../core/file/names.ts";
 import { storedMode } from "../../core/file/disk_policy.ts";
 import { SALT_BYTES } from "../../core/file/proof.ts";

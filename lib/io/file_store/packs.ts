@@ -6,7 +6,7 @@
  */
 import { UserError } from "../../core/errors.ts";
 import { describeError } from "../errors.ts";
-import { md5, toHex } from "../../core/wire/md5.ts";
+import { md5, toHex } from "../../core/crypto/md5.ts";
 import { proofOf } from "../../core/file/proof.ts";
 import { ContainedRoot } from "../contained_root.ts";
 import { clientMessage, knownUmask, learnUmask, PARTIAL_DIR, storeBytes } from "./disk.ts";

@@ -7,7 +7,7 @@
  */
 import { UserError } from "../../core/errors.ts";
 import { createHash } from "node:crypto";
-import { toHex } from "../../core/wire/md5.ts";
+import { toHex } from "../../core/crypto/md5.ts";
 import { TransferState } from "../../core/file/transfer_state.ts";
 import type { ContainedRoot, FileDescriptor } from "../contained_root.ts";
 import { lstatOrNull, PARTIAL_DIR } from "./disk.ts";

@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import type { AudioSpec } from "./spec.ts";
-import { MD5_LENGTH } from "../../wire/md5.ts";
+import { MD5_LENGTH } from "../../crypto/md5.ts";
 
 /** What a block's MD5 binds it to besides its own header: its stream and format. */
 export interface BlockContext extends AudioSpec {

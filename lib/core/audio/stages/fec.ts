@@ -29,7 +29,7 @@
  * @module
  */
 import { ReedSolomon } from "../../wire/reed_solomon.ts";
-import { MD5_LENGTH } from "../../wire/md5.ts";
+import { MD5_LENGTH } from "../../crypto/md5.ts";
 import {
   datagramType,
   type FecParams,

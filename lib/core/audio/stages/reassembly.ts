@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { bytesEqual } from "../../wire/md5.ts";
+import { bytesEqual } from "../../crypto/md5.ts";
 import { type BlockContext, blockDigest } from "../format/block_digest.ts";
 import { blockBytes } from "../format/spec.ts";
 import { before } from "./sequence.ts";

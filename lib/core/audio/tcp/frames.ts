@@ -28,7 +28,7 @@ import {
 import { ProtocolError } from "../../errors.ts";
 import { encodeFrame, type FrameLimits, HEADER_LENGTH, writeHeader } from "../../wire/frame.ts";
 import { SecureMsg } from "../../crypto/secure_stream.ts";
-import { bytesEqual, md5, MD5_LENGTH } from "../../wire/md5.ts";
+import { bytesEqual, md5, MD5_LENGTH } from "../../crypto/md5.ts";
 import { blockDigest, type StreamBlock } from "../format/block_digest.ts";
 import {
   decodeSyncReply,

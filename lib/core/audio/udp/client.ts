@@ -44,7 +44,7 @@ import {
   newFecCounters,
 } from "../stages/fec.ts";
 import { blockDigest } from "../format/block_digest.ts";
-import { bytesEqual } from "../../wire/md5.ts";
+import { bytesEqual } from "../../crypto/md5.ts";
 import { blockBytes } from "../format/spec.ts";
 import {
   type AssembledBlock,

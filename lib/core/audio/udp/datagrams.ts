@@ -50,7 +50,7 @@ import {
   parseStreamFormat,
   type StreamFormat,
 } from "../format/stream_format.ts";
-import { bytesEqual, md5, MD5_LENGTH } from "../../wire/md5.ts";
+import { bytesEqual, md5, MD5_LENGTH } from "../../crypto/md5.ts";
 import { blockBytes } from "../format/spec.ts";
 import { DATAGRAM_CHECK } from "../stages/datagram_check.ts";
 import {

@@ -25,7 +25,7 @@ import {
 import { bareDatagram, SecureUdpMsg, ServerHandshake } from "./secure.ts";
 import { GuessLimiter } from "../../crypto/guess_limiter.ts";
 import { networkOf } from "../../crypto/admission.ts";
-import { bytesEqual } from "../../wire/md5.ts";
+import { bytesEqual } from "../../crypto/md5.ts";
 
 /** Counters of the listener table (and of the server around it). */
 export interface UdpServerStats {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { cryptoProvider, type Md5State } from "../crypto/provider.ts";
+import { cryptoProvider, type Md5State } from "./provider.ts";
 
 /** Length of an MD5 digest in bytes. */
 export const MD5_LENGTH = 16;
